@@ -1,0 +1,38 @@
+# attnlab: `make demo` installs and runs the main job; `make test` installs and runs the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+export NUMBA_NUM_THREADS ?= 1
+
+.PHONY: install demo test test-all lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q 'torch==2.13.0'
+	$(PIP) install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/attnlab forms
+	$(VENV)/bin/attnlab verify
+
+test: install
+	$(VENV)/bin/pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-all: install
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy attnlab reference theory synthetic fastpath proofs_checks
+
+bench: install
+	$(VENV)/bin/attnlab bench --quick
+
+clean:
+	rm -rf $(VENV) build *.egg-info .hypothesis .benchmarks

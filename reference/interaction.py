@@ -1,0 +1,95 @@
+"""Multi-head attention as a factorized interaction operator (operators.md §5, claims.md §3).
+
+Source: Ghodsi, "A Unified Factorized Framework for attention and state-space models" (arXiv
+2512.15115). A sequence map ``y_i = Σ_j W_ij(X) x_j`` is *factorized* with ``H`` heads when
+``W_ij(X) = Σ_h α^h_ij(X) U_h``: only scalar coefficients depend on the input, and the value maps
+``U_h`` are shared. Multi-head softmax attention is the instance ``α^h = softmax(σ X W_Q^h (X W_K^h)ᵀ)``,
+``U_h = (W_V^h W_O^h)ᵀ``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from attnlab.reference.softmax import attention_weights
+from attnlab.validation import as_float_array
+
+Coefficients = np.ndarray | Callable[[np.ndarray], np.ndarray]
+
+
+def _value_maps(u: Any, w_v: Any, w_o: Any, d_model: int) -> tuple[np.ndarray | None, tuple | None]:
+    if (u is None) == (w_v is None or w_o is None):
+        raise ValueError("u / w_v, w_o: pass either u (H, D, D) or both w_v (H, D, d_v) and w_o (H, d_v, D)")
+    if u is not None:
+        u = as_float_array("u", u, ndim=3)
+        if u.shape[1:] != (d_model, d_model):
+            raise ValueError(f"u: expected shape (H, {d_model}, {d_model}), got {u.shape}")
+        return u, None
+    w_v = as_float_array("w_v", w_v, ndim=3)
+    w_o = as_float_array("w_o", w_o, ndim=3)
+    if w_v.shape[1] != d_model:
+        raise ValueError(f"w_v: expected shape (H, {d_model}, d_v), got {w_v.shape}")
+    if w_o.shape != (w_v.shape[0], w_v.shape[2], d_model):
+        raise ValueError(f"w_o: expected shape ({w_v.shape[0]}, {w_v.shape[2]}, {d_model}), got {w_o.shape}")
+    return None, (w_v, w_o)
+
+
+def factorized_interaction(
+    x: Any,
+    alpha: Coefficients,
+    u: Any = None,
+    *,
+    w_v: Any = None,
+    w_o: Any = None,
+) -> np.ndarray:
+    """Factorized multi-head interaction ``y_i = Σ_j Σ_h α^h_ij U_h x_j``.
+
+    In row layout ``Y = Σ_h (α_h X) U_hᵀ``; with low-rank maps ``U_h = (W_V^h W_O^h)ᵀ`` this is
+    ``Y = Σ_h α_h X W_V^h W_O^h``, the summation form of multi-head attention.
+
+    Args:
+        x: ``(..., n, D)``.
+        alpha: coefficients ``(..., H, n, n)`` or a callable ``x -> (..., H, n, n)``; any real
+            values (not necessarily softmax-normalised or causal).
+        u: dense value maps ``(H, D, D)``; or pass ``w_v (H, D, d_v)`` and ``w_o (H, d_v, D)``.
+
+    Returns:
+        ``(..., n, D)``.
+    """
+    x = as_float_array("x", x)
+    n, d_model = x.shape[-2:]
+    coeffs = alpha(x) if callable(alpha) else alpha
+    coeffs = as_float_array("alpha", coeffs, min_ndim=3)
+    if coeffs.shape[-2:] != (n, n):
+        raise ValueError(f"alpha: expected shape (..., H, {n}, {n}), got {coeffs.shape}")
+    dense, low_rank = _value_maps(u, w_v, w_o, d_model)
+    heads = dense.shape[0] if dense is not None else low_rank[0].shape[0]  # type: ignore[index]
+    if coeffs.shape[-3] != heads:
+        raise ValueError(f"alpha: expected {heads} heads on axis -3 (one per value map), got {coeffs.shape}")
+    mixed = coeffs @ x[..., None, :, :]  # (..., H, n, D)
+    if dense is not None:
+        per_head = np.einsum("...hnd,hed->...hne", mixed, dense)
+    else:
+        assert low_rank is not None
+        per_head = mixed @ low_rank[0] @ low_rank[1]
+    return per_head.sum(axis=-3)
+
+
+def interaction_matrices(alpha: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The per-pair maps ``W_ij = Σ_h α^h_ij U_h`` as an ``(..., n, n, D, D)`` array."""
+    return np.einsum("...hij,hde->...ijde", alpha, u)
+
+
+def softmax_coefficients(
+    x: Any, w_q: Any, w_k: Any, *, scale: float | None = None, causal: bool = False
+) -> np.ndarray:
+    """``α^h = softmax(σ (X W_Q^h)(X W_K^h)ᵀ)`` for ``w_q, w_k`` of shape ``(H, D, d_k)``."""
+    x = as_float_array("x", x)
+    w_q = as_float_array("w_q", w_q, ndim=3)
+    w_k = as_float_array("w_k", w_k, ndim=3)
+    q = np.einsum("...nd,hdk->...hnk", x, w_q)
+    k = np.einsum("...nd,hdk->...hnk", x, w_k)
+    return attention_weights(q, k, scale=scale, causal=causal)

@@ -1,0 +1,69 @@
+"""LASER: attention with an exponential transformation of the values (operators.md §3).
+
+Source: Duvvuri & Dhillon, "LASER: Attention with Exponential Transformation", ICML 2025
+(arXiv 2411.03493).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from attnlab.reference._core import masked_logsumexp, masked_softmax
+from attnlab.reference.softmax import _prepare_qk
+
+
+def laser_attention(
+    q: Any,
+    k: Any,
+    v: Any,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
+) -> np.ndarray:
+    """LASER attention ``O = log(softmax(S) · exp(V))`` with ``S = σ Q Kᵀ + M``.
+
+    Evaluated entirely in the log domain,
+    ``O_ic = LSE_{j visible}(S_ij + V_jc) − LSE_{j visible}(S_ij)``,
+    so it is finite for every finite input: the paper's global column-max shift (``V − max_j V_jc``)
+    underflows to ``log 0 = −inf`` on causal rows whose visible values sit far below the column
+    maximum; this form never does.
+
+    Shapes and options as :func:`attnlab.reference.softmax_attention` (GQA, ``causal`` bottom-right,
+    boolean ``mask``). Returns ``(..., H, n, d_v)``; a query with no visible key returns zeros.
+    """
+    qa, ka, va, sigma, allowed = _prepare_qk(q, k, v, scale=scale, causal=causal, mask=mask)
+    assert va is not None
+    scores = sigma * (qa @ np.swapaxes(ka, -1, -2))  # (..., n, m)
+    lse_scores = masked_logsumexp(scores, allowed)  # (..., n)
+    joint = scores[..., :, :, None] + va[..., None, :, :]  # (..., n, m, d_v)
+    lse_joint = masked_logsumexp(joint, np.broadcast_to(allowed, scores.shape)[..., None], axis=-2)
+    empty = ~np.any(np.broadcast_to(allowed, scores.shape), axis=-1)
+    out = lse_joint - np.where(empty, 0.0, lse_scores)[..., None]
+    return np.where(empty[..., None], 0.0, out)
+
+
+def laser_attention_global_shift(
+    q: Any,
+    k: Any,
+    v: Any,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
+) -> np.ndarray:
+    """The paper's "log-weighted-sum-exp" evaluation with a *global* column shift.
+
+    ``m_c = max_j V_jc`` over the whole sequence, ``O = log(A exp(V − m)) + m``. Exact in real
+    arithmetic, but ``exp(V_jc − m_c)`` underflows to 0 when every visible value of a row is more
+    than ~745 (float64) below ``m_c``, and the output becomes ``−inf``. Kept to document that
+    failure (claims.md F1); use :func:`laser_attention`.
+    """
+    qa, ka, va, sigma, allowed = _prepare_qk(q, k, v, scale=scale, causal=causal, mask=mask)
+    assert va is not None
+    weights = masked_softmax(sigma * (qa @ np.swapaxes(ka, -1, -2)), allowed)
+    shift = np.max(va, axis=-2, keepdims=True)
+    with np.errstate(divide="ignore"):
+        return np.log(weights @ np.exp(va - shift)) + shift

@@ -1,0 +1,172 @@
+"""Normalised kernelised ("linear") attention (operators.md §2).
+
+Source: Katharopoulos et al. 2020, "Transformers are RNNs: Fast Autoregressive Transformers with
+Linear Attention" (arXiv 2006.16236). Three equivalent evaluations are provided and tested against
+each other: the quadratic (parallel) form, the recurrent prefix-sum form and the chunked form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from attnlab.validation import (
+    as_float_array,
+    check_bool,
+    check_last_dim,
+    check_positive_int,
+    expand_kv_heads,
+)
+
+FeatureMap = Callable[[np.ndarray], np.ndarray]
+
+DEFAULT_EPS = 1e-6
+
+
+def elu_plus_one(x: np.ndarray) -> np.ndarray:
+    """``φ(x) = elu(x) + 1``: ``x + 1`` for ``x > 0`` and ``exp(x)`` otherwise (strictly positive)."""
+    return np.where(x > 0, x + 1.0, np.exp(np.minimum(x, 0.0)))
+
+
+def relu_feature(x: np.ndarray) -> np.ndarray:
+    """``φ(x) = max(x, 0)``; not strictly positive, so a row can have a zero normaliser."""
+    return np.maximum(x, 0.0)
+
+
+FEATURE_MAPS: dict[str, FeatureMap] = {"elu1": elu_plus_one, "relu": relu_feature}
+
+
+def resolve_feature_map(feature_map: Any) -> FeatureMap:
+    if callable(feature_map):
+        return feature_map  # type: ignore[no-any-return]
+    if isinstance(feature_map, str) and feature_map in FEATURE_MAPS:
+        return FEATURE_MAPS[feature_map]
+    raise ValueError(
+        f"feature_map: expected one of {sorted(FEATURE_MAPS)} or a callable, got {feature_map!r}"
+    )
+
+
+def _prepare(q: Any, k: Any, v: Any, feature_map: Any, causal: Any, eps: Any):
+    q = as_float_array("q", q)
+    k = as_float_array("k", k)
+    v = as_float_array("v", v)
+    check_last_dim("k", k, q.shape[-1], "d_k, the last axis of q")
+    q, k, v = expand_kv_heads(q, k, v)
+    phi = resolve_feature_map(feature_map)
+    causal = check_bool("causal", causal)
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not (eps >= 0 and np.isfinite(eps)):
+        raise ValueError(f"eps: expected a non-negative finite float, got {eps!r}")
+    if causal and q.shape[-2] != k.shape[-2]:
+        raise ValueError(
+            f"q/k: causal linear attention needs equal query and key lengths, got n={q.shape[-2]}, "
+            f"m={k.shape[-2]}"
+        )
+    return phi(q), phi(k), v, causal, float(eps)
+
+
+def linear_attention_quadratic(
+    q: Any, k: Any, v: Any, *, feature_map: Any = "elu1", causal: bool = False, eps: float = DEFAULT_EPS
+) -> np.ndarray:
+    """Parallel form ``A = φ(Q) φ(K)ᵀ`` (lower-triangular if causal), ``O = A V ⊘ (A 1 + ε)``."""
+    fq, fk, v, causal, eps = _prepare(q, k, v, feature_map, causal, eps)
+    a = fq @ np.swapaxes(fk, -1, -2)
+    if causal:
+        a = np.tril(a)
+    return (a @ v) / (a.sum(axis=-1, keepdims=True) + eps)
+
+
+def linear_attention_recurrent(
+    q: Any, k: Any, v: Any, *, feature_map: Any = "elu1", causal: bool = True, eps: float = DEFAULT_EPS,
+    initial_state: tuple[np.ndarray, np.ndarray] | None = None, return_state: bool = False,
+) -> Any:
+    """Recurrent form: ``S_t = S_{t-1} + φ(k_t) v_tᵀ``, ``z_t = z_{t-1} + φ(k_t)``,
+    ``o_t = S_tᵀ φ(q_t) / (φ(q_t)ᵀ z_t + ε)``.
+
+    Non-causal calls use the final state for every query. ``initial_state = (S, z)`` with shapes
+    ``(..., d_φ, d_v)`` and ``(..., d_φ)`` continues a previous call; ``return_state=True`` returns
+    ``(O, (S, z))`` so that split-then-resume equals one run.
+    """
+    fq, fk, v, causal, eps = _prepare(q, k, v, feature_map, causal, eps)
+    lead = fq.shape[:-2]
+    d_phi, d_v = fk.shape[-1], v.shape[-1]
+    if initial_state is None:
+        state = np.zeros((*lead, d_phi, d_v))
+        norm = np.zeros((*lead, d_phi))
+    else:
+        state = np.array(initial_state[0], dtype=np.float64)
+        norm = np.array(initial_state[1], dtype=np.float64)
+    out = np.empty((*lead, fq.shape[-2], d_v))
+    if causal:
+        for t in range(fq.shape[-2]):
+            state = state + fk[..., t, :, None] * v[..., t, None, :]
+            norm = norm + fk[..., t, :]
+            num = np.einsum("...p,...pc->...c", fq[..., t, :], state)
+            den = np.einsum("...p,...p->...", fq[..., t, :], norm)[..., None] + eps
+            out[..., t, :] = num / den
+    else:
+        state = state + np.swapaxes(fk, -1, -2) @ v
+        norm = norm + fk.sum(axis=-2)
+        out[...] = (fq @ state) / ((fq @ norm[..., None]) + eps)
+    if return_state:
+        return out, (state, norm)
+    return out
+
+
+def linear_attention_chunked(
+    q: Any, k: Any, v: Any, *, feature_map: Any = "elu1", chunk_size: int = 64, eps: float = DEFAULT_EPS
+) -> np.ndarray:
+    """Causal chunked form (fla ``naive_chunk``): for chunk ``c``,
+    ``O_c = (Q_c S_{<c} + tril(Q_c K_cᵀ) V_c) ⊘ (Q_c z_{<c} + tril(Q_c K_cᵀ) 1 + ε)``.
+    """
+    chunk_size = check_positive_int("chunk_size", chunk_size)
+    fq, fk, v, _, eps = _prepare(q, k, v, feature_map, True, eps)
+    lead = fq.shape[:-2]
+    n = fq.shape[-2]
+    state = np.zeros((*lead, fk.shape[-1], v.shape[-1]))
+    norm = np.zeros((*lead, fk.shape[-1]))
+    out = np.empty((*lead, n, v.shape[-1]))
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        qc, kc, vc = fq[..., start:stop, :], fk[..., start:stop, :], v[..., start:stop, :]
+        local = np.tril(qc @ np.swapaxes(kc, -1, -2))
+        num = qc @ state + local @ vc
+        den = qc @ norm[..., None] + local.sum(axis=-1, keepdims=True) + eps
+        out[..., start:stop, :] = num / den
+        state = state + np.swapaxes(kc, -1, -2) @ vc
+        norm = norm + kc.sum(axis=-2)
+    return out
+
+
+_FORMS = {
+    "quadratic": linear_attention_quadratic,
+    "recurrent": linear_attention_recurrent,
+}
+
+
+def linear_attention(
+    q: Any,
+    k: Any,
+    v: Any,
+    *,
+    feature_map: Any = "elu1",
+    causal: bool = False,
+    eps: float = DEFAULT_EPS,
+    form: str = "quadratic",
+) -> np.ndarray:
+    """Normalised linear attention ``o_i = Σ_j φ(q_i)·φ(k_j) v_j / (Σ_j φ(q_i)·φ(k_j) + ε)``.
+
+    Args:
+        q: ``(..., H, n, d_k)``; k: ``(..., H_kv, m, d_k)``; v: ``(..., H_kv, m, d_v)``.
+        feature_map: ``"elu1"`` (φ = elu + 1, the paper's), ``"relu"`` or a callable.
+        causal: sum over ``j <= i`` only (requires ``n == m``).
+        eps: added to the normaliser (1e-6, as fast-transformers).
+        form: ``"quadratic"`` (parallel) or ``"recurrent"`` (prefix sums); they agree to rounding.
+
+    Returns:
+        ``(..., H, n, d_v)``. No ``1/√d`` scale (the original has none).
+    """
+    if form not in _FORMS:
+        raise ValueError(f"form: expected one of {sorted(_FORMS)}, got {form!r}")
+    return _FORMS[form](q, k, v, feature_map=feature_map, causal=causal, eps=eps)

@@ -1,0 +1,185 @@
+"""Multi-head latent attention (MLA) of DeepSeek-V2/V3, naive and absorbed forms (operators.md §8).
+
+Source: DeepSeek-AI, "DeepSeek-V2" (arXiv 2405.04434) and the DeepSeek-V3 inference code
+(``MLA`` with ``attn_impl="naive"`` / ``"absorb"``). Row-vector convention: ``y = x W``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from attnlab.reference.softmax import softmax_attention
+from attnlab.validation import as_float_array, check_last_dim, check_scale
+
+RMS_EPS = 1e-6
+
+
+def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float = RMS_EPS) -> np.ndarray:
+    """``x / sqrt(mean(x²) + ε) · w`` over the last axis."""
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * weight
+
+
+def rope_interleaved(x: np.ndarray, positions: np.ndarray, base: float = 10000.0) -> np.ndarray:
+    """Rotary embedding on interleaved feature pairs ``(2p, 2p+1)`` with ``θ_p = t · base^{-2p/d}``.
+
+    ``x`` is ``(..., n, d)`` with even ``d``; ``positions`` is ``(n,)``.
+    """
+    d = x.shape[-1]
+    freqs = base ** (-np.arange(0, d, 2) / d)
+    angles = positions[:, None] * freqs[None, :]
+    cos, sin = np.cos(angles), np.sin(angles)
+    even, odd = x[..., 0::2], x[..., 1::2]
+    out = np.empty_like(x)
+    out[..., 0::2] = even * cos - odd * sin
+    out[..., 1::2] = even * sin + odd * cos
+    return out
+
+
+@dataclass(frozen=True)
+class MLAWeights:
+    """Projection weights of one MLA layer (shapes for model width ``D``, ``H`` heads).
+
+    Attributes:
+        w_dq: ``(D, d_cq)`` query down-projection, or None for ``q_lora_rank = 0`` (then
+            ``w_uq`` is ``(D, H (d_nope + d_rope))``).
+        q_norm: ``(d_cq,)`` RMSNorm weight of the query latent (None when ``w_dq`` is None).
+        w_uq: ``(d_cq, H (d_nope + d_rope))`` query up-projection.
+        w_dkv: ``(D, d_c + d_rope)`` joint KV down-projection and shared RoPE key.
+        kv_norm: ``(d_c,)`` RMSNorm weight of the KV latent.
+        w_ukv: ``(d_c, H (d_nope + d_v))`` KV up-projection; per head ``[W_UK^h | W_UV^h]``.
+        w_o: ``(H d_v, D)`` output projection.
+    """
+
+    w_dq: np.ndarray | None
+    q_norm: np.ndarray | None
+    w_uq: np.ndarray
+    w_dkv: np.ndarray
+    kv_norm: np.ndarray
+    w_ukv: np.ndarray
+    w_o: np.ndarray
+    n_heads: int
+    d_nope: int
+    d_rope: int
+    d_v: int
+
+    @property
+    def d_model(self) -> int:
+        return int(self.w_dkv.shape[0])
+
+    @property
+    def d_latent(self) -> int:
+        return int(self.kv_norm.shape[0])
+
+    @classmethod
+    def random(
+        cls,
+        seed: int,
+        *,
+        d_model: int = 32,
+        n_heads: int = 4,
+        d_latent: int = 16,
+        d_q_latent: int = 0,
+        d_nope: int = 8,
+        d_rope: int = 4,
+        d_v: int = 8,
+    ) -> MLAWeights:
+        """Gaussian weights scaled ``1/√fan_in``; ``d_q_latent = 0`` skips the query LoRA."""
+        if d_rope % 2:
+            raise ValueError(f"d_rope: expected an even size for interleaved RoPE, got {d_rope}")
+        rng = np.random.default_rng(seed)
+
+        def mat(rows: int, cols: int) -> np.ndarray:
+            return rng.standard_normal((rows, cols)) / np.sqrt(rows)
+
+        q_in = d_q_latent if d_q_latent else d_model
+        return cls(
+            w_dq=mat(d_model, d_q_latent) if d_q_latent else None,
+            q_norm=1.0 + 0.1 * rng.standard_normal(d_q_latent) if d_q_latent else None,
+            w_uq=mat(q_in, n_heads * (d_nope + d_rope)),
+            w_dkv=mat(d_model, d_latent + d_rope),
+            kv_norm=1.0 + 0.1 * rng.standard_normal(d_latent),
+            w_ukv=mat(d_latent, n_heads * (d_nope + d_v)),
+            w_o=mat(n_heads * d_v, d_model),
+            n_heads=n_heads,
+            d_nope=d_nope,
+            d_rope=d_rope,
+            d_v=d_v,
+        )
+
+
+def _heads(x: np.ndarray, n_heads: int) -> np.ndarray:
+    """``(..., n, H·c) -> (..., H, n, c)``."""
+    return np.swapaxes(x.reshape(*x.shape[:-1], n_heads, -1), -2, -3)
+
+
+def mla_attention(
+    x: Any,
+    weights: MLAWeights,
+    *,
+    impl: str = "naive",
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
+    rope_base: float = 10000.0,
+) -> np.ndarray:
+    """Multi-head latent attention.
+
+    Naive: ``q_h = [q^C_h; RoPE(q^R_h)]`` from ``W_UQ RMSNorm(W_DQ x)``; ``[c; k^R] = W_DKV x``,
+    ``ĉ = RMSNorm(c)``, ``[k^C_h; v_h] = W_UKV^h ĉ``; keys ``[k^C_h; RoPE(k^R)]`` (the RoPE key is
+    shared by all heads); ``o_h = softmax(σ q_h·k_h) v_h``; ``y = W_O concat_h o_h``.
+
+    Absorbed: ``q̃_h = (W_UK^h)ᵀ q^C_h`` scores directly against the cached latent ``ĉ``
+    (an MQA with key ``[ĉ; k^R]`` and value ``ĉ``), then ``o_h = W_UV^h õ_h``. Identical in exact
+    arithmetic; the cache per token shrinks from ``H(d_nope + d_rope + d_v)`` to ``d_c + d_rope``.
+
+    Args:
+        x: ``(..., n, D)`` token states.
+        weights: :class:`MLAWeights`.
+        impl: ``"naive"`` or ``"absorb"``.
+        scale: σ, default ``(d_nope + d_rope) ** -0.5`` (no YaRN ``mscale``).
+        causal, mask: as :func:`softmax_attention` (mask broadcastable to ``(..., H, n, n)``).
+        rope_base: RoPE base θ.
+
+    Returns:
+        ``(..., n, D)``.
+    """
+    if not isinstance(weights, MLAWeights):
+        raise TypeError(f"weights: expected an MLAWeights, got {type(weights).__name__}")
+    if impl not in ("naive", "absorb"):
+        raise ValueError(f"impl: expected 'naive' or 'absorb', got {impl!r}")
+    x = as_float_array("x", x)
+    check_last_dim("x", x, weights.d_model, "D, the model width of weights")
+    h, d_nope, d_rope, d_c = weights.n_heads, weights.d_nope, weights.d_rope, weights.d_latent
+    sigma = check_scale(scale, (d_nope + d_rope) ** -0.5)
+    n = x.shape[-2]
+    positions = np.arange(n, dtype=np.float64)
+
+    q_latent = x if weights.w_dq is None else rms_norm(x @ weights.w_dq, weights.q_norm)
+    q = _heads(q_latent @ weights.w_uq, h)  # (..., H, n, d_nope + d_rope)
+    q_nope, q_rope = q[..., :d_nope], rope_interleaved(q[..., d_nope:], positions, rope_base)
+
+    kv = x @ weights.w_dkv
+    c_hat = rms_norm(kv[..., :d_c], weights.kv_norm)[..., None, :, :]  # (..., 1, n, d_c)
+    k_rope = rope_interleaved(kv[..., d_c:], positions, rope_base)[..., None, :, :]  # (..., 1, n, d_r)
+    w_ukv = weights.w_ukv.reshape(d_c, h, d_nope + weights.d_v)
+    w_uk, w_uv = w_ukv[..., :d_nope], w_ukv[..., d_nope:]
+
+    if impl == "naive":
+        kv_up = _heads(c_hat[..., 0, :, :] @ weights.w_ukv, h)  # (..., H, n, d_nope + d_v)
+        k = np.concatenate([kv_up[..., :d_nope], np.broadcast_to(k_rope, (*kv_up.shape[:-1], d_rope))], -1)
+        heads = softmax_attention(
+            np.concatenate([q_nope, q_rope], -1), k, kv_up[..., d_nope:],
+            scale=sigma, causal=causal, mask=mask,
+        )
+    else:
+        q_absorbed = np.einsum("...hnd,chd->...hnc", q_nope, w_uk)
+        latent_out = softmax_attention(
+            np.concatenate([q_absorbed, q_rope], -1), np.concatenate([c_hat, k_rope], -1), c_hat,
+            scale=sigma, causal=causal, mask=mask,
+        )
+        heads = np.einsum("...hnc,chv->...hnv", latent_out, w_uv)
+    merged = np.swapaxes(heads, -2, -3).reshape(*heads.shape[:-3], n, h * weights.d_v)
+    return merged @ weights.w_o
