@@ -1,0 +1,51 @@
+"""The ``attnlab`` command line (typer + rich).
+
+Verbs defined here: ``forms`` and ``verify``. Other verbs (``figure``, ``bench``, ``reproduce``)
+live next to the code they drive; each such module exposes ``register(app)`` and is listed in
+``_PLUGINS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="attnlab",
+    help="Reference operators, theory claims, fast paths and synthetic tasks for attention.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+#: Modules that add verbs: each defines ``register(app: typer.Typer) -> None``.
+_PLUGINS: list[str] = []
+
+
+@app.command()
+def forms() -> None:
+    """List the registered attention forms with their fast paths and invariant counts."""
+    from attnlab.registry import forms as registered
+
+    table = Table(title="attnlab operator registry")
+    for column in ("form", "reference", "fast paths", "invariants", "bad inputs", "source"):
+        table.add_column(column)
+    for info in registered():
+        table.add_row(
+            info.name,
+            info.reference.__name__,
+            ", ".join(sorted(info.fast_paths)) or "-",
+            str(len(info.invariants)),
+            str(len(info.bad_inputs())),
+            info.source,
+        )
+    console.print(table)
+
+
+def main() -> None:
+    for module in _PLUGINS:
+        importlib.import_module(module).register(app)
+    app()
