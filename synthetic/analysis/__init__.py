@@ -1,0 +1,1 @@
+"""Analysis utilities shared by the synthetic tasks."""
