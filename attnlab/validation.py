@@ -7,7 +7,9 @@ expected, e.g. ``"k: expected shape (..., m, d_k) with d_k == 8 (the last axis o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import contextvars
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,29 @@ import numpy as np
 FloatArray = np.ndarray
 
 _FLOAT_KINDS = ("f",)
+
+_COMPUTE_DTYPE: contextvars.ContextVar[np.dtype] = contextvars.ContextVar(
+    "attnlab_compute_dtype", default=np.dtype(np.float64)
+)
+
+
+def compute_dtype() -> np.dtype:
+    """The dtype reference operators compute in (float64 unless inside :func:`reference_precision`)."""
+    return _COMPUTE_DTYPE.get()
+
+
+@contextlib.contextmanager
+def reference_precision(dtype: Any) -> Iterator[None]:
+    """Run reference operators in ``dtype`` instead of float64.
+
+    This is "the same math at the fast path's dtype" of the tolerance rule
+    ``err(fast, ref64) <= k * err(ref at fast dtype, ref64) + floor``.
+    """
+    token = _COMPUTE_DTYPE.set(np.dtype(dtype))
+    try:
+        yield
+    finally:
+        _COMPUTE_DTYPE.reset(token)
 
 
 def as_float_array(name: str, x: Any, *, min_ndim: int = 2, ndim: int | None = None) -> np.ndarray:
@@ -43,7 +68,7 @@ def as_float_array(name: str, x: Any, *, min_ndim: int = 2, ndim: int | None = N
         raise ValueError(f"{name}: expected non-empty token and feature axes, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: contains NaN or Inf; every entry must be finite")
-    return arr.astype(np.float64, copy=False)
+    return arr.astype(compute_dtype(), copy=False)
 
 
 def check_last_dim(name: str, x: np.ndarray, expected: int, what: str) -> None:

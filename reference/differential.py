@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference.softmax import softmax_attention
-from attnlab.validation import as_float_array
+from attnlab.validation import as_float_array, check_last_dim, check_same_length
 
 
 def _check_lambda(lam: Any) -> np.ndarray | float:
@@ -50,6 +50,10 @@ def differential_attention(
     Returns:
         ``(..., H, n, d_v)``; the combined weights of each row sum to ``1 − λ``.
     """
+    q1, k1, q2, k2, v = (as_float_array(name, a) for name, a in zip(("q1", "k1", "q2", "k2", "v"), (q1, k1, q2, k2, v)))
+    for name, arr in (("k1", k1), ("q2", q2), ("k2", k2)):
+        check_last_dim(name, arr, q1.shape[-1], "d, the last axis of q1")
+    check_same_length(("k1", "k2", "v"), (k1, k2, v))
     lam_value = _check_lambda(lam)
     first = softmax_attention(q1, k1, v, scale=scale, causal=causal, mask=mask)
     second = softmax_attention(q2, k2, v, scale=scale, causal=causal, mask=mask)

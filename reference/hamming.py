@@ -37,7 +37,7 @@ def hamming_scores(q: Any, k: Any, *, scale: float | None = None) -> np.ndarray:
     """Logits ``σ (d − 2·Ham(sign q_i, sign k_j))`` of shape ``(..., n, m)``."""
     qa = as_float_array("q", q)
     ka = as_float_array("k", k)
-    check_last_dim("k", ka, qa.shape[-1], "d, the last axis of q")
+    check_last_dim("k", ka, qa.shape[-1], "d_k, the last axis of q")
     qa, ka, _ = expand_kv_heads(qa, ka, ka[..., :1], names=("q", "k", "k"))
     d = qa.shape[-1]
     sigma = check_scale(scale, d**-0.5)
@@ -80,7 +80,7 @@ def hamming_attention(
     qa = as_float_array("q", q)
     ka = as_float_array("k", k)
     va = as_float_array("v", v)
-    check_last_dim("k", ka, qa.shape[-1], "d, the last axis of q")
+    check_last_dim("k", ka, qa.shape[-1], "d_k, the last axis of q")
     qa, ka, va = expand_kv_heads(qa, ka, va)
     scores = hamming_scores(qa, ka, scale=scale)
     allowed = allowed_positions(qa.shape[-2], ka.shape[-2], causal=causal, mask=mask, lead=qa.shape[:-2])

@@ -92,12 +92,12 @@ def linear_attention_recurrent(
     lead = fq.shape[:-2]
     d_phi, d_v = fk.shape[-1], v.shape[-1]
     if initial_state is None:
-        state = np.zeros((*lead, d_phi, d_v))
-        norm = np.zeros((*lead, d_phi))
+        state = np.zeros((*lead, d_phi, d_v), dtype=fq.dtype)
+        norm = np.zeros((*lead, d_phi), dtype=fq.dtype)
     else:
-        state = np.array(initial_state[0], dtype=np.float64)
-        norm = np.array(initial_state[1], dtype=np.float64)
-    out = np.empty((*lead, fq.shape[-2], d_v))
+        state = np.array(initial_state[0], dtype=fq.dtype)
+        norm = np.array(initial_state[1], dtype=fq.dtype)
+    out = np.empty((*lead, fq.shape[-2], d_v), dtype=fq.dtype)
     if causal:
         for t in range(fq.shape[-2]):
             state = state + fk[..., t, :, None] * v[..., t, None, :]
@@ -124,9 +124,9 @@ def linear_attention_chunked(
     fq, fk, v, _, eps = _prepare(q, k, v, feature_map, True, eps)
     lead = fq.shape[:-2]
     n = fq.shape[-2]
-    state = np.zeros((*lead, fk.shape[-1], v.shape[-1]))
-    norm = np.zeros((*lead, fk.shape[-1]))
-    out = np.empty((*lead, n, v.shape[-1]))
+    state = np.zeros((*lead, fk.shape[-1], v.shape[-1]), dtype=fq.dtype)
+    norm = np.zeros((*lead, fk.shape[-1]), dtype=fq.dtype)
+    out = np.empty((*lead, n, v.shape[-1]), dtype=fq.dtype)
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
         qc, kc, vc = fq[..., start:stop, :], fk[..., start:stop, :], v[..., start:stop, :]

@@ -63,7 +63,7 @@ def _pair_attention(
     lead = q.shape[:-2]
     batch = int(np.prod(lead)) if lead else 1
     block = max(1, _BLOCK_ELEMENTS // max(1, batch * m1 * m2))
-    out = np.empty((*lead, n, v1.shape[-1]))
+    out = np.empty((*lead, n, v1.shape[-1]), dtype=q.dtype)
     for start in range(0, n, block):
         rows = np.arange(start, min(start + block, n))
         qb = q[..., rows, :]

@@ -109,7 +109,7 @@ def run(claim: Claim, *, full: bool = False) -> Outcome:
 
 #: Modules that register claims on import: the operator invariants, then one module per family.
 FAMILY_MODULES: tuple[str, ...] = (
-    "attnlab.registry",
+    "attnlab.operator_claims",
     "attnlab.theory.softmax",
     "attnlab.theory.laser",
     "attnlab.theory.tensor",
