@@ -1,0 +1,23 @@
+"""Shared pytest configuration: hypothesis profiles and thread settings.
+
+Profiles: ``default`` (used locally and in CI: bounded example counts, no deadline since the first
+Numba call JIT-compiles) and ``thorough`` (``HYPOTHESIS_PROFILE=thorough`` for a deeper hunt).
+Failing examples are kept in the hypothesis example database and replayed first on the next run.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "default",
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("thorough", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
