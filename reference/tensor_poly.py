@@ -35,9 +35,9 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from attnlab.reference.tensor import khatri_rao
 from scipy.special import gammaln
 
-from attnlab.reference.tensor import khatri_rao
 from attnlab.validation import (
     as_float_array,
     broadcast_batch,
@@ -62,7 +62,9 @@ __all__ = [
 
 def _check_degree(degree: Any) -> int:
     if isinstance(degree, (bool, np.bool_)) or not isinstance(degree, (int, np.integer)):
-        raise TypeError(f"degree: expected a non-negative int (the Taylor degree g), got {type(degree).__name__}")
+        raise TypeError(
+            f"degree: expected a non-negative int (the Taylor degree g), got {type(degree).__name__}"
+        )
     if int(degree) < 0:
         raise ValueError(f"degree: expected a non-negative int (the Taylor degree g), got {degree}")
     return int(degree)

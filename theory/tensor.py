@@ -1,0 +1,802 @@
+"""Claim family ``tensor``: tensor (Kronecker) attention and its polynomial method (claims.md F2).
+
+Claims registered here (ids ``tensor.*``):
+
+- cost of the naive algorithm (``n³d``) and of the polynomial method (linear in ``n`` at fixed d, g);
+- rank ``C(d+g, g)`` of the Taylor factorisation ``Ã = U(W₁⊘W₂)ᵀ``;
+- the Khatri–Rao identity ``(A⊘B)ᵀ(C⊘D) = (AᵀC)∘(BᵀD)``;
+- the Taylor remainder bound and the output error bound ``2ε/(1−ε)·‖V₁⊘V₂‖∞``;
+- the bounded-entry phase transition (``∛log n`` for tensors beside ``√log n`` for matrices);
+- the 2-simplicial windowed form (mask, kv biases) and the reduction to matrix softmax attention.
+
+Sources: Alman & Song, arXiv 2310.04064 (ICLR 2024) and 2302.13214 (NeurIPS 2023); Roy et al.,
+arXiv 2507.02754 with the FBGEMM reference code for the 2-simplicial form.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from attnlab.proofs_checks import tensor as proofs
+from attnlab.reference import tensor_poly
+from attnlab.reference.softmax import softmax_attention
+from attnlab.reference.tensor import khatri_rao, simplicial_attention, tensor_attention
+from attnlab.theory.registry import CheckResult, Claim, Verdict, register
+from scipy.optimize import brentq
+
+FAMILY = "tensor"
+ALMAN_SONG = "Alman & Song, arXiv 2310.04064 (ICLR 2024), abstract"
+_RANK_ORDER: dict[str, int] = {"holds": 0, "refined": 1, "falsified": 2}
+
+
+def _worst(*results: CheckResult) -> Verdict:
+    verdict: Verdict = "holds"
+    for result in results:
+        if _RANK_ORDER[result.verdict] > _RANK_ORDER[verdict]:
+            verdict = result.verdict
+    return verdict
+
+
+def _max_rel_err(actual: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.max(np.abs(actual - expected)) / max(1.0, float(np.max(np.abs(expected)))))
+
+
+# --------------------------------------------------------------------------------------------------
+# Cost model: multiply-adds read off the shapes of each algorithm's contractions
+# --------------------------------------------------------------------------------------------------
+
+
+def contraction_multiply_adds(spec: str, sizes: dict[str, int]) -> int:
+    """Scalar multiply-adds of a direct (unfactored) evaluation of the einsum ``spec``.
+
+    One term per assignment of every index, with ``operands − 1`` multiplies per term: e.g.
+    ``"il,jl,kl->ijk"`` costs ``2·n·m1·m2·d``. Elementwise maps (``"ij->ij"``) cost one op per entry.
+    """
+    inputs, _ = spec.split("->")
+    operands = inputs.split(",")
+    indices = set(inputs.replace(",", ""))
+    terms = math.prod(sizes[index] for index in indices)
+    return terms * max(1, len(operands) - 1)
+
+
+def naive_tensor_steps(n: int, d: int, d_v: int) -> list[tuple[str, str, dict[str, int]]]:
+    """The contractions of the naive (streaming) algorithm, as in ``reference/tensor.py``.
+
+    Logits ``s_{ijk} = Σ_l q_il k1_jl k2_kl``, exp/normalise over ``n²`` pairs, then
+    ``Σ_j P_ijk v1_jc`` and ``Σ_k (·)_ikc v2_kc``. Self-attention: ``m1 = m2 = n``.
+    """
+    sizes = {"i": n, "j": n, "k": n, "l": d, "c": d_v}
+    return [
+        ("trilinear logits", "il,jl,kl->ijk", sizes),
+        ("exp and normalise", "ijk->ijk", sizes),
+        ("weights × v1", "ijk,jc->ikc", sizes),
+        ("∘ v2 and sum over k", "ikc,kc->ic", sizes),
+    ]
+
+
+def poly_tensor_steps(n: int, d: int, d_v: int, degree: int) -> list[tuple[str, str, dict[str, int]]]:
+    """The contractions of :func:`attnlab.reference.tensor_poly.tensor_attention_poly`.
+
+    Monomial features (one multiply each) for Q, K₁, K₂ and the coefficient scaling of U;
+    ``W_tᵀ[V_t 1]``; the Hadamard product of the two summaries; ``U·(·)``; the division by ``D̃``.
+    """
+    r = tensor_poly.tensor_poly_rank(d, degree)
+    sizes = {"i": n, "j": n, "k": n, "a": r, "c": d_v + 1, "o": d_v}
+    return [
+        ("features of q", "ia->ia", sizes),
+        ("coefficients c_α", "ia,a->ia", sizes),
+        ("features of k1", "ja->ja", sizes),
+        ("features of k2", "ka->ka", sizes),
+        ("W1ᵀ[V1 1]", "ja,jc->ac", sizes),
+        ("W2ᵀ[V2 1]", "ka,kc->ac", sizes),
+        ("Hadamard of summaries", "ac,ac->ac", sizes),
+        ("U · summary", "ia,ac->ic", sizes),
+        ("divide by D̃", "io->io", sizes),
+    ]
+
+
+def total_multiply_adds(steps: Sequence[tuple[str, str, dict[str, int]]]) -> int:
+    return sum(contraction_multiply_adds(spec, sizes) for _, spec, sizes in steps)
+
+
+def loglog_slope(sizes: Sequence[float], values: Sequence[float]) -> float:
+    """Least-squares slope of ``log values`` against ``log sizes``."""
+    slope, _ = np.polyfit(np.log(np.asarray(sizes, float)), np.log(np.asarray(values, float)), 1)
+    return float(slope)
+
+
+#: Fixed (d, d_v, g) of the cost claims: r = C(4+4, 4) = 70.
+COST_D, COST_DV, COST_DEGREE = 4, 4, 4
+COUNT_SIZES: tuple[int, ...] = tuple(2**p for p in range(6, 14))
+
+
+def _op_counts() -> dict[str, list[int]]:
+    naive = [total_multiply_adds(naive_tensor_steps(n, COST_D, COST_DV)) for n in COUNT_SIZES]
+    poly = [total_multiply_adds(poly_tensor_steps(n, COST_D, COST_DV, COST_DEGREE)) for n in COUNT_SIZES]
+    return {"n": list(COUNT_SIZES), "naive": naive, "poly": poly}
+
+
+def _slope_verdict(slope: float, target: float, tol: float) -> Verdict:
+    return "holds" if abs(slope - target) <= tol else "falsified"
+
+
+def check_naive_cost_counts() -> CheckResult:
+    counts = _op_counts()
+    slope = loglog_slope(counts["n"], counts["naive"])
+    return CheckResult(
+        _slope_verdict(slope, 3.0, 0.05),
+        f"naive multiply-adds ∝ n^{slope:.3f} over n=2^6…2^13 (d={COST_D}); fitted slope ≈ 3",
+        {**counts, "slope": slope},
+    )
+
+
+def check_poly_cost_counts() -> CheckResult:
+    counts = _op_counts()
+    slope = loglog_slope(counts["n"], counts["poly"])
+    return CheckResult(
+        _slope_verdict(slope, 1.0, 0.05),
+        f"polynomial-method multiply-adds ∝ n^{slope:.3f} over n=2^6…2^13 (d={COST_D}, g={COST_DEGREE}, "
+        f"r={tensor_poly.tensor_poly_rank(COST_D, COST_DEGREE)})",
+        {**counts, "slope": slope},
+    )
+
+
+#: Wall-clock sizes: the naive algorithm is O(n³), so it stops at 512.
+NAIVE_TIME_SIZES: tuple[int, ...] = (64, 96, 128, 192, 256, 384, 512)
+POLY_TIME_SIZES: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048, 4096, 8192)
+POLY_FIT_FROM = 512
+
+
+def _best_time(fn: Callable[[], Any], repeats: int) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@lru_cache(maxsize=1)
+def measure_runtimes() -> dict[str, Any]:
+    """Best-of-k wall-clock seconds of ``tensor_attention`` and ``tensor_attention_poly`` (seeded inputs)."""
+    rng = np.random.default_rng(20240604)
+    naive, poly = [], []
+    for n in NAIVE_TIME_SIZES:
+        q, k1, k2, v1, v2 = (rng.uniform(-1, 1, (n, COST_D)) for _ in range(5))
+        naive.append(_best_time(partial(tensor_attention, q, k1, k2, v1, v2), 3 if n <= 256 else 1))
+    for n in POLY_TIME_SIZES:
+        q, k1, k2, v1, v2 = (rng.uniform(-1, 1, (n, COST_D)) for _ in range(5))
+        poly_call = partial(tensor_poly.tensor_attention_poly, q, k1, k2, v1, v2, degree=COST_DEGREE)
+        poly.append(_best_time(poly_call, 5))
+    naive_slope = loglog_slope(NAIVE_TIME_SIZES[2:], naive[2:])
+    fit_sizes = [n for n in POLY_TIME_SIZES if n >= POLY_FIT_FROM]
+    poly_slope = loglog_slope(fit_sizes, poly[-len(fit_sizes):])
+    # Crossover: where the fitted power laws meet, c_naive·n^a = c_poly·n^b.
+    a, log_ca = np.polyfit(np.log(NAIVE_TIME_SIZES[2:]), np.log(naive[2:]), 1)
+    b, log_cb = np.polyfit(np.log(fit_sizes), np.log(poly[-len(fit_sizes):]), 1)
+    crossover = float(np.exp((log_cb - log_ca) / (a - b)))
+    return {
+        "naive_n": list(NAIVE_TIME_SIZES), "naive_s": naive, "naive_slope": naive_slope,
+        "poly_n": list(POLY_TIME_SIZES), "poly_s": poly, "poly_slope": poly_slope,
+        "poly_fit_from": POLY_FIT_FROM, "crossover_n": crossover,
+        "d": COST_D, "d_v": COST_DV, "degree": COST_DEGREE,
+    }
+
+
+def check_naive_cost_wallclock() -> CheckResult:
+    data = measure_runtimes()
+    slope = data["naive_slope"]
+    verdict: Verdict = "holds" if 2.5 <= slope <= 3.3 else "falsified"
+    return CheckResult(
+        verdict,
+        f"naive wall-clock ∝ n^{slope:.2f} over n=128…512 (fit window; accepted 2.5…3.3); "
+        f"op-count slope {check_naive_cost_counts().data['slope']:.3f}",
+        data,
+    )
+
+
+def check_poly_cost_wallclock() -> CheckResult:
+    data = measure_runtimes()
+    slope = data["poly_slope"]
+    verdict: Verdict = "holds" if 0.7 <= slope <= 1.3 else "falsified"
+    return CheckResult(
+        verdict,
+        f"polynomial-method wall-clock ∝ n^{slope:.2f} over n={POLY_FIT_FROM}…8192 (accepted 0.7…1.3); "
+        f"fitted crossover with naive at n≈{data['crossover_n']:.0f}",
+        data,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Rank, Khatri–Rao, error bounds
+# --------------------------------------------------------------------------------------------------
+
+RANK_CASES: tuple[tuple[int, int], ...] = ((2, 2), (2, 4), (3, 3), (3, 4), (4, 3), (2, 6))
+
+
+def _explicit_logits(q: np.ndarray, k1: np.ndarray, k2: np.ndarray, scale: float) -> np.ndarray:
+    """``σ Σ_l q_il k1_jl k2_kl`` as an ``(n, m1·m2)`` matrix, columns ``j·m2 + k`` (no Khatri–Rao call)."""
+    logits = scale * np.einsum("il,jl,kl->ijk", q, k1, k2)
+    return logits.reshape(q.shape[0], -1)
+
+
+def check_rank() -> CheckResult:
+    """``Ã = U(W₁⊘W₂)ᵀ`` equals ``P_g(L)`` entrywise and has rank ``min(C(d+g,g), n)``.
+
+    σ = 1 keeps the high-degree singular values well above round-off so the numerical rank is the
+    algebraic one (σ only rescales the columns of U, which leaves the rank unchanged).
+    """
+    rng = np.random.default_rng(7)
+    rows, failures = [], []
+    for d, g in RANK_CASES:
+        r = tensor_poly.tensor_poly_rank(d, g)
+        for n in (r + 4, max(1, r - 3)):
+            q = rng.uniform(-1, 1, (n, d))
+            k1 = rng.uniform(-1, 1, (n, d))
+            k2 = rng.uniform(-1, 1, (n - 1 if n > 1 else 1, d))
+            factors = tensor_poly.tensor_poly_factors(q, k1, k2, degree=g, scale=1.0)
+            approx = factors.matrix()
+            exact_poly = tensor_poly.taylor_exp(_explicit_logits(q, k1, k2, 1.0), g)
+            factor_err = _max_rel_err(approx, exact_poly)
+            rank = int(np.linalg.matrix_rank(approx))
+            expected = min(r, n, k1.shape[0] * k2.shape[0])
+            rows.append({"d": d, "g": g, "n": n, "r": r, "rank": rank, "factor_err": factor_err})
+            if rank != expected or factors.rank != r or factor_err > 1e-12:
+                failures.append(f"d={d},g={g},n={n}: rank {rank} (expected {expected}), "
+                                f"factor error {factor_err:.1e}")
+    symbolic = proofs.check_monomial_count()
+    if failures or symbolic.verdict != "holds":
+        return CheckResult("falsified", failures[0] if failures else symbolic.evidence,
+                           {"rows": rows, "symbolic": symbolic.data})
+    worst = max(row["factor_err"] for row in rows)
+    return CheckResult(
+        "holds",
+        f"rank Ã = min(C(d+g,g), n) in {len(rows)} cases, d≤4, g≤6; ‖U(W₁⊘W₂)ᵀ − P_g(L)‖ ≤ {worst:.1e}; "
+        "SymPy monomial count = C(d+g,g), d∈{2,3}, g≤4",
+        {"rows": rows, "symbolic": symbolic.data},
+    )
+
+
+def check_khatri_rao() -> CheckResult:
+    """Numeric identity, row convention, explicit ``softmax(σQ(K₁⊘K₂)ᵀ)(V₁⊘V₂)`` == streaming reference."""
+    rng = np.random.default_rng(11)
+    failures = []
+    worst = 0.0
+    for m1, m2, d, p in ((3, 5, 4, 2), (7, 2, 3, 5), (6, 6, 2, 3)):
+        a, b = rng.standard_normal((m1, d)), rng.standard_normal((m2, d))
+        c, e = rng.standard_normal((m1, p)), rng.standard_normal((m2, p))
+        ab = khatri_rao(a, b)
+        expected_rows = np.stack([a[j] * b[k] for j in range(m1) for k in range(m2)])
+        if ab.shape != expected_rows.shape or not np.array_equal(ab, expected_rows):
+            failures.append(f"({m1}x{d})⊘({m2}x{d}): rows are not A_j∘B_k in order j·m2+k")
+            continue
+        err = _max_rel_err(ab.T @ khatri_rao(c, e), (a.T @ c) * (b.T @ e))
+        worst = max(worst, err)
+        if err > 1e-12:
+            failures.append(f"identity error {err:.1e} for shapes {m1},{m2},{d},{p}")
+        # Explicit Kronecker construction of tensor attention against the streaming reference.
+        q = rng.uniform(-1, 1, (4, d))
+        v1, v2 = rng.standard_normal((m1, p)), rng.standard_normal((m2, p))
+        logits = q @ khatri_rao(a, b).T / d
+        weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        weights /= weights.sum(axis=-1, keepdims=True)
+        explicit = weights @ khatri_rao(v1, v2)
+        err = _max_rel_err(explicit, tensor_attention(q, a, b, v1, v2))
+        worst = max(worst, err)
+        if err > 1e-12:
+            failures.append(f"explicit D⁻¹A(V₁⊘V₂) differs from the reference by {err:.1e}")
+    symbolic = proofs.check_khatri_rao_identity()
+    if failures or symbolic.verdict != "holds":
+        return CheckResult("falsified", failures[0] if failures else symbolic.evidence,
+                           {"failures": failures})
+    return CheckResult(
+        "holds",
+        f"max rel. error {worst:.1e} (identity and explicit-vs-streaming attention, m1≠m2); "
+        "symbolic identity holds",
+        {"max_error": worst},
+    )
+
+
+ERROR_DEGREES: tuple[int, ...] = (2, 4, 6, 8)
+ERROR_BOUNDS_B: tuple[float, ...] = (0.5, 1.0, 1.5)
+
+
+def output_error_bound(epsilon: float, value_sup: float) -> float:
+    """The claimed bound ``2ε/(1−ε)·‖V₁⊘V₂‖∞`` (indirection kept so a planted bug can replace it)."""
+    return tensor_poly.poly_output_error_bound(epsilon, value_sup)
+
+
+def _bounded_inputs(rng: np.random.Generator, bound: float, n: int, m1: int, m2: int, d: int):
+    """Uniform entries in ``[−B, B]`` plus extreme rows so some logits reach ``±B³`` (σ = 1/d)."""
+    q = rng.uniform(-bound, bound, (n, d))
+    k1 = rng.uniform(-bound, bound, (m1, d))
+    k2 = rng.uniform(-bound, bound, (m2, d))
+    q[0] = bound
+    k1[0], k1[1] = bound, -bound
+    k2[0] = bound
+    v1 = rng.uniform(-bound, bound, (m1, 2))
+    v2 = rng.uniform(-bound, bound, (m2, 2))
+    return q, k1, k2, v1, v2
+
+
+def check_output_error_bound() -> CheckResult:
+    """Entry error ``ε ≤`` Taylor bound at ``R = B³`` and output error ``≤ 2ε/(1−ε)·‖V₁⊘V₂‖∞`` when ε < 1."""
+    rng = np.random.default_rng(3)
+    rows, failures = [], []
+    for d in (2, 3):
+        for bound in ERROR_BOUNDS_B:
+            for g in ERROR_DEGREES:
+                for _ in range(3):
+                    q, k1, k2, v1, v2 = _bounded_inputs(rng, bound, 6, 5, 4, d)
+                    exact = np.exp(_explicit_logits(q, k1, k2, 1.0 / d))
+                    approx = tensor_poly.tensor_poly_factors(q, k1, k2, degree=g).matrix()
+                    eps = float(np.max(np.abs(approx / exact - 1.0)))
+                    taylor = tensor_poly.taylor_relative_error_bound(bound**3, g)
+                    row = {"d": d, "B": bound, "g": g, "eps": eps, "taylor_bound": taylor}
+                    if eps > taylor * (1 + 1e-9) + 1e-14:
+                        failures.append(f"d={d},B={bound},g={g}: ε={eps:.2e} > Taylor bound {taylor:.2e}")
+                    if eps < 1.0:
+                        err = float(np.max(np.abs(
+                            tensor_poly.tensor_attention_poly(q, k1, k2, v1, v2, degree=g)
+                            - tensor_attention(q, k1, k2, v1, v2)
+                        )))
+                        value_sup = float(np.max(np.abs(khatri_rao(v1, v2))))
+                        limit = output_error_bound(eps, value_sup)
+                        row.update(output_error=err, output_bound=limit)
+                        if err > limit + 1e-14:
+                            failures.append(f"d={d},B={bound},g={g}: output error {err:.2e} > {limit:.2e}")
+                    rows.append(row)
+    assessed = [r for r in rows if "output_bound" in r and r["output_bound"] > 0]
+    if failures:
+        return CheckResult("falsified", failures[0], {"rows": rows, "failures": failures})
+    tightness = max(r["output_error"] / r["output_bound"] for r in assessed)
+    return CheckResult(
+        "holds",
+        f"{len(assessed)}/{len(rows)} draws with ε<1 (B≤1.5, g∈{{2,4,6,8}}): output error ≤ bound, "
+        f"max error/bound = {tightness:.3f}; ε ≤ Taylor bound in all {len(rows)}",
+        {"rows": rows, "max_tightness": tightness},
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Bounded-entry phase transition
+# --------------------------------------------------------------------------------------------------
+
+
+def log_taylor_bound(radius: float, degree: int) -> float:
+    """``log(R^{g+1} e^R / (g+1)!)`` (the sharp Taylor relative-error bound, in log space)."""
+    return (degree + 1) * math.log(radius) + radius - math.lgamma(degree + 2)
+
+
+def log_rank(d: int, degree: int) -> float:
+    """``log C(d+g, g)``."""
+    return math.lgamma(d + degree + 1) - math.lgamma(d + 1) - math.lgamma(degree + 1)
+
+
+def max_degree_within_rank(d: int, log_budget: float) -> int:
+    """Largest ``g`` with ``C(d+g, g) ≤ e^{log_budget}`` (−1 if even g = 0 does not fit)."""
+    if log_budget < 0:
+        return -1
+    high = 1
+    while log_rank(d, high) <= log_budget:
+        high *= 2
+    low = high // 2 if high > 1 else 0
+    while low < high:  # largest g in [low, high) with log_rank ≤ budget
+        mid = (low + high + 1) // 2
+        if log_rank(d, mid) <= log_budget:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def largest_logit_radius(log2_n: int, *, rank_exponent: float = 0.5, error_exponent: float = 2.0):
+    """Largest logit radius ``R*`` the Taylor method covers at ``n = 2^L``.
+
+    Setting of claims.md F2.4: ``d = L`` (= log₂ n), target relative error ``ε = n^{−error_exponent}``,
+    rank budget ``r = C(d+g, g) ≤ n^{rank_exponent}``. Returns ``(g, R*)``: the highest degree the
+    budget allows and the ``R`` at which its Taylor bound equals ε.
+    """
+    ln_n = log2_n * math.log(2.0)
+    degree = max_degree_within_rank(log2_n, rank_exponent * ln_n)
+    target = -error_exponent * ln_n
+
+    def gap(log_radius: float) -> float:
+        return (degree + 1) * log_radius + math.exp(log_radius) - math.lgamma(degree + 2) - target
+
+    return degree, math.exp(brentq(gap, -1e4, 60.0, xtol=1e-14, rtol=1e-14))
+
+
+PRACTICAL_LOG2_N: tuple[int, ...] = tuple(range(6, 13))
+ASYMPTOTIC_LOG2_N: tuple[int, ...] = tuple(2**p for p in range(14, 21))
+
+
+def phase_transition_table(log2_sizes: Sequence[int]) -> dict[str, list[float]]:
+    """``R*`` and entry bounds ``B*_tensor = R*^{1/3}`` (|logit| ≤ σdB³ = B³), ``B*_matrix = R*^{1/2}``."""
+    degrees, radii = zip(*(largest_logit_radius(L) for L in log2_sizes))
+    return {
+        "log2_n": [float(L) for L in log2_sizes],
+        "degree": [float(g) for g in degrees],
+        "radius": list(radii),
+        "b_tensor": [r ** (1 / 3) for r in radii],
+        "b_matrix": [r ** (1 / 2) for r in radii],
+    }
+
+
+def _slope_vs_log_n(table: dict[str, list[float]], key: str) -> float:
+    return loglog_slope([L * math.log(2.0) for L in table["log2_n"]], table[key])
+
+
+def _realise_phase_point(log2_n: int, rng: np.random.Generator) -> dict[str, float]:
+    """Build Ã at ``B = B*_tensor(n)`` and measure its entry error and numerical rank."""
+    n = 2**log2_n
+    d = log2_n
+    degree, radius = largest_logit_radius(log2_n)
+    bound = radius ** (1 / 3)
+    q = rng.uniform(-bound, bound, (n, d))
+    k1 = rng.uniform(-bound, bound, (n, d))
+    k2 = rng.uniform(-bound, bound, (n, d))
+    q[0], k1[0], k1[1], k2[0] = bound, bound, -bound, bound  # logits ±R are reached
+    approx = tensor_poly.tensor_poly_factors(q, k1, k2, degree=degree).matrix()
+    exact = np.exp(_explicit_logits(q, k1, k2, 1.0 / d))
+    return {
+        "n": float(n), "d": float(d), "degree": float(degree), "B": bound,
+        "eps_measured": float(np.max(np.abs(approx / exact - 1.0))), "eps_target": float(n) ** -2.0,
+        "rank": float(np.linalg.matrix_rank(approx)), "rank_budget": math.sqrt(n),
+    }
+
+
+def check_phase_transition() -> CheckResult:
+    practical = phase_transition_table(PRACTICAL_LOG2_N)
+    asymptotic = phase_transition_table(ASYMPTOTIC_LOG2_N)
+    slope_t_practical = _slope_vs_log_n(practical, "b_tensor")
+    slope_t = _slope_vs_log_n(asymptotic, "b_tensor")
+    slope_m = _slope_vs_log_n(asymptotic, "b_matrix")
+    same_radius = all(
+        math.isclose(bt**3, bm**2, rel_tol=1e-9)
+        for table in (practical, asymptotic)
+        for bt, bm in zip(table["b_tensor"], table["b_matrix"])
+    )
+    rng = np.random.default_rng(5)
+    realised = [_realise_phase_point(L, rng) for L in (6, 7)]
+    realised_ok = all(
+        p["eps_measured"] <= p["eps_target"] and p["rank"] <= p["rank_budget"] for p in realised
+    )
+    data = {
+        "practical": practical, "asymptotic": asymptotic, "slope_tensor_practical": slope_t_practical,
+        "slope_tensor_asymptotic": slope_t, "slope_matrix_asymptotic": slope_m,
+        "tensor_cubed_equals_matrix_squared": same_radius, "realised": realised,
+    }
+    summary = (
+        f"log B* vs log log n: tensor slope {slope_t:.3f}, matrix {slope_m:.3f} for log₂n=2^14…2^20; "
+        f"but {slope_t_practical:+.2f} (B* {practical['b_tensor'][0]:.2f}→{practical['b_tensor'][-1]:.2f}) "
+        "for n=2^6…2^12"
+    )
+    asymptotic_ok = abs(slope_t - 1 / 3) <= 0.02 and abs(slope_m - 1 / 2) <= 0.02
+    if not (asymptotic_ok and same_radius and realised_ok):
+        return CheckResult("falsified", summary, data)
+    if abs(slope_t_practical - 1 / 3) <= 0.1:
+        return CheckResult("holds", summary, data)
+    return CheckResult("refined", summary, data)
+
+
+# --------------------------------------------------------------------------------------------------
+# 2-simplicial windowed form and the matrix reduction
+# --------------------------------------------------------------------------------------------------
+
+
+def _masked_pair_attention(logits: np.ndarray, allowed: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Row softmax over the allowed columns of ``(n, m1·m2)`` logits, times pair values."""
+    masked = np.where(allowed, logits, -np.inf)
+    weights = np.where(allowed, np.exp(masked - masked.max(axis=-1, keepdims=True)), 0.0)
+    return (weights / weights.sum(axis=-1, keepdims=True)) @ values
+
+
+def _window_mask(n: int, w1: int, w2: int) -> np.ndarray:
+    i = np.arange(n)[:, None, None]
+    j = np.arange(n)[None, :, None]
+    k = np.arange(n)[None, None, :]
+    return ((j <= i) & (j > i - w1) & (k <= i) & (k > i - w2)).reshape(n, n * n)
+
+
+def _key_window(n: int, w: int) -> np.ndarray:
+    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    return (j <= i) & (j > i - w)
+
+
+SIMPLICIAL_WINDOWS: tuple[tuple[int, int], ...] = ((1, 1), (3, 2), (4, 9), (9, 9))
+
+
+def check_simplicial() -> CheckResult:
+    """F2.4 (h): windowed 2-simplicial == masked tensor attention; kv biases; embedded standard attention."""
+    rng = np.random.default_rng(13)
+    n, d, d_v = 9, 3, 2
+    sigma = d**-0.5
+    worst = 0.0
+    failures = []
+    for w1, w2 in SIMPLICIAL_WINDOWS:
+        q, k1, k2 = (rng.standard_normal((n, d)) for _ in range(3))
+        v1, v2 = rng.standard_normal((n, d_v)), rng.standard_normal((n, d_v))
+        allowed = _window_mask(n, w1, w2)
+        trilinear = np.einsum("il,jl,kl->ijk", q, k1, k2)
+        cases = {
+            "plain": (
+                simplicial_attention(q, k1, k2, v1, v2, window1=w1, window2=w2),
+                _masked_pair_attention(sigma * trilinear.reshape(n, -1), allowed, khatri_rao(v1, v2)),
+            ),
+            # kv bias: logit σ(trilinear + (1/d) q·k1_j), value v1_j∘v2_k + v1_j.
+            "kv_bias": (
+                simplicial_attention(q, k1, k2, v1, v2, window1=w1, window2=w2, kv_bias=True),
+                _masked_pair_attention(
+                    sigma * (trilinear + (q @ k1.T)[:, :, None] / d).reshape(n, -1),
+                    allowed,
+                    khatri_rao(v1, v2) + np.repeat(v1, n, axis=0),
+                ),
+            ),
+            # k2 = v2 = 0 with kv bias: sliding-window softmax attention with scale σ/d over window1.
+            "embedded_attention": (
+                simplicial_attention(q, k1, np.zeros_like(k2), v1, np.zeros_like(v2),
+                                     window1=w1, window2=w2, kv_bias=True),
+                softmax_attention(q, k1, v1, scale=sigma / d, mask=_key_window(n, w1)),
+            ),
+        }
+        if (w1, w2) == (n, n):
+            cases["full_window_is_causal"] = (
+                simplicial_attention(q, k1, k2, v1, v2, window1=w1, window2=w2),
+                tensor_attention(q, k1, k2, v1, v2, scale=sigma, causal=True),
+            )
+        for name, (got, want) in cases.items():
+            err = _max_rel_err(got, want)
+            worst = max(worst, err)
+            if err > 1e-12:
+                failures.append(f"windows ({w1},{w2}) {name}: error {err:.1e}")
+    if failures:
+        return CheckResult("falsified", failures[0], {"failures": failures})
+    return CheckResult(
+        "holds",
+        f"windowed == masked Kronecker form, kv-bias logits/values, embedded attention: max error "
+        f"{worst:.1e} over windows {list(SIMPLICIAL_WINDOWS)}",
+        {"max_error": worst},
+    )
+
+
+def check_matrix_reduction() -> CheckResult:
+    """``K₂ = 1, V₂ = 1`` ⇒ softmax attention (reference) and matrix Taylor attention (polynomial)."""
+    rng = np.random.default_rng(17)
+    worst = 0.0
+    failures = []
+    for lead, n, m, d, scale in (((), 5, 7, 3, None), ((2, 3), 4, 6, 2, 0.7), ((1,), 8, 3, 4, 1.3)):
+        q = rng.standard_normal((*lead, n, d))
+        k1 = rng.standard_normal((*lead, m, d))
+        v1 = rng.standard_normal((*lead, m, 3))
+        k2, v2 = np.ones((*lead, 5, d)), np.ones((*lead, 5, 3))
+        sigma = 1.0 / d if scale is None else scale
+        err = _max_rel_err(tensor_attention(q, k1, k2, v1, v2, scale=scale),
+                           softmax_attention(q, k1, v1, scale=sigma))
+        taylor_weights = tensor_poly.taylor_exp(sigma * q @ np.swapaxes(k1, -1, -2), 4)
+        matrix_poly = taylor_weights @ v1 / taylor_weights.sum(axis=-1, keepdims=True)
+        err_poly = _max_rel_err(tensor_poly.tensor_attention_poly(q, k1, k2, v1, v2, degree=4, scale=scale),
+                                matrix_poly)
+        worst = max(worst, err, err_poly)
+        if err > 1e-12 or err_poly > 1e-12:
+            failures.append(f"shape {lead}+({n},{d}): reference error {err:.1e}, polynomial {err_poly:.1e}")
+    if failures:
+        return CheckResult("falsified", failures[0], {"failures": failures})
+    return CheckResult(
+        "holds",
+        f"tensor == softmax attention and poly == matrix Taylor attention, max error {worst:.1e} (3 shapes)",
+        {"max_error": worst},
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Figures (claims.md F2.5)
+# --------------------------------------------------------------------------------------------------
+
+
+def runtime_figure(outdir: Path) -> list[Path]:
+    """Multiply-add counts and wall-clock vs n for the naive and polynomial algorithms, with slopes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from attnlab.io import save_figure
+
+    counts = _op_counts()
+    times = measure_runtimes()
+    fig, (ax_ops, ax_time) = plt.subplots(1, 2, figsize=(11, 4.2))
+    naive_slope = loglog_slope(counts["n"], counts["naive"])
+    poly_slope = loglog_slope(counts["n"], counts["poly"])
+    ax_ops.loglog(counts["n"], counts["naive"], "o-", label=f"naive, slope {naive_slope:.2f}")
+    ax_ops.loglog(counts["n"], counts["poly"], "s-",
+                  label=f"polynomial (g={COST_DEGREE}), slope {poly_slope:.2f}")
+    ax_ops.set(xlabel="n", ylabel="multiply-adds", title=f"Operation count (d={COST_D})")
+    ax_time.loglog(times["naive_n"], times["naive_s"], "o-",
+                   label=f"naive tensor_attention, slope {times['naive_slope']:.2f}")
+    ax_time.loglog(times["poly_n"], times["poly_s"], "s-",
+                   label=f"tensor_attention_poly, slope {times['poly_slope']:.2f} (n≥{POLY_FIT_FROM})")
+    crossover = times["crossover_n"]
+    if times["naive_n"][0] / 4 <= crossover <= times["poly_n"][-1]:
+        ax_time.axvline(crossover, color="grey", ls=":", label=f"fitted crossover n≈{crossover:.0f}")
+    rank = tensor_poly.tensor_poly_rank(COST_D, COST_DEGREE)
+    ax_time.set(xlabel="n", ylabel="seconds (best of k)",
+                title=f"Wall-clock, float64 NumPy (d={COST_D}, r={rank})")
+    for ax in (ax_ops, ax_time):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Tensor attention: naive O(n³d) vs polynomial method O(n·r·d)")
+    return save_figure(fig, outdir, "tensor_runtime", {"counts": counts, "times": times})
+
+
+PHASE_FIGURE_LOG2_N = 12
+
+
+def rank_vs_entry_bound(log2_n: int, bounds: Sequence[float], *, power: int) -> list[float]:
+    """``log₁₀ r`` needed for ``ε = n^{−2}`` at entry bound ``B`` (logit radius ``R = B^power``)."""
+    d = log2_n
+    target = -2.0 * log2_n * math.log(2.0)
+    out = []
+    for bound in bounds:
+        radius = bound**power
+        degree = 0
+        while log_taylor_bound(radius, degree) > target:
+            degree += 1
+        out.append(log_rank(d, degree) / math.log(10.0))
+    return out
+
+
+def phase_transition_figure(outdir: Path) -> list[Path]:
+    """Largest admissible entry bound vs n (tensor and matrix), and required rank vs B at n = 2^12."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from attnlab.io import save_figure
+
+    sizes = sorted(set(PRACTICAL_LOG2_N) | {2**p for p in range(4, 21)})
+    table = phase_transition_table(sizes)
+    ln_n = np.array(table["log2_n"]) * math.log(2.0)
+    fig, (ax_b, ax_r) = plt.subplots(1, 2, figsize=(11.5, 4.4))
+    ax_b.loglog(ln_n, table["b_tensor"], "o-", ms=3, label="tensor: B* = R*^(1/3)")
+    ax_b.loglog(ln_n, table["b_matrix"], "s-", ms=3, label="matrix: B* = R*^(1/2)")
+    for key, exponent, style in (("b_tensor", 1 / 3, "C0--"), ("b_matrix", 1 / 2, "C1--")):
+        anchor = table[key][-1] / ln_n[-1] ** exponent
+        ax_b.loglog(ln_n, anchor * ln_n**exponent, style, lw=0.8, label=f"∝ (ln n)^{exponent:.2g}")
+    ax_b.axvspan(6 * math.log(2), 12 * math.log(2), color="grey", alpha=0.15, label="n = 2^6…2^12")
+    ax_b.set(xlabel="ln n", ylabel="largest entry bound B*",
+             title="Admissible B: d=log₂n, ε=n⁻², rank ≤ √n (Taylor)")
+    bounds = [float(b) for b in np.linspace(0.05, 3.0, 60)]
+    n = 2**PHASE_FIGURE_LOG2_N
+    log_r_tensor = rank_vs_entry_bound(PHASE_FIGURE_LOG2_N, bounds, power=3)
+    log_r_matrix = rank_vs_entry_bound(PHASE_FIGURE_LOG2_N, bounds, power=2)
+    ax_r.plot(bounds, log_r_tensor, label="tensor (R = B³)")
+    ax_r.plot(bounds, log_r_matrix, label="matrix (R = B²)")
+    ax_r.axhline(0.5 * math.log10(n), color="grey", ls=":", label="r = √n")
+    ax_r.axhline(math.log10(n), color="black", ls=":", label="r = n")
+    ax_r.axvline(math.log(n) ** (1 / 3), color="C0", ls="--", lw=0.8, label="B = (ln n)^(1/3)")
+    ax_r.axvline(math.log(n) ** (1 / 2), color="C1", ls="--", lw=0.8, label="B = (ln n)^(1/2)")
+    ax_r.set(xlabel="entry bound B", ylabel="log₁₀ rank r = C(d+g, g)",
+             title=f"Required rank for ε=n⁻², n=2^{PHASE_FIGURE_LOG2_N}, d={PHASE_FIGURE_LOG2_N}")
+    for ax in (ax_b, ax_r):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("Bounded-entry phase transition of the polynomial method")
+    data = {"table": table, "bounds": bounds, "log10_rank_tensor": log_r_tensor,
+            "log10_rank_matrix": log_r_matrix, "n": n}
+    return save_figure(fig, outdir, "tensor_phase_transition", data)
+
+
+# --------------------------------------------------------------------------------------------------
+# Registration
+# --------------------------------------------------------------------------------------------------
+
+register(Claim(
+    id="tensor.cost.naive_cubic",
+    family=FAMILY,
+    statement=r"Exact tensor attention $D^{-1}\exp(\sigma Q(K_1\oslash K_2)^\top)(V_1\oslash V_2)$ "
+              r"costs $O(n^3 d)$ time by the direct algorithm.",
+    source=ALMAN_SONG,
+    assumptions=("self-attention, m1 = m2 = n", "d, d_v fixed"),
+    verdict="holds",
+    quick=check_naive_cost_counts,
+    full=check_naive_cost_wallclock,
+))
+
+register(Claim(
+    id="tensor.cost.poly_linear",
+    family=FAMILY,
+    statement=r"The polynomial method computes $\tilde D^{-1}\tilde A(V_1\oslash V_2)$ in "
+              r"$O(n\,r\,d)$ time, $r=\binom{d+g}{g}$: linear in $n$ at fixed $(d, g)$.",
+    source=ALMAN_SONG + "; construction derived (claims.md F2.3)",
+    assumptions=("fixed d and Taylor degree g", "Khatri–Rao identity, no n² objects formed"),
+    verdict="holds",
+    quick=check_poly_cost_counts,
+    full=check_poly_cost_wallclock,
+    figure=runtime_figure,
+))
+
+register(Claim(
+    id="tensor.poly.rank",
+    family=FAMILY,
+    statement=r"$\tilde A = P_g(\sigma Q(K_1\oslash K_2)^\top) = U(W_1\oslash W_2)^\top$ with "
+              r"$\operatorname{rank}\tilde A = \min(\binom{d+g}{g}, n)$ for generic inputs.",
+    source="derived (claims.md F2.3, reconstruction of Alman & Song's polynomial method)",
+    assumptions=("Taylor polynomial of degree g", "generic (random) inputs attain the bound"),
+    verdict="holds",
+    quick=check_rank,
+))
+
+register(Claim(
+    id="tensor.khatri_rao.identity",
+    family=FAMILY,
+    statement=r"$(A\oslash B)^\top(C\oslash D) = (A^\top C)\circ(B^\top D)$, with row $(j,k)\mapsto j m_2+k$ "
+              r"used for both $K_1\oslash K_2$ and $V_1\oslash V_2$.",
+    source="derived (claims.md F2.3 item 4)",
+    verdict="holds",
+    quick=check_khatri_rao,
+))
+
+register(Claim(
+    id="tensor.poly.taylor_remainder",
+    family=FAMILY,
+    statement=r"$\sup_{|x|\le R} |P_g(x)e^{-x}-1| \le R^{g+1}e^{2R}/(g+1)!$.",
+    source="derived (claims.md F2.3 item 2, Lagrange remainder)",
+    verdict="refined",
+    reason="holds; the integral remainder gives the sharper R^(g+1)·e^R/(g+1)! (e^(2R) is loose by e^R)",
+    quick=proofs.check_taylor_remainder,
+))
+
+register(Claim(
+    id="tensor.poly.output_error_bound",
+    family=FAMILY,
+    statement=r"If $|\tilde A-A|\le\varepsilon A$ entrywise, $\varepsilon<1$, then "
+              r"$\|\tilde D^{-1}\tilde A V-D^{-1}AV\|_\infty\le\frac{2\varepsilon}{1-\varepsilon}"
+              r"\|V_1\oslash V_2\|_\infty$.",
+    source="derived (claims.md F2.3 item 5); Alman & Song's own constant unverified",
+    assumptions=("entries of Q, K1, K2 in [−B, B], σ = 1/d", "ε measured as max |Ã/A − 1|"),
+    verdict="holds",
+    quick=check_output_error_bound,
+))
+
+register(Claim(
+    id="tensor.phase_transition.cube_root_log",
+    family=FAMILY,
+    statement=r"With $d=\Theta(\log n)$ and $\varepsilon=1/\mathrm{poly}(n)$ the polynomial method has "
+              r"rank $n^{o(1)}$ iff the entry bound is $B=o(\sqrt[3]{\log n})$ (matrix case: "
+              r"$o(\sqrt{\log n})$).",
+    source=ALMAN_SONG + "; matrix case arXiv 2302.13214; Taylor-degree version derived (F2.3 item 6)",
+    assumptions=("d = log₂ n, ε = n⁻², rank budget √n", "Taylor polynomial (not the optimal one)"),
+    verdict="refined",
+    reason="∛log n (√log n) scaling of the largest B is asymptotic (log₂n ≳ 10⁴); over n=2^6…2^12 B* shrinks",
+    quick=check_phase_transition,
+    figure=phase_transition_figure,
+))
+
+register(Claim(
+    id="tensor.simplicial.window_mask",
+    family=FAMILY,
+    statement=r"Windowed 2-simplicial attention equals tensor attention masked to "
+              r"$i-w_1<j\le i,\ i-w_2<k\le i$; with kv biases $k_2{+}1/d$, $v_2{+}1$ the logit gains "
+              r"$\frac1d q\cdot k_1$, the value gains $v_1$, and standard attention is embedded.",
+    source="Roy et al., arXiv 2507.02754; FBGEMM two_simplicial_attention torch_fwd_ref (claims.md F2.1)",
+    verdict="holds",
+    quick=check_simplicial,
+))
+
+register(Claim(
+    id="tensor.reduction.matrix_attention",
+    family=FAMILY,
+    statement=r"$K_2=\mathbf 1,\ V_2=\mathbf 1$ reduce tensor attention to "
+              r"$\mathrm{softmax}(\sigma QK_1^\top)V_1$ (the factor $m_2$ cancels).",
+    source="derived (claims.md F2.4 (b)); operators.md §4 invariant (a)",
+    verdict="holds",
+    quick=check_matrix_reduction,
+))
