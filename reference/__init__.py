@@ -23,6 +23,7 @@ from attnlab.reference.softmax import (
     softmax_attention_lse,
 )
 from attnlab.reference.tensor import khatri_rao, simplicial_attention, tensor_attention
+from attnlab.reference.tensor_poly import tensor_attention_poly, tensor_poly_factors
 
 __all__ = [
     "MLAWeights",
@@ -48,4 +49,6 @@ __all__ = [
     "softmax_attention_lse",
     "softmax_coefficients",
     "tensor_attention",
+    "tensor_attention_poly",
+    "tensor_poly_factors",
 ]
