@@ -119,6 +119,8 @@ def hamming_attention_loop(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: f
     out = np.zeros((n, v.shape[1]))
     for i in range(n):
         visible = [j for j in range(m) if not (causal and j > i + m - n)]
+        if not visible:
+            continue
         top = max(logits[i, j] for j in visible)
         weights = {j: math.exp(logits[i, j] - top) for j in visible}
         total = sum(weights.values())
