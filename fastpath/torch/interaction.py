@@ -1,0 +1,90 @@
+"""Multi-head factorized interaction operator with batched matmuls (operators.md §5).
+
+Source: Ghodsi, unified factorized framework (arXiv 2512.15115): ``y_i = Σ_j Σ_h α^h_ij U_h x_j``,
+i.e. ``Y = Σ_h (α_h X) U_hᵀ`` in row layout. The head sum is folded into one GEMM by concatenating
+heads on the contraction axis: ``Y = [α_1X | … | α_HX] · [U_1ᵀ; …; U_Hᵀ]``; with low-rank maps the
+cheaper order ``α_h (X W_V^h)`` is used before the ``W_O`` GEMM.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from attnlab.fastpath.torch._common import check_tensor
+
+
+def _as_tensor(name: str, value: Any, like: torch.Tensor, ndim: int | None = None) -> torch.Tensor:
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind != "f":
+            raise TypeError(f"{name}: expected a floating dtype, got dtype {value.dtype}")
+        value = torch.as_tensor(value, device=like.device).to(like.dtype)
+    tensor = check_tensor(name, value, min_ndim=ndim or 2, ndim=ndim)
+    if tensor.dtype != like.dtype or tensor.device != like.device:
+        raise TypeError(
+            f"{name}: expected {like.dtype} on {like.device} like x, got {tensor.dtype} on {tensor.device}"
+        )
+    return tensor
+
+
+def check_interaction(
+    x: Any, alpha: Any, u: Any, w_v: Any, w_o: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor] | None]:
+    """Validate the operator's inputs; returns ``x, α, U or None, (W_V, W_O) or None``."""
+    x = check_tensor("x", x)
+    n, d_model = x.shape[-2:]
+    coeffs = _as_tensor("alpha", alpha(x) if callable(alpha) else alpha, x)
+    if coeffs.ndim < 3 or coeffs.shape[-2:] != (n, n):
+        raise ValueError(f"alpha: expected shape (..., H, {n}, {n}), got {tuple(coeffs.shape)}")
+    if (u is None) == (w_v is None or w_o is None):
+        raise ValueError("u / w_v, w_o: pass either u (H, D, D) or both w_v (H, D, d_v) and w_o (H, d_v, D)")
+    dense = low_rank = None
+    if u is not None:
+        dense = _as_tensor("u", u, x, ndim=3)
+        if dense.shape[1:] != (d_model, d_model):
+            raise ValueError(f"u: expected shape (H, {d_model}, {d_model}), got {tuple(dense.shape)}")
+        heads = dense.shape[0]
+    else:
+        wv, wo = _as_tensor("w_v", w_v, x, ndim=3), _as_tensor("w_o", w_o, x, ndim=3)
+        if wv.shape[1] != d_model:
+            raise ValueError(f"w_v: expected shape (H, {d_model}, d_v), got {tuple(wv.shape)}")
+        if wo.shape != (wv.shape[0], wv.shape[2], d_model):
+            raise ValueError(
+                f"w_o: expected shape ({wv.shape[0]}, {wv.shape[2]}, {d_model}), got {tuple(wo.shape)}"
+            )
+        low_rank, heads = (wv, wo), wv.shape[0]
+    if coeffs.shape[-3] != heads:
+        raise ValueError(
+            f"alpha: expected {heads} heads on axis -3 (one per value map), got {tuple(coeffs.shape)}"
+        )
+    return x, coeffs, dense, low_rank
+
+
+def factorized_interaction(
+    x: Any, alpha: Any, u: Any = None, *, w_v: Any = None, w_o: Any = None
+) -> torch.Tensor:
+    """Factorized interaction ``Y = Σ_h (α_h X) U_hᵀ`` (or ``Σ_h α_h X W_V^h W_O^h``).
+
+    Args:
+        x: ``(..., n, D)``; alpha: ``(..., H, n, n)`` tensor/array or a callable ``x -> alpha``;
+        u: ``(H, D, D)``; or ``w_v (H, D, d_v)`` with ``w_o (H, d_v, D)``.
+
+    Returns:
+        ``(..., n, D)``. Differentiable in every tensor argument.
+    """
+    x, coeffs, dense, low_rank = check_interaction(x, alpha, u, w_v, w_o)
+    n, d_model = x.shape[-2:]
+    lead = torch.broadcast_shapes(coeffs.shape[:-3], x.shape[:-2])
+    if dense is not None:
+        heads = dense.shape[0]
+        mixed = coeffs @ x[..., None, :, :]  # (..., H, n, D)
+        stacked = mixed.movedim(-3, -2).reshape(*lead, n, heads * d_model)  # [α_1X | … | α_HX]
+        return stacked @ dense.transpose(-1, -2).reshape(heads * d_model, d_model)
+    assert low_rank is not None
+    wv, wo = low_rank
+    heads, d_v = wv.shape[0], wv.shape[2]
+    projected = x[..., None, :, :] @ wv  # (..., H, n, d_v)
+    mixed = coeffs @ projected
+    stacked = mixed.movedim(-3, -2).reshape(*lead, n, heads * d_v)
+    return stacked @ wo.reshape(heads * d_v, d_model)
