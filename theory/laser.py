@@ -523,20 +523,21 @@ def figure_gradient_ratio_heatmap(outdir: Path) -> list[Path]:
 
     from attnlab.io import save_figure
 
-    alphas = np.linspace(0.002, 0.998, 400)
-    deltas = np.linspace(0.1, 10.0, 300)
+    alphas = np.linspace(0.002, 0.998, 250)
+    deltas = np.linspace(0.1, 10.0, 200)
     a, dl = np.meshgrid(alphas, deltas)
     log10_ratio = log_gradient_ratio(a, dl) / np.log(10.0)
     fig, ax = plt.subplots(figsize=(6.8, 4.8))
-    mesh = ax.pcolormesh(
-        alphas,
-        deltas,
+    image = ax.imshow(
         log10_ratio,
+        origin="lower",
+        aspect="auto",
+        extent=(alphas[0], alphas[-1], deltas[0], deltas[-1]),
         cmap="RdBu_r",
-        shading="auto",
         norm=TwoSlopeNorm(vcenter=0.0, vmin=float(log10_ratio.min()), vmax=float(log10_ratio.max())),
+        interpolation="nearest",
     )
-    fig.colorbar(mesh, ax=ax, label=r"$\log_{10}(|g_{\mathrm{LASER}}| / |g_{\mathrm{softmax}}|)$")
+    fig.colorbar(image, ax=ax, label=r"$\log_{10}(|g_{\mathrm{LASER}}| / |g_{\mathrm{softmax}}|)$")
     ax.plot(
         crossover_alpha(deltas),
         deltas,
@@ -544,7 +545,7 @@ def figure_gradient_ratio_heatmap(outdir: Path) -> list[Path]:
         lw=2,
         label=r"$\alpha^*(\Delta)=\frac{e^\Delta-1-\Delta}{\Delta(e^\Delta-1)}$",
     )
-    ax.text(0.03, 8.8, "LASER larger", color="darkred", fontsize=11, weight="bold")
+    ax.text(0.02, 1.0, "LASER larger", color="darkred", fontsize=11, weight="bold")
     ax.text(0.55, 2.0, "softmax larger", color="navy", fontsize=11, weight="bold")
     ax.set_xlabel(r"attention weight $\alpha$ on the higher-value token")
     ax.set_ylabel(r"value gap $\Delta = v_1 - v_2$")
@@ -554,25 +555,32 @@ def figure_gradient_ratio_heatmap(outdir: Path) -> list[Path]:
     data = {
         "alpha": alphas,
         "delta": deltas,
-        "log10_ratio": log10_ratio,
+        "log10_ratio_rows_delta": log10_ratio,
         "alpha_star": crossover_alpha(deltas),
     }
     return save_figure(fig, outdir, "laser_gradient_ratio_heatmap", data)
 
 
 def sharpness_sweep(
-    multipliers: np.ndarray, *, n: int = 256, d: int = 32, seed: int = 620
+    multipliers: np.ndarray, *, value_scale: float = 1.0, n: int = 256, d: int = 32, seed: int = 620
 ) -> dict[str, np.ndarray]:
-    """‖∂O/∂Q‖_F for softmax and LASER attention and the fraction of weights < 1e-3, as the logits
-    ``S = β QKᵀ/√d`` sharpen with ``β`` (random standard-normal Q, K, V of size ``n × d``)."""
+    """‖∂O/∂Q_β‖_F for softmax and LASER attention, and the fraction of weights < 1e-3, as the queries
+    ``Q_β = βQ`` grow and ``S = Q_β Kᵀ/√d`` sharpens (seeded standard-normal Q, K and
+    ``V = value_scale · N(0, 1)``, all ``n × d``).
+
+    The gradient is taken w.r.t. ``Q_β`` itself, so β enters only through the attention pattern.
+    """
     rng = rng_for(seed)
     q, k, v = (rng.standard_normal((n, d)) for _ in range(3))
+    v = v * value_scale
     softmax_norm, laser_norm, tiny = [], [], []
     for beta in multipliers:
-        scale = float(beta) / np.sqrt(d)
-        softmax_norm.append(np.linalg.norm(query_gradient_blocks(q, k, v, scale=scale, form="softmax")))
-        laser_norm.append(np.linalg.norm(query_gradient_blocks(q, k, v, scale=scale, form="laser")))
-        tiny.append(np.mean(stable_softmax(scale * (q @ k.T), axis=-1) < 1e-3))
+        q_beta = float(beta) * q
+        softmax_norm.append(
+            np.linalg.norm(query_gradient_blocks(q_beta, k, v, scale=d**-0.5, form="softmax"))
+        )
+        laser_norm.append(np.linalg.norm(query_gradient_blocks(q_beta, k, v, scale=d**-0.5, form="laser")))
+        tiny.append(np.mean(stable_softmax(q_beta @ k.T / np.sqrt(d), axis=-1) < 1e-3))
     return {
         "beta": multipliers,
         "softmax": np.array(softmax_norm),
@@ -590,28 +598,40 @@ def figure_gradient_vs_sharpness(outdir: Path) -> list[Path]:
 
     from attnlab.io import save_figure
 
-    multipliers = np.logspace(-1, 1.7, 24)
-    sweep = sharpness_sweep(multipliers)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    left.plot(multipliers, sweep["softmax"], "o-", ms=3, label="softmax attention")
-    left.plot(multipliers, sweep["laser"], "s-", ms=3, label="LASER")
+    multipliers = np.logspace(-1, 1.7, 20)
+    value_scales = (1.0, 4.0)
+    sweeps = {scale: sharpness_sweep(multipliers, value_scale=scale) for scale in value_scales}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.2))
+    for color, scale in zip(("C0", "C3"), value_scales):
+        sweep = sweeps[scale]
+        left.plot(
+            multipliers, sweep["softmax"], "o-", ms=3, color=color, label=f"softmax, V ~ {scale:g}·N(0,1)"
+        )
+        left.plot(multipliers, sweep["laser"], "s--", ms=3, color=color, label=f"LASER, V ~ {scale:g}·N(0,1)")
+        right.plot(
+            sweep["fraction_below_1e-3"],
+            sweep["laser"] / sweep["softmax"],
+            "o-",
+            ms=3,
+            color=color,
+            label=f"V ~ {scale:g}·N(0,1)",
+        )
     left.set_xscale("log")
     left.set_yscale("log")
-    left.set_xlabel(r"sharpness multiplier $\beta$ in $S = \beta QK^\top/\sqrt{d}$")
-    left.set_ylabel(r"$\|\partial O / \partial Q\|_F$")
+    left.set_xlabel(r"query scale $\beta$  ($S = \beta QK^\top/\sqrt{d}$)")
+    left.set_ylabel(r"$\|\partial O / \partial Q_\beta\|_F$")
     left.set_title("gradient norm vs sharpness (n = 256, d = 32)")
     left.grid(True, which="major", alpha=0.3)
-    left.legend()
-    right.plot(sweep["fraction_below_1e-3"], sweep["softmax"], "o-", ms=3, label="softmax attention")
-    right.plot(sweep["fraction_below_1e-3"], sweep["laser"], "s-", ms=3, label="LASER")
-    right.set_yscale("log")
+    left.legend(fontsize=8)
+    right.axhline(1.0, color="k", lw=1)
     right.set_xlabel("fraction of attention weights < 1e-3")
-    right.set_ylabel(r"$\|\partial O / \partial Q\|_F$")
-    right.set_title("same sweep against the fraction of tiny probabilities")
+    right.set_ylabel("LASER / softmax gradient norm")
+    right.set_title("ratio: LASER larger only while attention is diffuse")
     right.grid(True, which="major", alpha=0.3)
-    right.legend()
+    right.legend(fontsize=8)
     fig.tight_layout()
-    return save_figure(fig, outdir, "laser_gradient_vs_sharpness", {**sweep, "n": 256, "d": 32, "seed": 620})
+    data = {f"value_scale={scale:g}": sweep for scale, sweep in sweeps.items()}
+    return save_figure(fig, outdir, "laser_gradient_vs_sharpness", {**data, "n": 256, "d": 32, "seed": 620})
 
 
 # --- registration -------------------------------------------------------------------------------
