@@ -22,7 +22,7 @@ app = typer.Typer(
 console = Console()
 
 #: Modules that add verbs: each defines ``register(app: typer.Typer) -> None``.
-_PLUGINS: list[str] = []
+_PLUGINS: list[str] = ["attnlab.synthetic.cli"]
 
 
 @app.command()
@@ -45,7 +45,18 @@ def forms() -> None:
     console.print(table)
 
 
+_plugins_registered = False
+
+
+def build_app() -> typer.Typer:
+    """The ``attnlab`` app with every plugin verb registered (idempotent)."""
+    global _plugins_registered
+    if not _plugins_registered:
+        _plugins_registered = True
+        for module in _PLUGINS:
+            importlib.import_module(module).register(app)
+    return app
+
+
 def main() -> None:
-    for module in _PLUGINS:
-        importlib.import_module(module).register(app)
-    app()
+    build_app()()

@@ -94,3 +94,29 @@ def assert_within_rule(
             f"{name} [{dtype}]: {err} > bound {bound:.3e} = {fudge} x {lowp_err:.3e} (same math at {dtype}) + floor"
         )
     return err, bound
+
+
+def convert_sample(sample: Any, path: Any, dtype: str, device: str = "cpu", requires_grad: bool = False) -> tuple[tuple, dict]:
+    """Cast a :class:`~attnlab.registry.SampleInput` for a fast path.
+
+    Float arrays become ``dtype`` arrays (NumPy kinds) or tensors on ``device`` (torch kinds, with
+    ``requires_grad`` on the positional float arrays); boolean arrays become boolean arrays/tensors;
+    everything else passes through. A path's own ``prepare`` hook runs afterwards.
+    """
+    def convert(value: Any, grad: bool) -> Any:
+        if not isinstance(value, np.ndarray):
+            return value
+        if path.kind == "numpy":
+            return value if value.dtype == np.bool_ else np.ascontiguousarray(value, dtype=np.dtype(dtype))
+        import torch
+
+        if value.dtype == np.bool_:
+            return torch.from_numpy(np.ascontiguousarray(value)).to(device)
+        tensor = torch.tensor(value, dtype=getattr(torch, dtype), device=device)
+        return tensor.requires_grad_(grad) if grad else tensor
+
+    args = tuple(convert(a, requires_grad) for a in sample.args)
+    kwargs = {k: convert(v, False) for k, v in sample.kwargs.items()}
+    if path.prepare is not None:
+        args, kwargs = path.prepare(args, kwargs, dtype, device)
+    return args, kwargs
