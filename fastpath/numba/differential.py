@@ -1,0 +1,145 @@
+"""Numba fast path of differential attention (DIFF Transformer core, operators.md §9).
+
+Source: Ye et al., "Differential Transformer", ICLR 2025 (arXiv 2410.05258).
+``O = softmax(σ Q1 K1ᵀ + M) V − λ softmax(σ Q2 K2ᵀ + M) V`` in one pass: both online-softmax states
+advance over the same key tiles and share each value tile; no ``n·m`` map is formed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit, prange
+
+from attnlab.fastpath.numba._common import (
+    as_slices,
+    attention_maps,
+    batch_map,
+    fast_dtype,
+    float_arrays,
+    mask_slices,
+    poisoned,
+)
+from attnlab.fastpath.numba._kernels import (
+    BLOCK_COLS,
+    BLOCK_ROWS,
+    NEG_INF,
+    apply_visibility,
+    key_end,
+    load_scaled_rows,
+    load_transposed,
+    load_values_with_ones,
+    online_softmax_tile,
+    tile_fully_visible,
+)
+from attnlab.reference.differential import _check_lambda
+from attnlab.validation import broadcast_batch, check_last_dim, check_same_length, check_scale
+
+
+@njit(cache=True, fastmath=False)
+def _advance(qb, k3, ki, c0, c1, r0, offset, causal, has_mask, mask3, mi, values, row_max, alpha, acc):  # type: ignore[no-untyped-def]
+    s = np.dot(qb, load_transposed(k3, ki, c0, c1))
+    if not tile_fully_visible(r0, c1, offset, causal, has_mask):
+        apply_visibility(s, r0, c0, offset, causal, has_mask, mask3, mi)
+    online_softmax_tile(s, row_max, alpha)
+    pv = np.dot(s, values)
+    for r in range(acc.shape[0]):
+        a = alpha[r]
+        for c in range(acc.shape[1]):
+            acc[r, c] = acc[r, c] * a + pv[r, c]
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _differential_forward(  # type: ignore[no-untyped-def]
+    q1, k1, q2, k2, v3, q1_map, k1_map, q2_map, k2_map, v_map, mask3, mask_map, has_mask, causal, scale, lam3, out
+):
+    slices, n = out.shape[0], out.shape[1]
+    m, dv = v3.shape[1], v3.shape[2]
+    offset = m - n
+    lam_b, lam_r, lam_c = lam3.shape[0] > 1, lam3.shape[1] > 1, lam3.shape[2] > 1
+    blocks = (n + BLOCK_ROWS - 1) // BLOCK_ROWS
+    for task in prange(slices * blocks):
+        b = task // blocks
+        r0 = (task % blocks) * BLOCK_ROWS
+        r1 = min(n, r0 + BLOCK_ROWS)
+        br = r1 - r0
+        mi = mask_map[b]
+        acc1 = np.zeros((br, dv + 1), dtype=q1.dtype)
+        acc2 = np.zeros((br, dv + 1), dtype=q1.dtype)
+        max1 = np.full(br, NEG_INF, dtype=q1.dtype)
+        max2 = np.full(br, NEG_INF, dtype=q1.dtype)
+        alpha = np.empty(br, dtype=q1.dtype)
+        qb1 = load_scaled_rows(q1, q1_map[b], r0, r1, scale)
+        qb2 = load_scaled_rows(q2, q2_map[b], r0, r1, scale)
+        for c0 in range(0, key_end(r1, n, m, causal), BLOCK_COLS):
+            c1 = min(key_end(r1, n, m, causal), c0 + BLOCK_COLS)
+            values = load_values_with_ones(v3, v_map[b], c0, c1)
+            _advance(qb1, k1, k1_map[b], c0, c1, r0, offset, causal, has_mask, mask3, mi, values, max1, alpha, acc1)
+            _advance(qb2, k2, k2_map[b], c0, c1, r0, offset, causal, has_mask, mask3, mi, values, max2, alpha, acc2)
+        lb = b if lam_b else 0
+        for r in range(br):
+            l1, l2 = acc1[r, dv], acc2[r, dv]
+            lr = r0 + r if lam_r else 0
+            for c in range(dv):
+                first = acc1[r, c] / l1 if l1 > 0.0 else 0.0
+                second = acc2[r, c] / l2 if l2 > 0.0 else 0.0
+                out[b, r0 + r, c] = first - lam3[lb, lr, c if lam_c else 0] * second
+
+
+def differential_attention(
+    q1: Any,
+    k1: Any,
+    q2: Any,
+    k2: Any,
+    v: Any,
+    *,
+    lam: Any,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
+) -> np.ndarray:
+    """Differential attention ``O = softmax(σ Q1 K1ᵀ + M) V − λ · softmax(σ Q2 K2ᵀ + M) V``.
+
+    Args and shapes as :func:`attnlab.reference.differential_attention`: ``q1, q2 (..., H, n, d)``,
+    ``k1, k2 (..., H_kv, m, d)``, ``v (..., H_kv, m, d_v)``, ``lam`` a float or an array
+    broadcastable to the output. Returns ``(..., H, n, d_v)`` in the input float dtype.
+    """
+    names = ("q1", "k1", "q2", "k2", "v")
+    dtype = fast_dtype(q1, k1, q2, k2, v)
+    q1a, k1a, q2a, k2a, va = float_arrays(names, (q1, k1, q2, k2, v), dtype)
+    for name, arr in (("k1", k1a), ("q2", q2a), ("k2", k2a)):
+        check_last_dim(name, arr, q1a.shape[-1], "d, the last axis of q1")
+    check_same_length(("k1", "k2", "v"), (k1a, k2a, va))
+    lam_value = _check_lambda(lam)
+    lead1, q1_map, k1_map = attention_maps(q1a, k1a, va, ("q1", "k1", "v"))
+    lead2, q2_map, k2_map = attention_maps(q2a, k2a, va, ("q2", "k2", "v"))
+    _, _, v_map = attention_maps(q1a, va, va, ("q1", "v", "v"))
+    lead = broadcast_batch(("q1", "q2"), (np.empty((*lead1, 1, 1)), np.empty((*lead2, 1, 1))))
+    pick1, pick2 = batch_map(lead1, lead), batch_map(lead2, lead)
+    n, m, dv = q1a.shape[-2], va.shape[-2], va.shape[-1]
+    out_shape = (*lead, n, dv)
+    if isinstance(lam_value, np.ndarray):
+        try:
+            np.broadcast_shapes(lam_value.shape, out_shape)
+        except ValueError:
+            raise ValueError(
+                f"lam: expected a float or an array broadcastable to {out_shape[:-1] + (1,)}, got shape {lam_value.shape}"
+            ) from None
+        lam_arr = np.asarray(lam_value, dtype=dtype)
+        lam_arr = lam_arr.reshape((1,) * (len(out_shape) - lam_arr.ndim) + lam_arr.shape)
+        lam_rc = (n if lam_arr.shape[-2] > 1 else 1, dv if lam_arr.shape[-1] > 1 else 1)
+        lam3 = np.require(np.broadcast_to(lam_arr, (*lead, *lam_rc)).reshape(-1, *lam_rc), requirements=["C", "W"])
+        if np.broadcast_shapes(lam_value.shape, out_shape) != out_shape:
+            raise ValueError(f"lam: expected an array broadcastable to {out_shape}, got shape {lam_value.shape}")
+    else:
+        lam3 = np.full((1, 1, 1), lam_value, dtype=dtype)
+    sigma = check_scale(scale, q1a.shape[-1] ** -0.5)
+    mask3, mask_map, has_mask, causal = mask_slices(mask, n, m, lead, causal=causal)
+    out = poisoned((len(pick1), n, dv), dtype)
+    _differential_forward(
+        as_slices(q1a), as_slices(k1a), as_slices(q2a), as_slices(k2a), as_slices(va),
+        q1_map[pick1], k1_map[pick1], q2_map[pick2], k2_map[pick2], v_map[pick1],
+        mask3, mask_map, has_mask, causal, sigma, lam3, out,
+    )
+    return out.reshape(out_shape)
