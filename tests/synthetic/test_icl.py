@@ -87,7 +87,7 @@ def test_prefix_keeps_prompts_and_queries() -> None:
 )
 def test_bad_configs_are_rejected(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        ICLConfig(**kwargs)  # type: ignore[arg-type]
+        ICLConfig(**kwargs)
 
 
 def test_sample_prompts_rejects_negative_noise() -> None:
@@ -228,7 +228,7 @@ def test_extract_patterns_rejects_bad_shapes() -> None:
 
 def _tiny(model: str, heads: int) -> ICLConfig:
     # 800 Adam steps at 5e-3 are enough for the two heads to split into the (+ω, +μ), (−ω, −μ) pair.
-    return ICLConfig(model=model, heads=heads, steps=800, lr=5e-3, batch=256, eval_prompts=2000,  # type: ignore[arg-type]
+    return ICLConfig(model=model, heads=heads, steps=800, lr=5e-3, batch=256, eval_prompts=2000,
                      eval_lengths=(20, 40, 100), checkpoint_every=100)
 
 
@@ -278,7 +278,7 @@ def test_experiment_declares_the_papers_toy_and_the_bottleneck() -> None:
 
 
 def test_summary_reports_each_criterion_beside_its_threshold() -> None:
-    cfg = {name: ICLConfig(model=m, heads=h, eval_lengths=(40, 80)) for name, (m, h) in  # type: ignore[arg-type]
+    cfg = {name: ICLConfig(model=m, heads=h, eval_lengths=(40, 80)) for name, (m, h) in
            {"softmax_h1": ("softmax", 1), "softmax_h2": ("softmax", 2), "linear_h1": ("linear", 1)}.items()}
     kq, ov = debiased_gd_weights(0.1, 3.0, covariate_dims=5)
     patterns = extract_patterns(kq, ov, covariate_dims=5).to_dict()
