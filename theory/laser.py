@@ -116,7 +116,14 @@ def crossover_alpha(delta: np.ndarray | float) -> np.ndarray:
     For ``Δ > 0`` LASER's N = 2 gradient is larger iff ``α < α*``.
     """
     delta = np.asarray(delta, dtype=np.float64)
-    return (np.expm1(delta) - delta) / (delta * np.expm1(delta))
+    small = delta <= 1.0
+    # Δ ≤ 1: the direct quotient (no cancellation); Δ > 1: the equal form 1/Δ − e^{−Δ}/(1 − e^{−Δ}),
+    # which never overflows.
+    d_small = np.where(small, delta, 1.0)
+    d_large = np.where(small, 2.0, delta)
+    direct = (np.expm1(d_small) - d_small) / (d_small * np.expm1(d_small))
+    tail = 1.0 / d_large - np.exp(-d_large) / -np.expm1(-d_large)
+    return np.where(small, direct, tail)
 
 
 def query_gradient_blocks(
