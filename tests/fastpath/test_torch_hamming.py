@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from attnlab.fastpath.torch.composed import composed_hamming
 from attnlab.fastpath.torch.hamming import hamming_attention, hamming_scores, sign_code
 from attnlab.fastpath.torch.testing import check_forward, check_gradients, to_torch_sample
 from attnlab.reference import hamming_attention as reference
 from attnlab.reference import hamming_scores as reference_scores
+
 from attnlab.registry import Shape, get_form
 
 torch.set_num_threads(1)
@@ -21,7 +21,10 @@ CASES = [
     pytest.param(Shape(batch=1, heads=2, kv_heads=2, n=100, m=37, d=8, d_v=8, causal=True), id="B1-H2-n100-m37-causal"),
     pytest.param(Shape(batch=1, heads=4, kv_heads=1, n=128, d=32, d_v=8, causal=True), id="B1-H4-Hkv1-n128-causal"),
     pytest.param(Shape(batch=1, heads=2, kv_heads=2, n=64, d=8, d_v=4, masked=True), id="B1-H2-n64-topN"),
-    pytest.param(Shape(batch=1, heads=2, kv_heads=1, n=100, d=6, d_v=4, causal=True, masked=True), id="B1-H2-Hkv1-n100-causal-topN"),
+    pytest.param(
+        Shape(batch=1, heads=2, kv_heads=1, n=100, d=6, d_v=4, causal=True, masked=True),
+        id="B1-H2-Hkv1-n100-causal-topN",
+    ),
 ]
 
 
@@ -96,5 +99,7 @@ def test_bad_inputs() -> None:
 def test_cuda_parity(shape: Shape, dtype: str) -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
     s = _sample(shape)
-    check_forward("hamming cuda", hamming_attention, composed_hamming, reference, s.args, s.kwargs, dtype, device="cuda")
+    check_forward(
+        "hamming cuda", hamming_attention, composed_hamming, reference, s.args, s.kwargs, dtype, device="cuda"
+    )
     check_gradients("hamming cuda", hamming_attention, composed_hamming, s.args, s.kwargs, dtype, (2,), device="cuda")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from attnlab.fastpath.torch.composed import composed_laser
 from attnlab.fastpath.torch.laser import laser_attention, underflow_threshold
 from attnlab.fastpath.torch.testing import check_forward, check_gradients, to_torch_sample
 from attnlab.reference import laser_attention as reference
 from attnlab.reference import laser_attention_global_shift
+
 from attnlab.registry import Shape, get_form
 from attnlab.validation import reference_precision
 
@@ -19,9 +19,13 @@ torch.set_num_threads(1)
 CASES = [
     pytest.param(Shape(batch=1, heads=2, kv_heads=2, n=1, d=8, d_v=4), id="B1-H2-n1-d8"),
     pytest.param(Shape(batch=2, heads=4, kv_heads=2, n=63, d=16, d_v=8, causal=True), id="B2-H4-Hkv2-n63-causal"),
-    pytest.param(Shape(batch=1, heads=2, kv_heads=2, n=100, m=37, d=8, d_v=4, causal=True, masked=True),
-                 id="B1-H2-n100-m37-causal-mask"),
-    pytest.param(Shape(batch=1, heads=4, kv_heads=1, n=64, m=128, d=8, d_v=4, causal=True), id="B1-H4-Hkv1-n64-m128-causal"),
+    pytest.param(
+        Shape(batch=1, heads=2, kv_heads=2, n=100, m=37, d=8, d_v=4, causal=True, masked=True),
+        id="B1-H2-n100-m37-causal-mask",
+    ),
+    pytest.param(
+        Shape(batch=1, heads=4, kv_heads=1, n=64, m=128, d=8, d_v=4, causal=True), id="B1-H4-Hkv1-n64-m128-causal"
+    ),
     pytest.param(Shape(batch=1, heads=2, kv_heads=2, n=128, d=16, d_v=4, masked=True), id="B1-H2-n128-mask"),
 ]
 GRAD_CASES = [CASES[1], CASES[2]]
@@ -66,15 +70,22 @@ def _underflow_inputs(jump: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return q, k, v
 
 
-@pytest.mark.parametrize(("dtype", "jump"), [pytest.param("float32", 150.0, id="float32-jump150"),
-                                             pytest.param("bfloat16", 150.0, id="bfloat16-jump150"),
-                                             pytest.param("float64", 900.0, id="float64-jump900")])
+@pytest.mark.parametrize(
+    ("dtype", "jump"),
+    [
+        pytest.param("float32", 150.0, id="float32-jump150"),
+        pytest.param("bfloat16", 150.0, id="bfloat16-jump150"),
+        pytest.param("float64", 900.0, id="float64-jump900"),
+    ],
+)
 def test_underflow_guard_recomputes_rows(dtype: str, jump: float) -> None:
     q, k, v = _underflow_inputs(jump)
     with np.errstate(divide="ignore"), reference_precision(np.float64 if dtype == "float64" else np.float32):
         naive = laser_attention_global_shift(q, k, v, causal=True)
     assert np.isneginf(naive[..., :40, :]).any(), "the inputs must make the global shift underflow"
-    check_forward(f"laser underflow {dtype}", laser_attention, composed_laser, reference, (q, k, v), {"causal": True}, dtype)
+    check_forward(
+        f"laser underflow {dtype}", laser_attention, composed_laser, reference, (q, k, v), {"causal": True}, dtype
+    )
 
 
 def test_underflow_guard_gradients_are_finite() -> None:
@@ -82,8 +93,10 @@ def test_underflow_guard_gradients_are_finite() -> None:
     args, _ = to_torch_sample((q, k, v), {}, "float32", requires_grad=(0, 1, 2))
     out = laser_attention(*args, causal=True)
     out.sum().backward()
-    assert all(bool(torch.isfinite(a.grad).all()) for a in args)  # type: ignore[arg-type]
-    check_gradients("laser underflow", laser_attention, composed_laser, (q, k, v), {"causal": True}, "float32", (0, 1, 2))
+    assert all(bool(torch.isfinite(a.grad).all()) for a in args)
+    check_gradients(
+        "laser underflow", laser_attention, composed_laser, (q, k, v), {"causal": True}, "float32", (0, 1, 2)
+    )
 
 
 def test_threshold_is_far_above_subnormals() -> None:
@@ -118,6 +131,8 @@ def test_bad_inputs() -> None:
 def test_cuda_parity(dtype: str) -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
     q, k, v = _underflow_inputs(150.0)
-    check_forward("laser cuda", laser_attention, composed_laser, reference, (q, k, v), {"causal": True}, dtype, device="cuda")
+    check_forward(
+        "laser cuda", laser_attention, composed_laser, reference, (q, k, v), {"causal": True}, dtype, device="cuda"
+    )
     s = _sample(Shape(batch=1, heads=4, kv_heads=2, n=100, m=37, d=8, d_v=4, causal=True, masked=True))
     check_gradients("laser cuda", laser_attention, composed_laser, s.args, s.kwargs, dtype, (0, 1, 2), device="cuda")
