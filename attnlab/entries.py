@@ -107,8 +107,11 @@ def _attention_sample(seed: int, shape: Shape, value_scale: float = 1.0) -> Samp
 def _visible(sample: SampleInput, q: np.ndarray, k: np.ndarray) -> np.ndarray:
     """The full ``(..., n, m)`` visibility (causal & mask) of an attention-style sample."""
     allowed = allowed_positions(
-        q.shape[-2], k.shape[-2], causal=sample.kwargs.get("causal", False),
-        mask=sample.kwargs.get("mask"), lead=q.shape[:-2],
+        q.shape[-2],
+        k.shape[-2],
+        causal=sample.kwargs.get("causal", False),
+        mask=sample.kwargs.get("mask"),
+        lead=q.shape[:-2],
     )
     return np.broadcast_to(allowed, (*q.shape[:-2], q.shape[-2], k.shape[-2]))
 
@@ -123,8 +126,12 @@ def _as_mask_sample(sample: SampleInput, q: np.ndarray, k: np.ndarray) -> Sample
 
 
 def causal_prefix_invariant(
-    op: Callable[..., np.ndarray], query_args: Sequence[int], key_args: Sequence[int], *,
-    causal_option: bool = True, only_causal_samples: bool = False,
+    op: Callable[..., np.ndarray],
+    query_args: Sequence[int],
+    key_args: Sequence[int],
+    *,
+    causal_option: bool = True,
+    only_causal_samples: bool = False,
 ) -> Invariant:
     """G3 for ``op``. ``causal_option=False``: the operator is causal by construction (no kwarg);
     ``only_causal_samples``: skip samples drawn non-causal (when forcing causal would make them invalid)."""
@@ -160,10 +167,16 @@ def key_permutation_invariant(op: Callable[..., np.ndarray], key_args: Sequence[
         permuted = explicit.with_args(*args, mask=explicit.kwargs["mask"][..., perm])
         _close("output after permuting keys/values", permuted.call(op), sample.call(op))
 
-    return Invariant("key_permutation", "jointly permuting keys and values (and mask columns) leaves the output unchanged (G4)", check)
+    return Invariant(
+        "key_permutation",
+        "jointly permuting keys and values (and mask columns) leaves the output unchanged (G4)",
+        check,
+    )
 
 
-def query_permutation_invariant(op: Callable[..., np.ndarray], query_args: Sequence[int], key_arg: int = 1) -> Invariant:
+def query_permutation_invariant(
+    op: Callable[..., np.ndarray], query_args: Sequence[int], key_arg: int = 1
+) -> Invariant:
     def check(sample: SampleInput) -> None:
         q, k = sample.args[query_args[0]], sample.args[key_arg]
         explicit = _as_mask_sample(sample, q, k)
@@ -204,7 +217,9 @@ def convex_hull_invariant(op: Callable[..., np.ndarray]) -> Invariant:
     return Invariant("convex_hull", "each output coordinate lies between the min and max visible value (G2)", check)
 
 
-def brute_force_invariant(op: Callable[..., np.ndarray], brute: Callable[..., np.ndarray], max_n: int = 12) -> Invariant:
+def brute_force_invariant(
+    op: Callable[..., np.ndarray], brute: Callable[..., np.ndarray], max_n: int = 12
+) -> Invariant:
     def check(sample: SampleInput) -> None:
         arrays = [a for a in sample.args if isinstance(a, np.ndarray)]
         if max(a.shape[-2] for a in arrays) > max_n:
@@ -238,7 +253,9 @@ def _bad_array_cases(fn: Callable[..., Any], names: Sequence[str], sample: Sampl
             BadInput(f"{name}-1d", swap(valid.reshape(-1)), sample.kwargs, ValueError, rf"\b{name}\b"),
             BadInput(f"{name}-nan", swap(nan), sample.kwargs, ValueError, rf"\b{name}\b.*NaN"),
             BadInput(f"{name}-inf", swap(inf), sample.kwargs, ValueError, rf"\b{name}\b.*Inf"),
-            BadInput(f"{name}-int-dtype", swap(valid.astype(np.int64)), sample.kwargs, TypeError, rf"\b{name}\b.*dtype"),
+            BadInput(
+                f"{name}-int-dtype", swap(valid.astype(np.int64)), sample.kwargs, TypeError, rf"\b{name}\b.*dtype"
+            ),
             BadInput(f"{name}-string", swap("not an array"), sample.kwargs, TypeError, rf"\b{name}\b"),
         ]
     return cases
@@ -258,22 +275,42 @@ def _bad_option_cases(sample: SampleInput, options: Sequence[str]) -> list[BadIn
         cases.append(BadInput("causal-string", sample.args, {**kw, "causal": "yes"}, TypeError, r"\bcausal\b"))
     if "mask" in options:
         cases += [
-            BadInput("mask-wrong-shape", sample.args, {**kw, "mask": np.ones((2, 3, 5, 7, 11), bool)}, ValueError, r"\bmask\b.*shape"),
-            BadInput("mask-float", sample.args, {**kw, "mask": np.ones((1, 1), float)}, TypeError, r"\bmask\b.*boolean"),
+            BadInput(
+                "mask-wrong-shape",
+                sample.args,
+                {**kw, "mask": np.ones((2, 3, 5, 7, 11), bool)},
+                ValueError,
+                r"\bmask\b.*shape",
+            ),
+            BadInput(
+                "mask-float", sample.args, {**kw, "mask": np.ones((1, 1), float)}, TypeError, r"\bmask\b.*boolean"
+            ),
         ]
     return cases
 
 
-def _attention_bad_inputs(fn: Callable[..., Any], sample: SampleInput, names: Sequence[str] = ("q", "k", "v")) -> list[BadInput]:
+def _attention_bad_inputs(
+    fn: Callable[..., Any], sample: SampleInput, names: Sequence[str] = ("q", "k", "v")
+) -> list[BadInput]:
     q, k, v = sample.args[:3]
     cases = _bad_array_cases(fn, names, sample)
     cases += _bad_option_cases(sample, ("scale", "causal", "mask"))
     cases += [
-        BadInput("k-head-dim", (q, k[..., :-1] if k.shape[-1] > 1 else np.concatenate([k, k], -1), v),
-                 sample.kwargs, ValueError, r"\bk\b.*d_k"),
+        BadInput(
+            "k-head-dim",
+            (q, k[..., :-1] if k.shape[-1] > 1 else np.concatenate([k, k], -1), v),
+            sample.kwargs,
+            ValueError,
+            r"\bk\b.*d_k",
+        ),
         BadInput("kv-length-mismatch", (q, k, np.concatenate([v, v], -2)), sample.kwargs, ValueError, r"\bk\b.*\bv\b"),
-        BadInput("kv-heads-not-dividing", (q, np.concatenate([k] * 3, -3), np.concatenate([v] * 3, -3)),
-                 sample.kwargs, ValueError, r"\bk\b.*heads"),
+        BadInput(
+            "kv-heads-not-dividing",
+            (q, np.concatenate([k] * 3, -3), np.concatenate([v] * 3, -3)),
+            sample.kwargs,
+            ValueError,
+            r"\bk\b.*heads",
+        ),
     ]
     return cases
 
@@ -282,13 +319,17 @@ def _attention_bad_inputs(fn: Callable[..., Any], sample: SampleInput, names: Se
 # 1. softmax
 
 
-def _softmax_brute(q: Any, k: Any, v: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None) -> np.ndarray:
+def _softmax_brute(
+    q: Any, k: Any, v: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None
+) -> np.ndarray:
     q, k, v = expand_kv_heads(np.asarray(q, float), np.asarray(k, float), np.asarray(v, float))
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     masks = None if mask is None else np.broadcast_to(mask, (*q.shape[:-2], q.shape[-2], k.shape[-2]))
     out = np.zeros((*q.shape[:-1], v.shape[-1]))
     for idx in np.ndindex(*q.shape[:-2]):
-        out[idx] = bf.softmax_attention_loop(q[idx], k[idx], v[idx], scale, causal, None if masks is None else masks[idx])
+        out[idx] = bf.softmax_attention_loop(
+            q[idx], k[idx], v[idx], scale, causal, None if masks is None else masks[idx]
+        )
     return out
 
 
@@ -304,7 +345,11 @@ def _rows_sum_to_one(sample: SampleInput) -> None:
 def _key_shift(sample: SampleInput) -> None:
     q, k, v = sample.args[:3]
     shift = np.random.default_rng(4).standard_normal(k.shape[-1])
-    _close("output after K <- K + 1 u^T", softmax_attention(q, k + shift, v, **sample.kwargs), sample.call(softmax_attention))
+    _close(
+        "output after K <- K + 1 u^T",
+        softmax_attention(q, k + shift, v, **sample.kwargs),
+        sample.call(softmax_attention),
+    )
 
 
 def _blocked_merge(sample: SampleInput) -> None:
@@ -340,12 +385,16 @@ softmax_info = register_form(
         make_sample=_attention_sample,
         shape_strategy=attention_shapes(),
         invariants=(
-            Invariant("rows_sum_to_one", "attention weights are >= 0 and each visible row sums to 1 (G1)", _rows_sum_to_one),
+            Invariant(
+                "rows_sum_to_one", "attention weights are >= 0 and each visible row sums to 1 (G1)", _rows_sum_to_one
+            ),
             convex_hull_invariant(softmax_attention),
             causal_prefix_invariant(softmax_attention, [0], [1, 2]),
             key_permutation_invariant(softmax_attention, [1, 2]),
             query_permutation_invariant(softmax_attention, [0]),
-            Invariant("key_shift", "K <- K + 1 u^T shifts each logit row by a constant: output unchanged (G5)", _key_shift),
+            Invariant(
+                "key_shift", "K <- K + 1 u^T shifts each logit row by a constant: output unchanged (G5)", _key_shift
+            ),
             gqa_invariant(softmax_attention, [1, 2]),
             Invariant("blocked_merge", "two key blocks merged by their lse equal dense attention (G7)", _blocked_merge),
             Invariant("first_causal_row", "with causal self-attention the first query returns v_0", _first_causal_row),
@@ -368,13 +417,19 @@ def _linear_sample(seed: int, shape: Shape) -> SampleInput:
     return SampleInput(_qkv(rng, shape), {"causal": shape.causal}, shape.label())
 
 
-def _linear_brute(q: Any, k: Any, v: Any, *, causal: bool = False, feature_map: str = "elu1", eps: float = 1e-6) -> np.ndarray:
+def _linear_brute(
+    q: Any, k: Any, v: Any, *, causal: bool = False, feature_map: str = "elu1", eps: float = 1e-6
+) -> np.ndarray:
     q, k, v = expand_kv_heads(np.asarray(q, float), np.asarray(k, float), np.asarray(v, float))
     return bf.over_batch(bf.linear_attention_loop, q, k, v, causal=causal, eps=eps)
 
 
 def _recurrent_equals_quadratic(sample: SampleInput) -> None:
-    _close("recurrent vs quadratic", linear_attention(*sample.args, form="recurrent", **sample.kwargs), sample.call(linear_attention))
+    _close(
+        "recurrent vs quadratic",
+        linear_attention(*sample.args, form="recurrent", **sample.kwargs),
+        sample.call(linear_attention),
+    )
 
 
 def _chunked_equals_recurrent(sample: SampleInput) -> None:
@@ -407,8 +462,16 @@ linear_info = register_form(
         make_sample=_linear_sample,
         shape_strategy=attention_shapes(masks=False),
         invariants=(
-            Invariant("recurrent_equals_quadratic", "the prefix-sum recurrence equals the quadratic form", _recurrent_equals_quadratic),
-            Invariant("chunked_equals_recurrent", "the chunked causal form equals the recurrence for any chunk size", _chunked_equals_recurrent),
+            Invariant(
+                "recurrent_equals_quadratic",
+                "the prefix-sum recurrence equals the quadratic form",
+                _recurrent_equals_quadratic,
+            ),
+            Invariant(
+                "chunked_equals_recurrent",
+                "the chunked causal form equals the recurrence for any chunk size",
+                _chunked_equals_recurrent,
+            ),
             Invariant("split_resume", "running on a prefix then resuming from its state equals one run", _split_resume),
             causal_prefix_invariant(linear_attention, [0], [1, 2], only_causal_samples=True),
             gqa_invariant(linear_attention, [1, 2]),
@@ -417,10 +480,27 @@ linear_info = register_form(
         bad_inputs=lambda: [
             *_bad_array_cases(linear_attention, ("q", "k", "v"), _linear_sample(0, Shape())),
             *_bad_option_cases(_linear_sample(0, Shape()), ("causal",)),
-            BadInput("feature-map-unknown", _linear_sample(0, Shape()).args, {"feature_map": "cosine"}, ValueError, r"\bfeature_map\b"),
-            BadInput("causal-cross-lengths", _linear_sample(0, Shape(m=5)).args, {"causal": True}, ValueError, r"\bq/k\b.*lengths"),
-            BadInput("k-head-dim", (*_linear_sample(0, Shape()).args[:1], np.ones((1, 2, 8, 3)), np.ones((1, 2, 8, 8))),
-                     {}, ValueError, r"\bk\b.*d_k"),
+            BadInput(
+                "feature-map-unknown",
+                _linear_sample(0, Shape()).args,
+                {"feature_map": "cosine"},
+                ValueError,
+                r"\bfeature_map\b",
+            ),
+            BadInput(
+                "causal-cross-lengths",
+                _linear_sample(0, Shape(m=5)).args,
+                {"causal": True},
+                ValueError,
+                r"\bq/k\b.*lengths",
+            ),
+            BadInput(
+                "k-head-dim",
+                (*_linear_sample(0, Shape()).args[:1], np.ones((1, 2, 8, 3)), np.ones((1, 2, 8, 8))),
+                {},
+                ValueError,
+                r"\bk\b.*d_k",
+            ),
         ],
         brute_force=_linear_brute,
         array_args=(0, 1, 2),
@@ -436,7 +516,9 @@ def _laser_sample(seed: int, shape: Shape) -> SampleInput:
     return _attention_sample(seed, shape, value_scale=2.0)
 
 
-def _laser_brute(q: Any, k: Any, v: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None) -> np.ndarray:
+def _laser_brute(
+    q: Any, k: Any, v: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None
+) -> np.ndarray:
     q, k, v = expand_kv_heads(np.asarray(q, float), np.asarray(k, float), np.asarray(v, float))
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     masks = None if mask is None else np.broadcast_to(mask, (*q.shape[:-2], q.shape[-2], k.shape[-2]))
@@ -488,8 +570,11 @@ laser_info = register_form(
             Invariant("shift_equivariance", "LASER(V + 1 c^T) = LASER(V) + 1 c^T", _laser_shift),
             Invariant("sandwich", "A V <= LASER <= max visible V (Jensen and the hull)", _laser_sandwich),
             Invariant("small_value_limit", "LASER(eps V)/eps -> A V as eps -> 0", _laser_small_value_limit),
-            Invariant("global_shift_agrees", "the paper's global-max LWSE equals the log-domain form when nothing underflows",
-                      _laser_global_shift_agrees),
+            Invariant(
+                "global_shift_agrees",
+                "the paper's global-max LWSE equals the log-domain form when nothing underflows",
+                _laser_global_shift_agrees,
+            ),
             causal_prefix_invariant(laser_attention, [0], [1, 2]),
             key_permutation_invariant(laser_attention, [1, 2]),
             gqa_invariant(laser_attention, [1, 2]),
@@ -512,8 +597,13 @@ def tensor_shapes(draw: Any, max_n: int = 9) -> Shape:
     n = draw(st.integers(1, max_n))
     m = None if causal or draw(st.booleans()) else draw(st.integers(1, max_n))
     return Shape(
-        batch=draw(st.integers(1, 2)), heads=draw(st.integers(1, 2)), n=n, m=m,
-        d=draw(st.integers(1, 6)), d_v=draw(st.integers(1, 4)), causal=causal,
+        batch=draw(st.integers(1, 2)),
+        heads=draw(st.integers(1, 2)),
+        n=n,
+        m=m,
+        d=draw(st.integers(1, 6)),
+        d_v=draw(st.integers(1, 4)),
+        causal=causal,
     )
 
 
@@ -541,18 +631,22 @@ def _pair_visibility(n: int, m1: int, m2: int, causal: bool) -> np.ndarray:
     return vis.reshape(n, m1 * m2)
 
 
-def _tensor_brute(q: Any, k1: Any, k2: Any, v1: Any, v2: Any, *, scale: float | None = None, causal: bool = False) -> np.ndarray:
+def _tensor_brute(
+    q: Any, k1: Any, k2: Any, v1: Any, v2: Any, *, scale: float | None = None, causal: bool = False
+) -> np.ndarray:
     scale = 1.0 / q.shape[-1] if scale is None else scale
     visible = (lambda i, j, kk: j <= i and kk <= i) if causal else None
     return bf.over_batch(bf.tensor_attention_loop, q, k1, k2, v1, v2, scale=scale, visible=visible)
 
 
 def _tensor_reduces_to_softmax(sample: SampleInput) -> None:
-    q, k1, k2, v1, v2 = sample.args
+    q, k1, _, v1, _ = sample.args
     ones_k, ones_v = np.ones_like(k1), np.ones_like(v1)
     scale = 1.0 / q.shape[-1]
     got = tensor_attention(q, k1, ones_k, v1, ones_v, causal=sample.kwargs["causal"])
-    _close("tensor(K2=1, V2=1) vs softmax", got, softmax_attention(q, k1, v1, scale=scale, causal=sample.kwargs["causal"]))
+    _close(
+        "tensor(K2=1, V2=1) vs softmax", got, softmax_attention(q, k1, v1, scale=scale, causal=sample.kwargs["causal"])
+    )
 
 
 def _tensor_factor_swap(sample: SampleInput) -> None:
@@ -586,20 +680,48 @@ tensor_info = register_form(
         make_sample=_tensor_sample,
         shape_strategy=tensor_shapes(),
         invariants=(
-            Invariant("reduces_to_softmax", "K2 = 1, V2 = 1 gives softmax attention softmax(s Q K1^T) V1", _tensor_reduces_to_softmax),
-            Invariant("factor_swap", "swapping (K1, V1) with (K2, V2) leaves the output unchanged", _tensor_factor_swap),
-            Invariant("kronecker_construction", "streaming evaluation equals D^-1 exp(s Q (K1 ⊘ K2)^T)(V1 ⊘ V2)", _tensor_kronecker),
-            Invariant("pair_permutation", "independent key permutations of each factor leave the output unchanged", _tensor_pair_permutation),
+            Invariant(
+                "reduces_to_softmax",
+                "K2 = 1, V2 = 1 gives softmax attention softmax(s Q K1^T) V1",
+                _tensor_reduces_to_softmax,
+            ),
+            Invariant(
+                "factor_swap", "swapping (K1, V1) with (K2, V2) leaves the output unchanged", _tensor_factor_swap
+            ),
+            Invariant(
+                "kronecker_construction",
+                "streaming evaluation equals D^-1 exp(s Q (K1 ⊘ K2)^T)(V1 ⊘ V2)",
+                _tensor_kronecker,
+            ),
+            Invariant(
+                "pair_permutation",
+                "independent key permutations of each factor leave the output unchanged",
+                _tensor_pair_permutation,
+            ),
             causal_prefix_invariant(tensor_attention, [0], [1, 2, 3, 4], only_causal_samples=True),
             brute_force_invariant(tensor_attention, _tensor_brute, max_n=8),
         ),
         bad_inputs=lambda: [
             *_bad_array_cases(tensor_attention, ("q", "k1", "k2", "v1", "v2"), _tensor_sample(0, Shape(n=4))),
             *_bad_option_cases(_tensor_sample(0, Shape(n=4)), ("scale", "causal")),
-            BadInput("k2-head-dim", (*_tensor_sample(0, Shape(n=4)).args[:2], np.ones((1, 2, 3, 2)), *_tensor_sample(0, Shape(n=4)).args[3:]),
-                     {}, ValueError, r"\bk2\b"),
-            BadInput("v1-length", (*_tensor_sample(0, Shape(n=4)).args[:3], np.ones((1, 2, 9, 8)), _tensor_sample(0, Shape(n=4)).args[4]),
-                     {}, ValueError, r"\bk1/v1\b"),
+            BadInput(
+                "k2-head-dim",
+                (
+                    *_tensor_sample(0, Shape(n=4)).args[:2],
+                    np.ones((1, 2, 3, 2)),
+                    *_tensor_sample(0, Shape(n=4)).args[3:],
+                ),
+                {},
+                ValueError,
+                r"\bk2\b",
+            ),
+            BadInput(
+                "v1-length",
+                (*_tensor_sample(0, Shape(n=4)).args[:3], np.ones((1, 2, 9, 8)), _tensor_sample(0, Shape(n=4)).args[4]),
+                {},
+                ValueError,
+                r"\bk1/v1\b",
+            ),
         ],
         brute_force=_tensor_brute,
         array_args=(0, 1, 2, 3, 4),
@@ -611,7 +733,11 @@ def _simplicial_sample(seed: int, shape: Shape) -> SampleInput:
     base = _tensor_sample(seed, replace(shape, causal=True, m=None))
     rng = np.random.default_rng(seed + 1)
     n = base.args[0].shape[-2]
-    kwargs = {"window1": int(rng.integers(1, n + 2)), "window2": int(rng.integers(1, n + 2)), "kv_bias": bool(rng.random() < 0.5)}
+    kwargs = {
+        "window1": int(rng.integers(1, n + 2)),
+        "window2": int(rng.integers(1, n + 2)),
+        "kv_bias": bool(rng.random() < 0.5),
+    }
     return SampleInput(base.args, kwargs, shape.label() + f"-w{kwargs['window1']}x{kwargs['window2']}")
 
 
@@ -622,8 +748,18 @@ def _window_visibility(n: int, w1: int, w2: int) -> np.ndarray:
     return (((j <= i) & (j > i - w1)) & ((k <= i) & (k > i - w2))).reshape(n, n * n)
 
 
-def _simplicial_brute(q: Any, k1: Any, k2: Any, v1: Any, v2: Any, *, window1: int, window2: int,
-                      scale: float | None = None, kv_bias: bool = False) -> np.ndarray:
+def _simplicial_brute(
+    q: Any,
+    k1: Any,
+    k2: Any,
+    v1: Any,
+    v2: Any,
+    *,
+    window1: int,
+    window2: int,
+    scale: float | None = None,
+    kv_bias: bool = False,
+) -> np.ndarray:
     d = q.shape[-1]
     scale = d**-0.5 if scale is None else scale
     if kv_bias:
@@ -649,7 +785,11 @@ def _simplicial_full_window(sample: SampleInput) -> None:
     q, k1, k2, v1, v2 = sample.args
     n = q.shape[-2]
     got = simplicial_attention(q, k1, k2, v1, v2, window1=n, window2=n)
-    _close("full windows vs causal tensor attention", got, tensor_attention(q, k1, k2, v1, v2, scale=q.shape[-1] ** -0.5, causal=True))
+    _close(
+        "full windows vs causal tensor attention",
+        got,
+        tensor_attention(q, k1, k2, v1, v2, scale=q.shape[-1] ** -0.5, causal=True),
+    )
 
 
 def _simplicial_embeds_attention(sample: SampleInput) -> None:
@@ -658,8 +798,11 @@ def _simplicial_embeds_attention(sample: SampleInput) -> None:
     w1 = sample.kwargs["window1"]
     got = simplicial_attention(q, k1, np.zeros_like(k2), v1, np.zeros_like(v2), window1=w1, window2=n + 1, kv_bias=True)
     window = np.tril(np.ones((n, n), bool)) & ~np.tril(np.ones((n, n), bool), -w1)
-    _close("kv-bias with K2 = V2 = 0 vs windowed softmax attention", got,
-           softmax_attention(q, k1, v1, scale=d**-0.5 / d, mask=window))
+    _close(
+        "kv-bias with K2 = V2 = 0 vs windowed softmax attention",
+        got,
+        softmax_attention(q, k1, v1, scale=d**-0.5 / d, mask=window),
+    )
 
 
 simplicial_info = register_form(
@@ -671,21 +814,53 @@ simplicial_info = register_form(
         make_sample=_simplicial_sample,
         shape_strategy=tensor_shapes(),
         invariants=(
-            Invariant("masked_tensor", "equals Kronecker attention restricted to the window mask", _simplicial_masked_tensor),
-            Invariant("full_window_is_causal_tensor", "windows >= n give causal tensor attention (scale 1/sqrt d)", _simplicial_full_window),
-            Invariant("kv_bias_embeds_attention", "kv-bias with K2 = V2 = 0 is windowed softmax attention with scale 1/(d sqrt d)",
-                      _simplicial_embeds_attention),
+            Invariant(
+                "masked_tensor", "equals Kronecker attention restricted to the window mask", _simplicial_masked_tensor
+            ),
+            Invariant(
+                "full_window_is_causal_tensor",
+                "windows >= n give causal tensor attention (scale 1/sqrt d)",
+                _simplicial_full_window,
+            ),
+            Invariant(
+                "kv_bias_embeds_attention",
+                "kv-bias with K2 = V2 = 0 is windowed softmax attention with scale 1/(d sqrt d)",
+                _simplicial_embeds_attention,
+            ),
             causal_prefix_invariant(simplicial_attention, [0], [1, 2, 3, 4], causal_option=False),
             brute_force_invariant(simplicial_attention, _simplicial_brute, max_n=8),
         ),
         bad_inputs=lambda: [
             *_bad_array_cases(simplicial_attention, ("q", "k1", "k2", "v1", "v2"), _simplicial_sample(0, Shape(n=4))),
             *_bad_option_cases(_simplicial_sample(0, Shape(n=4)), ("scale",)),
-            BadInput("window1-zero", _simplicial_sample(0, Shape(n=4)).args, {"window1": 0, "window2": 2}, ValueError, r"\bwindow1\b"),
-            BadInput("window2-negative", _simplicial_sample(0, Shape(n=4)).args, {"window1": 2, "window2": -3}, ValueError, r"\bwindow2\b"),
-            BadInput("window1-float", _simplicial_sample(0, Shape(n=4)).args, {"window1": 2.5, "window2": 2}, TypeError, r"\bwindow1\b"),
-            BadInput("kv-bias-string", _simplicial_sample(0, Shape(n=4)).args, {"window1": 2, "window2": 2, "kv_bias": "on"},
-                     TypeError, r"\bkv_bias\b"),
+            BadInput(
+                "window1-zero",
+                _simplicial_sample(0, Shape(n=4)).args,
+                {"window1": 0, "window2": 2},
+                ValueError,
+                r"\bwindow1\b",
+            ),
+            BadInput(
+                "window2-negative",
+                _simplicial_sample(0, Shape(n=4)).args,
+                {"window1": 2, "window2": -3},
+                ValueError,
+                r"\bwindow2\b",
+            ),
+            BadInput(
+                "window1-float",
+                _simplicial_sample(0, Shape(n=4)).args,
+                {"window1": 2.5, "window2": 2},
+                TypeError,
+                r"\bwindow1\b",
+            ),
+            BadInput(
+                "kv-bias-string",
+                _simplicial_sample(0, Shape(n=4)).args,
+                {"window1": 2, "window2": 2, "kv_bias": "on"},
+                TypeError,
+                r"\bkv_bias\b",
+            ),
         ],
         brute_force=_simplicial_brute,
         array_args=(0, 1, 2, 3, 4),
@@ -707,8 +882,18 @@ def _differential_sample(seed: int, shape: Shape) -> SampleInput:
     return SampleInput((q1, k1, q2, k2, v), kwargs, shape.label())
 
 
-def _differential_brute(q1: Any, k1: Any, q2: Any, k2: Any, v: Any, *, lam: Any, scale: float | None = None,
-                        causal: bool = False, mask: Any = None) -> np.ndarray:
+def _differential_brute(
+    q1: Any,
+    k1: Any,
+    q2: Any,
+    k2: Any,
+    v: Any,
+    *,
+    lam: Any,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
+) -> np.ndarray:
     first = _softmax_brute(q1, k1, v, scale=scale, causal=causal, mask=mask)
     return first - lam * _softmax_brute(q2, k2, v, scale=scale, causal=causal, mask=mask)
 
@@ -716,16 +901,22 @@ def _differential_brute(q1: Any, k1: Any, q2: Any, k2: Any, v: Any, *, lam: Any,
 def _differential_lambda_zero(sample: SampleInput) -> None:
     q1, k1, _, _, v = sample.args
     kw = {k: val for k, val in sample.kwargs.items() if k != "lam"}
-    _close("lambda = 0 vs softmax", differential_attention(*sample.args, **{**sample.kwargs, "lam": 0.0}),
-           softmax_attention(q1, k1, v, **kw))
+    _close(
+        "lambda = 0 vs softmax",
+        differential_attention(*sample.args, **{**sample.kwargs, "lam": 0.0}),
+        softmax_attention(q1, k1, v, **kw),
+    )
 
 
 def _differential_same_maps(sample: SampleInput) -> None:
     q1, k1, _, _, v = sample.args
     kw = {k: val for k, val in sample.kwargs.items() if k != "lam"}
     lam = sample.kwargs["lam"]
-    _close("Q2 = Q1, K2 = K1 vs (1 - lambda) softmax", differential_attention(q1, k1, q1, k1, v, **sample.kwargs),
-           (1 - lam) * softmax_attention(q1, k1, v, **kw))
+    _close(
+        "Q2 = Q1, K2 = K1 vs (1 - lambda) softmax",
+        differential_attention(q1, k1, q1, k1, v, **sample.kwargs),
+        (1 - lam) * softmax_attention(q1, k1, v, **kw),
+    )
 
 
 def _differential_value_split(sample: SampleInput) -> None:
@@ -742,8 +933,11 @@ def _differential_row_mass(sample: SampleInput) -> None:
     ones = np.ones((*v.shape[:-1], 1))
     qe, ke, _ = expand_kv_heads(q1, k1, v)
     has = np.any(_visible(sample, qe, ke), axis=-1)[..., None]
-    _close("row sums of A1 - lambda A2", differential_attention(q1, k1, q2, k2, ones, **sample.kwargs),
-           np.where(has, 1 - sample.kwargs["lam"], 0.0))
+    _close(
+        "row sums of A1 - lambda A2",
+        differential_attention(q1, k1, q2, k2, ones, **sample.kwargs),
+        np.where(has, 1 - sample.kwargs["lam"], 0.0),
+    )
 
 
 differential_info = register_form(
@@ -755,9 +949,17 @@ differential_info = register_form(
         make_sample=_differential_sample,
         shape_strategy=attention_shapes(),
         invariants=(
-            Invariant("lambda_zero_is_softmax", "lambda = 0 gives softmax attention with (Q1, K1)", _differential_lambda_zero),
-            Invariant("same_maps_scale", "Q2 = Q1, K2 = K1 gives (1 - lambda) softmax attention", _differential_same_maps),
-            Invariant("value_split_linearity", "splitting V into halves and concatenating equals one call", _differential_value_split),
+            Invariant(
+                "lambda_zero_is_softmax", "lambda = 0 gives softmax attention with (Q1, K1)", _differential_lambda_zero
+            ),
+            Invariant(
+                "same_maps_scale", "Q2 = Q1, K2 = K1 gives (1 - lambda) softmax attention", _differential_same_maps
+            ),
+            Invariant(
+                "value_split_linearity",
+                "splitting V into halves and concatenating equals one call",
+                _differential_value_split,
+            ),
             Invariant("row_mass", "the combined weights of each visible row sum to 1 - lambda", _differential_row_mass),
             causal_prefix_invariant(differential_attention, [0, 2], [1, 3, 4]),
             gqa_invariant(differential_attention, [1, 3, 4]),
@@ -768,7 +970,13 @@ differential_info = register_form(
             *_bad_option_cases(_differential_sample(0, Shape()), ("scale", "causal", "mask")),
             BadInput("lam-missing-none", _differential_sample(0, Shape()).args, {"lam": None}, TypeError, r"\blam\b"),
             BadInput("lam-nan", _differential_sample(0, Shape()).args, {"lam": float("nan")}, ValueError, r"\blam\b"),
-            BadInput("lam-bad-shape", _differential_sample(0, Shape()).args, {"lam": np.ones((5, 3, 7))}, ValueError, r"\blam\b"),
+            BadInput(
+                "lam-bad-shape",
+                _differential_sample(0, Shape()).args,
+                {"lam": np.ones((5, 3, 7))},
+                ValueError,
+                r"\blam\b",
+            ),
         ],
         brute_force=_differential_brute,
         array_args=(0, 1, 2, 3, 4),
@@ -790,7 +998,9 @@ def _hamming_sample(seed: int, shape: Shape) -> SampleInput:
     return SampleInput((q, k, v), kwargs, shape.label())
 
 
-def _hamming_brute(q: Any, k: Any, v: Any, *, scale: float | None = None, causal: bool = False, top_n: int | None = None) -> np.ndarray:
+def _hamming_brute(
+    q: Any, k: Any, v: Any, *, scale: float | None = None, causal: bool = False, top_n: int | None = None
+) -> np.ndarray:
     if top_n is not None:
         raise ValueError("top_n: the brute-force loop covers the dense case only")
     q, k, v = expand_kv_heads(np.asarray(q, float), np.asarray(k, float), np.asarray(v, float))
@@ -810,7 +1020,11 @@ def _hamming_rescale(sample: SampleInput) -> None:
     rng = np.random.default_rng(7)
     cq = rng.uniform(0.1, 10.0, (*q.shape[:-1], 1))
     ck = rng.uniform(0.1, 10.0, (*k.shape[:-1], 1))
-    _close("positively rescaled q, k", hamming_attention(q * cq, k * ck, v, **sample.kwargs), sample.call(hamming_attention))
+    _close(
+        "positively rescaled q, k",
+        hamming_attention(q * cq, k * ck, v, **sample.kwargs),
+        sample.call(hamming_attention),
+    )
 
 
 def _hamming_top_n_full(sample: SampleInput) -> None:
@@ -834,12 +1048,20 @@ hamming_info = register_form(
         make_sample=_hamming_sample,
         shape_strategy=attention_shapes(),
         invariants=(
-            Invariant("scores_are_sign_dots", "sigma (d - 2 Ham) equals sigma sign(q).sign(k), exactly", _hamming_scores_are_sign_dots),
-            Invariant("rescale_invariance", "positive per-vector rescaling of q and k changes nothing", _hamming_rescale),
+            Invariant(
+                "scores_are_sign_dots",
+                "sigma (d - 2 Ham) equals sigma sign(q).sign(k), exactly",
+                _hamming_scores_are_sign_dots,
+            ),
+            Invariant(
+                "rescale_invariance", "positive per-vector rescaling of q and k changes nothing", _hamming_rescale
+            ),
             Invariant("top_n_full_is_dense", "top_n >= m keeps every key", _hamming_top_n_full),
             causal_prefix_invariant(hamming_attention, [0], [1, 2]),
             gqa_invariant(hamming_attention, [1, 2]),
-            Invariant("matches_brute_force", "equals a plain scalar-loop implementation on small inputs", _hamming_brute_dense),
+            Invariant(
+                "matches_brute_force", "equals a plain scalar-loop implementation on small inputs", _hamming_brute_dense
+            ),
         ),
         bad_inputs=lambda: [
             *_attention_bad_inputs(hamming_attention, _hamming_sample(0, Shape())),
@@ -857,23 +1079,43 @@ hamming_info = register_form(
 
 @st.composite
 def mla_shapes(draw: Any) -> Shape:
-    return Shape(batch=draw(st.integers(1, 2)), heads=draw(st.sampled_from([1, 2, 4])), n=draw(st.integers(1, 12)),
-                 d=2 * draw(st.integers(1, 3)), d_v=draw(st.integers(1, 6)), causal=draw(st.booleans()))
+    return Shape(
+        batch=draw(st.integers(1, 2)),
+        heads=draw(st.sampled_from([1, 2, 4])),
+        n=draw(st.integers(1, 12)),
+        d=2 * draw(st.integers(1, 3)),
+        d_v=draw(st.integers(1, 6)),
+        causal=draw(st.booleans()),
+    )
 
 
 def _mla_sample(seed: int, shape: Shape) -> SampleInput:
     rng = np.random.default_rng(seed)
     d_rope = 2 * max(1, shape.d // 2)
     weights = MLAWeights.random(
-        seed, d_model=16, n_heads=shape.heads, d_latent=6, d_q_latent=8 if seed % 2 else 0,
-        d_nope=4, d_rope=d_rope, d_v=shape.d_v,
+        seed,
+        d_model=16,
+        n_heads=shape.heads,
+        d_latent=6,
+        d_q_latent=8 if seed % 2 else 0,
+        d_nope=4,
+        d_rope=d_rope,
+        d_v=shape.d_v,
     )
     x = rng.standard_normal((shape.batch, shape.n, 16))
     return SampleInput((x, weights), {"causal": shape.causal}, shape.label())
 
 
-def _mla_brute(x: Any, weights: MLAWeights, *, impl: str = "naive", scale: float | None = None, causal: bool = False,
-               mask: Any = None, rope_base: float = 10000.0) -> np.ndarray:
+def _mla_brute(
+    x: Any,
+    weights: MLAWeights,
+    *,
+    impl: str = "naive",
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
+    rope_base: float = 10000.0,
+) -> np.ndarray:
     """Naive MLA with an explicit loop over heads and the scalar softmax loop."""
     x = np.asarray(x, float)
     n, h = x.shape[-2], weights.n_heads
@@ -889,15 +1131,21 @@ def _mla_brute(x: Any, weights: MLAWeights, *, impl: str = "naive", scale: float
     out = np.zeros((*x.shape[:-2], n, h * weights.d_v))
     for idx in np.ndindex(*x.shape[:-2]):
         for head in range(h):
-            qh = np.concatenate([q[idx][head, :, :d_nope], rope_interleaved(q[idx][head, :, d_nope:], pos, rope_base)], -1)
+            qh = np.concatenate(
+                [q[idx][head, :, :d_nope], rope_interleaved(q[idx][head, :, d_nope:], pos, rope_base)], -1
+            )
             kh = np.concatenate([kv_up[idx][head, :, :d_nope], k_rope[idx]], -1)
             vh = kv_up[idx][head, :, d_nope:]
-            out[idx][:, head * weights.d_v : (head + 1) * weights.d_v] = bf.softmax_attention_loop(qh, kh, vh, scale, causal, mask)
+            out[idx][:, head * weights.d_v : (head + 1) * weights.d_v] = bf.softmax_attention_loop(
+                qh, kh, vh, scale, causal, mask
+            )
     return out @ weights.w_o
 
 
 def _mla_absorbed(sample: SampleInput) -> None:
-    _close("absorbed vs naive MLA", mla_attention(*sample.args, impl="absorb", **sample.kwargs), sample.call(mla_attention))
+    _close(
+        "absorbed vs naive MLA", mla_attention(*sample.args, impl="absorb", **sample.kwargs), sample.call(mla_attention)
+    )
 
 
 mla_info = register_form(
@@ -909,16 +1157,24 @@ mla_info = register_form(
         make_sample=_mla_sample,
         shape_strategy=mla_shapes(),
         invariants=(
-            Invariant("absorbed_equals_naive", "the weight-absorbed form equals the naive form (RoPE branch included)", _mla_absorbed),
+            Invariant(
+                "absorbed_equals_naive",
+                "the weight-absorbed form equals the naive form (RoPE branch included)",
+                _mla_absorbed,
+            ),
             causal_prefix_invariant(mla_attention, [0], []),
             brute_force_invariant(mla_attention, _mla_brute),
         ),
         bad_inputs=lambda: [
             *_bad_array_cases(mla_attention, ("x",), _mla_sample(0, Shape())),
             *_bad_option_cases(_mla_sample(0, Shape()), ("scale", "causal", "mask")),
-            BadInput("weights-wrong-type", (_mla_sample(0, Shape()).args[0], {"w_o": 1}), {}, TypeError, r"\bweights\b"),
+            BadInput(
+                "weights-wrong-type", (_mla_sample(0, Shape()).args[0], {"w_o": 1}), {}, TypeError, r"\bweights\b"
+            ),
             BadInput("impl-unknown", _mla_sample(0, Shape()).args, {"impl": "fast"}, ValueError, r"\bimpl\b"),
-            BadInput("x-width", (np.ones((1, 4, 15)), _mla_sample(0, Shape()).args[1]), {}, ValueError, r"\bx\b.*\b16\b"),
+            BadInput(
+                "x-width", (np.ones((1, 4, 15)), _mla_sample(0, Shape()).args[1]), {}, ValueError, r"\bx\b.*\b16\b"
+            ),
         ],
         brute_force=_mla_brute,
         array_args=(0,),
@@ -973,15 +1229,21 @@ def _interaction_low_rank(sample: SampleInput) -> None:
     rng = np.random.default_rng(9)
     w_v, w_o = rng.standard_normal((heads, dim, 2)), rng.standard_normal((heads, 2, dim))
     dense = np.swapaxes(w_v @ w_o, -1, -2)
-    _close("low-rank (W_V, W_O) vs dense U = (W_V W_O)^T", factorized_interaction(x, alpha, w_v=w_v, w_o=w_o),
-           factorized_interaction(x, alpha, dense))
+    _close(
+        "low-rank (W_V, W_O) vs dense U = (W_V W_O)^T",
+        factorized_interaction(x, alpha, w_v=w_v, w_o=w_o),
+        factorized_interaction(x, alpha, dense),
+    )
 
 
 def _interaction_linear_in_x(sample: SampleInput) -> None:
     x, alpha, u = sample.args
     other = np.random.default_rng(10).standard_normal(x.shape)
-    _close("Y(2x + x') vs 2Y(x) + Y(x')", factorized_interaction(2 * x + other, alpha, u),
-           2 * factorized_interaction(x, alpha, u) + factorized_interaction(other, alpha, u))
+    _close(
+        "Y(2x + x') vs 2Y(x) + Y(x')",
+        factorized_interaction(2 * x + other, alpha, u),
+        2 * factorized_interaction(x, alpha, u) + factorized_interaction(other, alpha, u),
+    )
 
 
 interaction_info = register_form(
@@ -991,22 +1253,57 @@ interaction_info = register_form(
         reference=factorized_interaction,
         source="Ghodsi, unified factorized framework (arXiv 2512.15115)",
         make_sample=_interaction_sample,
-        shape_strategy=st.builds(Shape, batch=st.integers(1, 2), heads=st.integers(1, 4), n=st.integers(1, 8), d=st.integers(2, 6)),
+        shape_strategy=st.builds(
+            Shape, batch=st.integers(1, 2), heads=st.integers(1, 4), n=st.integers(1, 8), d=st.integers(2, 6)
+        ),
         invariants=(
-            Invariant("softmax_is_mha", "softmax coefficients with U_h = (W_V^h W_O^h)^T give multi-head attention", _interaction_is_mha),
-            Invariant("rank_at_most_heads", "the n^2 x D^2 matrix of stacked vec(W_ij) has rank <= H", _interaction_rank),
-            Invariant("low_rank_equals_dense", "(W_V, W_O) maps equal the dense U = (W_V W_O)^T", _interaction_low_rank),
+            Invariant(
+                "softmax_is_mha",
+                "softmax coefficients with U_h = (W_V^h W_O^h)^T give multi-head attention",
+                _interaction_is_mha,
+            ),
+            Invariant(
+                "rank_at_most_heads", "the n^2 x D^2 matrix of stacked vec(W_ij) has rank <= H", _interaction_rank
+            ),
+            Invariant(
+                "low_rank_equals_dense", "(W_V, W_O) maps equal the dense U = (W_V W_O)^T", _interaction_low_rank
+            ),
             Invariant("linear_in_x", "for fixed coefficients the operator is linear in X", _interaction_linear_in_x),
             brute_force_invariant(factorized_interaction, _interaction_brute, max_n=6),
         ),
         bad_inputs=lambda: [
-            *_bad_array_cases(factorized_interaction, ("x", "alpha", "u"), _interaction_sample(0, Shape(heads=2, n=4, d=3))),
-            BadInput("alpha-wrong-length", (np.ones((1, 4, 3)), np.ones((1, 2, 5, 5)), np.ones((2, 3, 3))), {}, ValueError, r"\balpha\b"),
-            BadInput("alpha-heads", (np.ones((1, 4, 3)), np.ones((1, 3, 4, 4)), np.ones((2, 3, 3))), {}, ValueError, r"\balpha\b.*heads"),
-            BadInput("u-wrong-width", (np.ones((1, 4, 3)), np.ones((1, 2, 4, 4)), np.ones((2, 4, 4))), {}, ValueError, r"\bu\b"),
+            *_bad_array_cases(
+                factorized_interaction, ("x", "alpha", "u"), _interaction_sample(0, Shape(heads=2, n=4, d=3))
+            ),
+            BadInput(
+                "alpha-wrong-length",
+                (np.ones((1, 4, 3)), np.ones((1, 2, 5, 5)), np.ones((2, 3, 3))),
+                {},
+                ValueError,
+                r"\balpha\b",
+            ),
+            BadInput(
+                "alpha-heads",
+                (np.ones((1, 4, 3)), np.ones((1, 3, 4, 4)), np.ones((2, 3, 3))),
+                {},
+                ValueError,
+                r"\balpha\b.*heads",
+            ),
+            BadInput(
+                "u-wrong-width",
+                (np.ones((1, 4, 3)), np.ones((1, 2, 4, 4)), np.ones((2, 4, 4))),
+                {},
+                ValueError,
+                r"\bu\b",
+            ),
             BadInput("no-value-maps", (np.ones((1, 4, 3)), np.ones((1, 2, 4, 4))), {}, ValueError, r"\bu\b"),
-            BadInput("w-o-shape", (np.ones((1, 4, 3)), np.ones((1, 2, 4, 4))), {"w_v": np.ones((2, 3, 2)), "w_o": np.ones((2, 3, 3))},
-                     ValueError, r"\bw_o\b"),
+            BadInput(
+                "w-o-shape",
+                (np.ones((1, 4, 3)), np.ones((1, 2, 4, 4))),
+                {"w_v": np.ones((2, 3, 2)), "w_o": np.ones((2, 3, 3))},
+                ValueError,
+                r"\bw_o\b",
+            ),
         ],
         brute_force=_interaction_brute,
         array_args=(0, 1, 2),

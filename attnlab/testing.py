@@ -79,7 +79,13 @@ def tolerance(lowp_error: float, dtype: str, *, fudge: float = 5.0, floors: dict
 
 
 def assert_within_rule(
-    name: str, ref64: Any, fast: Any, lowp: Any, dtype: str, *, fudge: float = 5.0,
+    name: str,
+    ref64: Any,
+    fast: Any,
+    lowp: Any,
+    dtype: str,
+    *,
+    fudge: float = 5.0,
     floors: dict[str, float] | None = None,
 ) -> tuple[Error, float]:
     """Assert the tolerance rule; returns the fast path's error and the bound it was held to."""
@@ -96,13 +102,16 @@ def assert_within_rule(
     return err, bound
 
 
-def convert_sample(sample: Any, path: Any, dtype: str, device: str = "cpu", requires_grad: bool = False) -> tuple[tuple, dict]:
+def convert_sample(
+    sample: Any, path: Any, dtype: str, device: str = "cpu", requires_grad: bool = False
+) -> tuple[tuple, dict]:
     """Cast a :class:`~attnlab.registry.SampleInput` for a fast path.
 
     Float arrays become ``dtype`` arrays (NumPy kinds) or tensors on ``device`` (torch kinds, with
     ``requires_grad`` on the positional float arrays); boolean arrays become boolean arrays/tensors;
     everything else passes through. A path's own ``prepare`` hook runs afterwards.
     """
+
     def convert(value: Any, grad: bool) -> Any:
         if not isinstance(value, np.ndarray):
             return value

@@ -18,9 +18,8 @@ FloatArray = np.ndarray
 
 _FLOAT_KINDS = ("f",)
 
-_COMPUTE_DTYPE: contextvars.ContextVar[np.dtype] = contextvars.ContextVar(
-    "attnlab_compute_dtype", default=np.dtype(np.float64)
-)
+_FLOAT64 = np.dtype(np.float64)
+_COMPUTE_DTYPE: contextvars.ContextVar[np.dtype] = contextvars.ContextVar("attnlab_compute_dtype", default=_FLOAT64)
 
 
 def compute_dtype() -> np.dtype:
@@ -55,15 +54,11 @@ def as_float_array(name: str, x: Any, *, min_ndim: int = 2, ndim: int | None = N
     if arr.dtype == object:
         raise TypeError(f"{name}: expected a float array, got an object array")
     if arr.dtype.kind not in _FLOAT_KINDS:
-        raise TypeError(
-            f"{name}: expected a floating dtype (float16/float32/float64), got dtype {arr.dtype}"
-        )
+        raise TypeError(f"{name}: expected a floating dtype (float16/float32/float64), got dtype {arr.dtype}")
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-d array, got shape {arr.shape}")
     if arr.ndim < min_ndim:
-        raise ValueError(
-            f"{name}: expected at least {min_ndim} dims laid out (..., n, d), got shape {arr.shape}"
-        )
+        raise ValueError(f"{name}: expected at least {min_ndim} dims laid out (..., n, d), got shape {arr.shape}")
     if any(s == 0 for s in arr.shape[-2:]) and arr.ndim >= 2:
         raise ValueError(f"{name}: expected non-empty token and feature axes, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -73,9 +68,7 @@ def as_float_array(name: str, x: Any, *, min_ndim: int = 2, ndim: int | None = N
 
 def check_last_dim(name: str, x: np.ndarray, expected: int, what: str) -> None:
     if x.shape[-1] != expected:
-        raise ValueError(
-            f"{name}: expected last axis of size {expected} ({what}), got shape {x.shape}"
-        )
+        raise ValueError(f"{name}: expected last axis of size {expected} ({what}), got shape {x.shape}")
 
 
 def check_same_length(names: Sequence[str], arrays: Sequence[np.ndarray], axis: int = -2) -> None:
@@ -83,9 +76,7 @@ def check_same_length(names: Sequence[str], arrays: Sequence[np.ndarray], axis: 
     sizes = [a.shape[axis] for a in arrays]
     if len(set(sizes)) > 1:
         detail = ", ".join(f"{n}{a.shape}" for n, a in zip(names, arrays))
-        raise ValueError(
-            f"{'/'.join(names)}: expected the same length on axis {axis}, got {detail}"
-        )
+        raise ValueError(f"{'/'.join(names)}: expected the same length on axis {axis}, got {detail}")
 
 
 def check_scale(scale: Any, default: float, name: str = "scale") -> float:
@@ -120,9 +111,7 @@ def broadcast_batch(names: Sequence[str], arrays: Sequence[np.ndarray], core_ndi
         return np.broadcast_shapes(*(a.shape[:-core_ndim] for a in arrays))
     except ValueError:
         detail = ", ".join(f"{n}{a.shape}" for n, a in zip(names, arrays))
-        raise ValueError(
-            f"{'/'.join(names)}: leading (batch/head) dims must broadcast, got {detail}"
-        ) from None
+        raise ValueError(f"{'/'.join(names)}: leading (batch/head) dims must broadcast, got {detail}") from None
 
 
 def expand_kv_heads(
@@ -134,11 +123,10 @@ def expand_kv_heads(
     ``h // G`` with ``G = H / H_kv`` (contiguous groups, as in FlashAttention and ``enable_gqa``).
     Returns ``q, k, v`` with identical leading dims.
     """
-    qn, kn, vn = names
+    _, kn, vn = names
     if k.shape[:-1] != v.shape[:-1]:
         raise ValueError(
-            f"{kn}/{vn}: expected the same leading dims and length (..., m, *), "
-            f"got {kn}{k.shape} and {vn}{v.shape}"
+            f"{kn}/{vn}: expected the same leading dims and length (..., m, *), got {kn}{k.shape} and {vn}{v.shape}"
         )
     if q.ndim >= 3 and k.ndim >= 3 and k.shape[-3] != q.shape[-3] and k.shape[-3] != 1:
         h, h_kv = q.shape[-3], k.shape[-3]
@@ -187,9 +175,7 @@ def allowed_positions(
         )
     target = (*lead, n, m)
     if mask.ndim < 2 or mask.ndim > len(target):
-        raise ValueError(
-            f"{mask_name}: expected a boolean array broadcastable to {target}, got shape {mask.shape}"
-        )
+        raise ValueError(f"{mask_name}: expected a boolean array broadcastable to {target}, got shape {mask.shape}")
     try:
         np.broadcast_shapes(mask.shape, target)
         if np.broadcast_shapes(mask.shape, target) != target:

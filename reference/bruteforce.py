@@ -30,7 +30,11 @@ def _visible(i: int, j: int, n: int, m: int, causal: bool, mask: np.ndarray | No
 
 
 def softmax_attention_loop(
-    q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, causal: bool = False,
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    scale: float,
+    causal: bool = False,
     mask: np.ndarray | None = None,
 ) -> np.ndarray:
     n, m = q.shape[0], k.shape[0]
@@ -73,7 +77,11 @@ def linear_attention_loop(
 
 
 def laser_attention_loop(
-    q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, causal: bool = False,
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    scale: float,
+    causal: bool = False,
     mask: np.ndarray | None = None,
 ) -> np.ndarray:
     weights = softmax_attention_loop(q, k, np.eye(k.shape[0]), scale, causal, mask)
@@ -87,7 +95,12 @@ def laser_attention_loop(
 
 
 def tensor_attention_loop(
-    q: np.ndarray, k1: np.ndarray, k2: np.ndarray, v1: np.ndarray, v2: np.ndarray, scale: float,
+    q: np.ndarray,
+    k1: np.ndarray,
+    k2: np.ndarray,
+    v1: np.ndarray,
+    v2: np.ndarray,
+    scale: float,
     visible: Callable[[int, int, int], bool] | None = None,
 ) -> np.ndarray:
     n, d = q.shape
@@ -108,7 +121,9 @@ def tensor_attention_loop(
     return out
 
 
-def hamming_attention_loop(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, causal: bool = False) -> np.ndarray:
+def hamming_attention_loop(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, causal: bool = False
+) -> np.ndarray:
     n, m, d = q.shape[0], k.shape[0], q.shape[1]
     logits = np.zeros((n, m))
     for i in range(n):

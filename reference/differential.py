@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from attnlab.reference.softmax import softmax_attention
+
 from attnlab.validation import as_float_array, check_last_dim, check_same_length
 
 
@@ -62,7 +62,7 @@ def differential_attention(
             np.broadcast_shapes(lam_value.shape, first.shape)
         except ValueError:
             raise ValueError(
-                f"lam: expected a float or an array broadcastable to {first.shape[:-1] + (1,)}, "
+                f"lam: expected a float or an array broadcastable to {(*first.shape[:-1], 1)}, "
                 f"got shape {lam_value.shape}"
             ) from None
     return first - lam_value * second

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
 from attnlab.reference.softmax import attention_weights
+
 from attnlab.validation import as_float_array
 
 Coefficients = np.ndarray | Callable[[np.ndarray], np.ndarray]
@@ -83,9 +83,7 @@ def interaction_matrices(alpha: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.einsum("...hij,hde->...ijde", alpha, u)
 
 
-def softmax_coefficients(
-    x: Any, w_q: Any, w_k: Any, *, scale: float | None = None, causal: bool = False
-) -> np.ndarray:
+def softmax_coefficients(x: Any, w_q: Any, w_k: Any, *, scale: float | None = None, causal: bool = False) -> np.ndarray:
     """``α^h = softmax(σ (X W_Q^h)(X W_K^h)ᵀ)`` for ``w_q, w_k`` of shape ``(H, D, d_k)``."""
     x = as_float_array("x", x)
     w_q = as_float_array("w_q", w_q, ndim=3)

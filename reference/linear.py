@@ -40,12 +40,10 @@ FEATURE_MAPS: dict[str, FeatureMap] = {"elu1": elu_plus_one, "relu": relu_featur
 
 def resolve_feature_map(feature_map: Any) -> FeatureMap:
     if callable(feature_map):
-        return feature_map  # type: ignore[no-any-return]
+        return feature_map
     if isinstance(feature_map, str) and feature_map in FEATURE_MAPS:
         return FEATURE_MAPS[feature_map]
-    raise ValueError(
-        f"feature_map: expected one of {sorted(FEATURE_MAPS)} or a callable, got {feature_map!r}"
-    )
+    raise ValueError(f"feature_map: expected one of {sorted(FEATURE_MAPS)} or a callable, got {feature_map!r}")
 
 
 def _prepare(q: Any, k: Any, v: Any, feature_map: Any, causal: Any, eps: Any):
@@ -60,8 +58,7 @@ def _prepare(q: Any, k: Any, v: Any, feature_map: Any, causal: Any, eps: Any):
         raise ValueError(f"eps: expected a non-negative finite float, got {eps!r}")
     if causal and q.shape[-2] != k.shape[-2]:
         raise ValueError(
-            f"q/k: causal linear attention needs equal query and key lengths, got n={q.shape[-2]}, "
-            f"m={k.shape[-2]}"
+            f"q/k: causal linear attention needs equal query and key lengths, got n={q.shape[-2]}, m={k.shape[-2]}"
         )
     return phi(q), phi(k), v, causal, float(eps)
 
@@ -78,8 +75,15 @@ def linear_attention_quadratic(
 
 
 def linear_attention_recurrent(
-    q: Any, k: Any, v: Any, *, feature_map: Any = "elu1", causal: bool = True, eps: float = DEFAULT_EPS,
-    initial_state: tuple[np.ndarray, np.ndarray] | None = None, return_state: bool = False,
+    q: Any,
+    k: Any,
+    v: Any,
+    *,
+    feature_map: Any = "elu1",
+    causal: bool = True,
+    eps: float = DEFAULT_EPS,
+    initial_state: tuple[np.ndarray, np.ndarray] | None = None,
+    return_state: bool = False,
 ) -> Any:
     """Recurrent form: ``S_t = S_{t-1} + φ(k_t) v_tᵀ``, ``z_t = z_{t-1} + φ(k_t)``,
     ``o_t = S_tᵀ φ(q_t) / (φ(q_t)ᵀ z_t + ε)``.

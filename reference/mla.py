@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from attnlab.reference.softmax import softmax_attention
+
 from attnlab.validation import as_float_array, check_last_dim, check_scale
 
 RMS_EPS = 1e-6
@@ -157,7 +157,11 @@ def mla_attention(
     n = x.shape[-2]
     positions = np.arange(n, dtype=np.float64)
 
-    q_latent = x if weights.w_dq is None else rms_norm(x @ weights.w_dq, weights.q_norm)
+    if weights.w_dq is None:
+        q_latent = x
+    else:
+        assert weights.q_norm is not None, "weights.q_norm is required with a query down-projection"
+        q_latent = rms_norm(x @ weights.w_dq, weights.q_norm)
     q = _heads(q_latent @ weights.w_uq, h)  # (..., H, n, d_nope + d_rope)
     q_nope, q_rope = q[..., :d_nope], rope_interleaved(q[..., d_nope:], positions, rope_base)
 
@@ -171,14 +175,22 @@ def mla_attention(
         kv_up = _heads(c_hat[..., 0, :, :] @ weights.w_ukv, h)  # (..., H, n, d_nope + d_v)
         k = np.concatenate([kv_up[..., :d_nope], np.broadcast_to(k_rope, (*kv_up.shape[:-1], d_rope))], -1)
         heads = softmax_attention(
-            np.concatenate([q_nope, q_rope], -1), k, kv_up[..., d_nope:],
-            scale=sigma, causal=causal, mask=mask,
+            np.concatenate([q_nope, q_rope], -1),
+            k,
+            kv_up[..., d_nope:],
+            scale=sigma,
+            causal=causal,
+            mask=mask,
         )
     else:
         q_absorbed = np.einsum("...hnd,chd->...hnc", q_nope, w_uk)
         latent_out = softmax_attention(
-            np.concatenate([q_absorbed, q_rope], -1), np.concatenate([c_hat, k_rope], -1), c_hat,
-            scale=sigma, causal=causal, mask=mask,
+            np.concatenate([q_absorbed, q_rope], -1),
+            np.concatenate([c_hat, k_rope], -1),
+            c_hat,
+            scale=sigma,
+            causal=causal,
+            mask=mask,
         )
         heads = np.einsum("...hnc,chv->...hnv", latent_out, w_uv)
     merged = np.swapaxes(heads, -2, -3).reshape(*heads.shape[:-3], n, h * weights.d_v)

@@ -11,7 +11,7 @@ import os
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
-from hypothesis import HealthCheck, settings  # noqa: E402
+from hypothesis import HealthCheck, settings
 
 settings.register_profile(
     "default",

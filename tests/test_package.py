@@ -27,8 +27,16 @@ def _packages() -> list[str]:
 
 def test_mapped_roots_are_discovered() -> None:
     packages = _packages()
-    for expected in ("attnlab", "attnlab.reference", "attnlab.theory", "attnlab.synthetic",
-                     "attnlab.fastpath", "attnlab.fastpath.numba", "attnlab.fastpath.torch", "attnlab.proofs_checks"):
+    for expected in (
+        "attnlab",
+        "attnlab.reference",
+        "attnlab.theory",
+        "attnlab.synthetic",
+        "attnlab.fastpath",
+        "attnlab.fastpath.numba",
+        "attnlab.fastpath.torch",
+        "attnlab.proofs_checks",
+    ):
         assert expected in packages
 
 

@@ -38,7 +38,9 @@ def _cases(grad: bool) -> list:
                 if dtype not in ("float32", "float64"):
                     continue
                 for shape in GRAD_SHAPES if grad else PARITY_SHAPES:
-                    cases.append(pytest.param(info, path, dtype, shape, id=f"{info.name}-{path.name}-{dtype}-{shape.label()}"))
+                    cases.append(
+                        pytest.param(info, path, dtype, shape, id=f"{info.name}-{path.name}-{dtype}-{shape.label()}")
+                    )
     return cases
 
 
@@ -85,7 +87,11 @@ def test_gradient_parity(info, path, dtype, shape) -> None:
     assert any(g is not None for g in golden)
     for index, (g64, glow, gfast) in enumerate(zip(golden, lowp, fast)):
         if g64 is None:  # no gradient path in the reference math (e.g. sign codes): none, or zeros, in the fast path
-            assert gfast is None or not torch.any(gfast), f"argument {index}: reference has no gradient, fast path has one"
+            assert gfast is None or not torch.any(gfast), (
+                f"argument {index}: reference has no gradient, fast path has one"
+            )
             continue
         assert gfast is not None, f"no gradient for argument {index}"
-        assert_within_rule(f"{info.name}/{path.name} grad[{index}]", g64, gfast, glow, dtype, fudge=path.fudge, floors=path.floors)
+        assert_within_rule(
+            f"{info.name}/{path.name} grad[{index}]", g64, gfast, glow, dtype, fudge=path.fudge, floors=path.floors
+        )

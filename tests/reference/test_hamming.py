@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from attnlab.reference import hamming_attention, hamming_scores, sign_code, softmax_attention
 
 
@@ -30,5 +29,8 @@ def test_top_n_keeps_every_tie_with_the_nth_value() -> None:
 def test_equals_softmax_on_sign_codes() -> None:
     rng = np.random.default_rng(6)
     q, k, v = rng.standard_normal((2, 5, 6)), rng.standard_normal((2, 7, 6)), rng.standard_normal((2, 7, 3))
-    np.testing.assert_allclose(hamming_attention(q, k, v, causal=True),
-                               softmax_attention(sign_code(q), sign_code(k), v, causal=True), atol=1e-13)
+    np.testing.assert_allclose(
+        hamming_attention(q, k, v, causal=True),
+        softmax_attention(sign_code(q), sign_code(k), v, causal=True),
+        atol=1e-13,
+    )

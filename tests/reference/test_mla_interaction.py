@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from attnlab.reference import MLAWeights, factorized_interaction, mla_attention
 from attnlab.reference.mla import rope_interleaved
 
@@ -11,8 +10,9 @@ from attnlab.reference.mla import rope_interleaved
 def test_mla_absorbed_equals_naive_with_query_lora_and_causal() -> None:
     weights = MLAWeights.random(3, d_model=24, n_heads=3, d_latent=10, d_q_latent=12, d_nope=6, d_rope=4, d_v=5)
     x = np.random.default_rng(10).standard_normal((2, 11, 24))
-    np.testing.assert_allclose(mla_attention(x, weights, impl="absorb", causal=True),
-                               mla_attention(x, weights, causal=True), atol=1e-12)
+    np.testing.assert_allclose(
+        mla_attention(x, weights, impl="absorb", causal=True), mla_attention(x, weights, causal=True), atol=1e-12
+    )
 
 
 def test_rope_scores_depend_only_on_the_offset() -> None:

@@ -16,7 +16,17 @@ BAD_CASES = [pytest.param(info, bad, id=f"{info.name}-{bad.label}") for info in 
 
 def test_nine_core_forms_are_registered() -> None:
     names = [info.name for info in FORMS]
-    assert names == ["softmax", "linear", "laser", "tensor", "simplicial", "differential", "hamming", "mla", "interaction"]
+    assert names == [
+        "softmax",
+        "linear",
+        "laser",
+        "tensor",
+        "simplicial",
+        "differential",
+        "hamming",
+        "mla",
+        "interaction",
+    ]
 
 
 @pytest.mark.parametrize(("info", "invariant"), INVARIANT_CASES)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from attnlab.reference import attention_weights, softmax_attention
+
 from attnlab.validation import reference_precision
 
 rng = np.random.default_rng(0)
@@ -72,4 +72,6 @@ def test_reference_precision_runs_the_same_math_in_float32() -> None:
 @pytest.mark.parametrize("bad_mask", [np.ones((4,), bool), np.ones((3, 4, 7), bool)])
 def test_mask_shape_is_checked(bad_mask: np.ndarray) -> None:
     with pytest.raises(ValueError, match="mask"):
-        softmax_attention(rng.standard_normal((4, 2)), rng.standard_normal((7, 2)), rng.standard_normal((7, 1)), mask=bad_mask)
+        softmax_attention(
+            rng.standard_normal((4, 2)), rng.standard_normal((7, 2)), rng.standard_normal((7, 1)), mask=bad_mask
+        )

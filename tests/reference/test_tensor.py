@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 import attnlab.reference.tensor as tensor_module
+import numpy as np
 from attnlab.reference import khatri_rao, simplicial_attention, softmax_attention, tensor_attention
 
 
