@@ -126,11 +126,14 @@ def monomial_features(x: np.ndarray, degree: int) -> np.ndarray:
     """
     d = x.shape[-1]
     _, parents, last = _multi_index_plan(d, degree)
-    features = np.empty((*x.shape[:-1], len(parents)), dtype=np.float64)
-    features[..., 0] = 1.0
+    # Feature-major layout: each new monomial is one contiguous row product (cache-friendly for
+    # large n); the result is returned as a (..., n, r) view.
+    columns = np.ascontiguousarray(np.moveaxis(x, -1, 0), dtype=np.float64)
+    features = np.empty((len(parents), *x.shape[:-1]), dtype=np.float64)
+    features[0] = 1.0
     for idx in range(1, len(parents)):
-        features[..., idx] = features[..., parents[idx]] * x[..., last[idx]]
-    return features
+        np.multiply(features[parents[idx]], columns[last[idx]], out=features[idx])
+    return np.moveaxis(features, 0, -1)
 
 
 def taylor_exp(x: Any, degree: int) -> np.ndarray:
@@ -275,19 +278,47 @@ def tensor_attention_poly(
     check_same_length(("k1", "v1"), (k1, v1))
     check_same_length(("k2", "v2"), (k2, v2))
     broadcast_batch(("q", "k1", "k2", "v1", "v2"), (q, k1, k2, v1, v2))
-    factors = tensor_poly_factors(q, k1, k2, degree=degree, scale=scale)
+    g = _check_degree(degree)
+    d = q.shape[-1]
+    sigma = check_scale(scale, 1.0 / d)
+    coefficients = taylor_coefficients(taylor_multi_indices(d, g), sigma)
+    # (W₁ᵀ[V₁ 1]) ∘ (W₂ᵀ[V₂ 1]): (..., r, d_v + 1); the last column gives the normaliser.
+    mixed = _key_summary(k1, v1, g) * _key_summary(k2, v2, g)
+    lead = np.broadcast_shapes(q.shape[:-2], mixed.shape[:-2])
+    n, d_v = q.shape[-2], v1.shape[-1]
+    out = np.empty((*lead, n, d_v))
+    for rows in _row_blocks(q, len(coefficients)):
+        stacked = (monomial_features(q[..., rows, :], g) * coefficients) @ mixed
+        numerator, normaliser = stacked[..., :-1], stacked[..., -1:]
+        if not np.all(normaliser > 0.0):
+            raise ValueError(
+                f"degree: the degree-{g} Taylor approximation gives a non-positive normaliser "
+                "D̃ = Ã·1 for some query; the logits are outside the range where P_g approximates exp "
+                "(use an even degree or a higher one)"
+            )
+        out[..., rows, :] = numerator / normaliser
+    return out
 
-    ones1 = np.ones((*v1.shape[:-1], 1))
-    ones2 = np.ones((*v2.shape[:-1], 1))
-    # W_tᵀ [V_t 1]: (..., r, d_v + 1); the last column is W_tᵀ1 for the normaliser.
-    summary1 = np.swapaxes(factors.key1_features, -1, -2) @ np.concatenate([v1, ones1], axis=-1)
-    summary2 = np.swapaxes(factors.key2_features, -1, -2) @ np.concatenate([v2, ones2], axis=-1)
-    stacked = factors.query_features @ (summary1 * summary2)
-    numerator, normaliser = stacked[..., :-1], stacked[..., -1:]
-    if not np.all(normaliser > 0.0):
-        raise ValueError(
-            f"degree: the degree-{factors.degree} Taylor approximation gives a non-positive normaliser "
-            "D̃ = Ã·1 for some query; the logits are outside the range where P_g approximates exp "
-            "(use an even degree or a higher one)"
-        )
-    return numerator / normaliser
+
+#: Rows per block times features: keeps each block's monomials (~1 MiB) in cache, so the time is
+#: linear in n without steps where the working set falls out of cache.
+_BLOCK_ELEMENTS = 1 << 17
+
+
+def _row_blocks(x: np.ndarray, rank: int) -> list[slice]:
+    batch = math.prod(x.shape[:-2]) if x.ndim > 2 else 1
+    block = max(1, _BLOCK_ELEMENTS // max(1, rank * batch))
+    length = x.shape[-2]
+    return [slice(start, min(start + block, length)) for start in range(0, length, block)]
+
+
+def _key_summary(keys: np.ndarray, values: np.ndarray, degree: int) -> np.ndarray:
+    """``W ᵀ [V 1] = Σ_j k_j^α [v_j, 1]``, accumulated over blocks of key rows: ``(..., r, d_v + 1)``."""
+    rank = tensor_poly_rank(keys.shape[-1], degree)
+    lead = np.broadcast_shapes(keys.shape[:-2], values.shape[:-2])
+    summary = np.zeros((*lead, rank, values.shape[-1] + 1))
+    for rows in _row_blocks(keys, rank):
+        block_values = values[..., rows, :]
+        augmented = np.concatenate([block_values, np.ones((*block_values.shape[:-1], 1))], axis=-1)
+        summary += np.swapaxes(monomial_features(keys[..., rows, :], degree), -1, -2) @ augmented
+    return summary
