@@ -77,7 +77,7 @@ def attention_maps(
     leading dims and length; with fewer KV heads on axis -3, query head ``h`` reads KV head
     ``h // (H / H_kv)``; remaining leading dims broadcast.
     """
-    qn, kn, vn = names
+    _, kn, vn = names
     if k.shape[:-1] != v.shape[:-1]:
         raise ValueError(
             f"{kn}/{vn}: expected the same leading dims and length (..., m, *), got {kn}{k.shape} and {vn}{v.shape}"

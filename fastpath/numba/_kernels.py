@@ -36,7 +36,7 @@ def tile_fully_visible(r0: int, c1: int, offset: int, causal: bool, has_mask: bo
 
 
 @njit(cache=True, fastmath=False)
-def apply_visibility(s, r0, c0, offset, causal, has_mask, mask3, mi):  # type: ignore[no-untyped-def]
+def apply_visibility(s, r0, c0, offset, causal, has_mask, mask3, mi):
     """Set the logits of invisible (row, key) pairs of tile ``s`` (rows ``r0..``, keys ``c0..``) to -inf."""
     br, bc = s.shape
     for r in range(br):
@@ -48,7 +48,7 @@ def apply_visibility(s, r0, c0, offset, causal, has_mask, mask3, mi):  # type: i
 
 
 @njit(cache=True, fastmath=False)
-def online_softmax_tile(s, row_max, alpha):  # type: ignore[no-untyped-def]
+def online_softmax_tile(s, row_max, alpha):
     """Turn logits ``s`` into ``p = e^{s − μ'}`` in place, update ``row_max`` to ``μ'``, set ``alpha``.
 
     Rows whose tile is all -inf keep their state (``alpha = 1``, ``p = 0``).
@@ -73,7 +73,7 @@ def online_softmax_tile(s, row_max, alpha):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, fastmath=False)
-def load_scaled_rows(x3, idx, r0, r1, scale):  # type: ignore[no-untyped-def]
+def load_scaled_rows(x3, idx, r0, r1, scale):
     """``scale · x3[idx, r0:r1, :]`` as a fresh C-contiguous block."""
     block = np.empty((r1 - r0, x3.shape[2]), dtype=x3.dtype)
     for r in range(r1 - r0):
@@ -83,7 +83,7 @@ def load_scaled_rows(x3, idx, r0, r1, scale):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, fastmath=False)
-def load_transposed(x3, idx, c0, c1):  # type: ignore[no-untyped-def]
+def load_transposed(x3, idx, c0, c1):
     """``x3[idx, c0:c1, :]ᵀ`` as a C-contiguous ``(features, c1 − c0)`` block."""
     block = np.empty((x3.shape[2], c1 - c0), dtype=x3.dtype)
     for j in range(c1 - c0):
@@ -93,7 +93,7 @@ def load_transposed(x3, idx, c0, c1):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, fastmath=False)
-def load_values_with_ones(v3, idx, c0, c1):  # type: ignore[no-untyped-def]
+def load_values_with_ones(v3, idx, c0, c1):
     """``[v3[idx, c0:c1, :] | 1]``: the value tile plus a ones column that yields the row sums."""
     dv = v3.shape[2]
     block = np.empty((c1 - c0, dv + 1), dtype=v3.dtype)
@@ -105,7 +105,7 @@ def load_values_with_ones(v3, idx, c0, c1):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, fastmath=False)
-def key_end(r1, n, m, causal):  # type: ignore[no-untyped-def]
+def key_end(r1, n, m, causal):
     """One past the last key any row ``< r1`` may see."""
     if not causal:
         return m
@@ -113,7 +113,7 @@ def key_end(r1, n, m, causal):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, fastmath=False)
-def softmax_block(q3, k3, v3, qi, ki, mi, r0, r1, mask3, has_mask, causal, scale):  # type: ignore[no-untyped-def]
+def softmax_block(q3, k3, v3, qi, ki, mi, r0, r1, mask3, has_mask, causal, scale):
     """Online softmax of query rows ``r0..r1`` over every visible key.
 
     Returns ``(acc, row_max)`` with ``acc[:, :dv]`` the unnormalised output and ``acc[:, dv]`` the
@@ -144,7 +144,7 @@ def softmax_block(q3, k3, v3, qi, ki, mi, r0, r1, mask3, has_mask, causal, scale
 
 
 @njit(cache=True, fastmath=False, parallel=True)
-def softmax_forward(q3, k3, v3, q_map, kv_map, mask3, mask_map, has_mask, causal, scale, out, lse):  # type: ignore[no-untyped-def]
+def softmax_forward(q3, k3, v3, q_map, kv_map, mask3, mask_map, has_mask, causal, scale, out, lse):
     """Flash-style softmax attention: ``out[b] = softmax(scale · q kᵀ + M) v`` and its row lse.
 
     Parallel over (batch slice, row block); memory per task ``O(BLOCK_ROWS · BLOCK_COLS)``.

@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
-
 from attnlab.fastpath.numba._common import (
     as_slices,
     attention_maps,
@@ -34,11 +32,13 @@ from attnlab.fastpath.numba._kernels import (
     tile_fully_visible,
 )
 from attnlab.reference.differential import _check_lambda
+from numba import njit, prange
+
 from attnlab.validation import broadcast_batch, check_last_dim, check_same_length, check_scale
 
 
 @njit(cache=True, fastmath=False)
-def _advance(qb, k3, ki, c0, c1, r0, offset, causal, has_mask, mask3, mi, values, row_max, alpha, acc):  # type: ignore[no-untyped-def]
+def _advance(qb, k3, ki, c0, c1, r0, offset, causal, has_mask, mask3, mi, values, row_max, alpha, acc):
     s = np.dot(qb, load_transposed(k3, ki, c0, c1))
     if not tile_fully_visible(r0, c1, offset, causal, has_mask):
         apply_visibility(s, r0, c0, offset, causal, has_mask, mask3, mi)
@@ -51,7 +51,7 @@ def _advance(qb, k3, ki, c0, c1, r0, offset, causal, has_mask, mask3, mi, values
 
 
 @njit(cache=True, fastmath=False, parallel=True)
-def _differential_forward(  # type: ignore[no-untyped-def]
+def _differential_forward(
     q1, k1, q2, k2, v3, q1_map, k1_map, q2_map, k2_map, v_map, mask3, mask_map, has_mask, causal, scale, lam3, out
 ):
     slices, n = out.shape[0], out.shape[1]
@@ -124,7 +124,8 @@ def differential_attention(
             np.broadcast_shapes(lam_value.shape, out_shape)
         except ValueError:
             raise ValueError(
-                f"lam: expected a float or an array broadcastable to {out_shape[:-1] + (1,)}, got shape {lam_value.shape}"
+                f"lam: expected a float or an array broadcastable to {(*out_shape[:-1], 1)}, "
+                f"got shape {lam_value.shape}"
             ) from None
         lam_arr = np.asarray(lam_value, dtype=dtype)
         lam_arr = lam_arr.reshape((1,) * (len(out_shape) - lam_arr.ndim) + lam_arr.shape)

@@ -15,10 +15,10 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
-
 from attnlab.fastpath.numba._common import as_slices, attention_maps, fast_dtype, float_arrays, mask_slices, poisoned
 from attnlab.fastpath.numba._kernels import BLOCK_COLS, BLOCK_ROWS, key_end, load_values_with_ones
+from numba import njit, prange
+
 from attnlab.validation import check_last_dim, check_positive_int, check_scale
 
 _M1 = np.uint64(0x5555555555555555)
@@ -28,7 +28,7 @@ _H01 = np.uint64(0x0101010101010101)
 
 
 @njit(cache=True, fastmath=False)
-def popcount64(x):  # type: ignore[no-untyped-def]
+def popcount64(x):
     """Number of set bits of a uint64 (SWAR bit-slicing; Numba has no popcount intrinsic)."""
     x = x - ((x >> np.uint64(1)) & _M1)
     x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
@@ -46,7 +46,7 @@ def pack_signs(x: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, fastmath=False)
-def _distance(qw, i, kw, ki, j):  # type: ignore[no-untyped-def]
+def _distance(qw, i, kw, ki, j):
     total = np.uint64(0)
     for w in range(qw.shape[2]):
         total += popcount64(qw[i[0], i[1], w] ^ kw[ki, j, w])
@@ -54,14 +54,14 @@ def _distance(qw, i, kw, ki, j):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, fastmath=False)
-def _visible(i, j, offset, causal, has_mask, mask3, mi):  # type: ignore[no-untyped-def]
+def _visible(i, j, offset, causal, has_mask, mask3, mi):
     if causal and j > i + offset:
         return False
     return not (has_mask and mask3[mi, i, j] == 0)
 
 
 @njit(cache=True, fastmath=False, parallel=True)
-def _hamming_forward(qw, kw, v3, q_map, kv_map, mask3, mask_map, has_mask, causal, d, scale, top_n, out):  # type: ignore[no-untyped-def]
+def _hamming_forward(qw, kw, v3, q_map, kv_map, mask3, mask_map, has_mask, causal, d, scale, top_n, out):
     slices, n = out.shape[0], out.shape[1]
     m, dv = kw.shape[1], v3.shape[2]
     offset = m - n

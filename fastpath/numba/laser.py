@@ -14,8 +14,6 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
-
 from attnlab.fastpath.numba._common import as_slices, attention_maps, fast_dtype, float_arrays, mask_slices, poisoned
 from attnlab.fastpath.numba._kernels import (
     BLOCK_COLS,
@@ -28,11 +26,13 @@ from attnlab.fastpath.numba._kernels import (
     online_softmax_tile,
     tile_fully_visible,
 )
+from numba import njit, prange
+
 from attnlab.validation import check_last_dim, check_scale
 
 
 @njit(cache=True, fastmath=False)
-def _exp_values_tile(v3, ki, c0, c1, tile_max):  # type: ignore[no-untyped-def]
+def _exp_values_tile(v3, ki, c0, c1, tile_max):
     """``[e^{V_jc − t_c} | 1]`` for keys ``c0..c1`` with ``t_c`` the tile's column max (written to ``tile_max``)."""
     dv = v3.shape[2]
     for c in range(dv):
@@ -50,7 +50,7 @@ def _exp_values_tile(v3, ki, c0, c1, tile_max):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, fastmath=False)
-def _merge_column(acc, nu, r, c, scaled_old, part, shift):  # type: ignore[no-untyped-def]
+def _merge_column(acc, nu, r, c, scaled_old, part, shift):
     """``A ← A·α·e^{ν−ν'} + part·e^{shift−ν'}`` with ``ν' = max(ν, shift)`` (one of the factors is 1)."""
     old = nu[r, c]
     if shift > old:
@@ -61,7 +61,7 @@ def _merge_column(acc, nu, r, c, scaled_old, part, shift):  # type: ignore[no-un
 
 
 @njit(cache=True, fastmath=False, parallel=True)
-def _laser_forward(q3, k3, v3, q_map, kv_map, mask3, mask_map, has_mask, causal, scale, out):  # type: ignore[no-untyped-def]
+def _laser_forward(q3, k3, v3, q_map, kv_map, mask3, mask_map, has_mask, causal, scale, out):
     slices, n = out.shape[0], out.shape[1]
     m, dv = k3.shape[1], v3.shape[2]
     offset = m - n

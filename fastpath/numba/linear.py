@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
-
 from attnlab.fastpath.numba._common import as_slices, attention_maps, fast_dtype, float_arrays, poisoned
 from attnlab.reference.linear import DEFAULT_EPS, FEATURE_MAPS, resolve_feature_map
+from numba import njit, prange
+
 from attnlab.validation import check_bool, check_last_dim
 
 CHUNK = 64
@@ -25,7 +25,7 @@ _FUSED_MAPS = {"elu1": 1, "relu": 2}
 
 
 @njit(cache=True, fastmath=False)
-def _feature_rows(x3, idx, r0, r1, kind):  # type: ignore[no-untyped-def]
+def _feature_rows(x3, idx, r0, r1, kind):
     """``φ(x3[idx, r0:r1])`` as a C-contiguous block; kind 0: identity, 1: elu + 1, 2: relu."""
     block = np.empty((r1 - r0, x3.shape[2]), dtype=x3.dtype)
     for r in range(r1 - r0):
@@ -41,7 +41,7 @@ def _feature_rows(x3, idx, r0, r1, kind):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, fastmath=False)
-def _values_with_ones(v3, idx, r0, r1):  # type: ignore[no-untyped-def]
+def _values_with_ones(v3, idx, r0, r1):
     dv = v3.shape[2]
     block = np.empty((r1 - r0, dv + 1), dtype=v3.dtype)
     for r in range(r1 - r0):
@@ -52,7 +52,7 @@ def _values_with_ones(v3, idx, r0, r1):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, fastmath=False)
-def _normalise_into(out, b, r0, num, eps):  # type: ignore[no-untyped-def]
+def _normalise_into(out, b, r0, num, eps):
     dv = out.shape[2]
     for r in range(num.shape[0]):
         inv = 1.0 / (num[r, dv] + eps)
@@ -61,7 +61,7 @@ def _normalise_into(out, b, r0, num, eps):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, fastmath=False, parallel=True)
-def _linear_causal_chunked(q3, k3, v3, q_map, kv_map, kind, eps, chunk, out):  # type: ignore[no-untyped-def]
+def _linear_causal_chunked(q3, k3, v3, q_map, kv_map, kind, eps, chunk, out):
     slices, n = out.shape[0], out.shape[1]
     dk, dv = q3.shape[2], v3.shape[2]
     for b in prange(slices):
@@ -82,7 +82,7 @@ def _linear_causal_chunked(q3, k3, v3, q_map, kv_map, kind, eps, chunk, out):  #
 
 
 @njit(cache=True, fastmath=False, parallel=True)
-def _linear_global(q3, k3, v3, q_map, kv_map, kind, eps, chunk, out):  # type: ignore[no-untyped-def]
+def _linear_global(q3, k3, v3, q_map, kv_map, kind, eps, chunk, out):
     slices, n = out.shape[0], out.shape[1]
     m, dk, dv = k3.shape[1], q3.shape[2], v3.shape[2]
     for b in prange(slices):

@@ -21,11 +21,11 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
-
 from attnlab.fastpath.numba._common import as_slices, batch_map, fast_dtype, float_arrays, poisoned
 from attnlab.fastpath.numba._kernels import NEG_INF
 from attnlab.reference.tensor_poly import _check_degree, taylor_coefficients, taylor_multi_indices
+from numba import njit, prange
+
 from attnlab.validation import (
     broadcast_batch,
     check_bool,
@@ -38,7 +38,7 @@ _NAMES = ("q", "k1", "k2", "v1", "v2")
 
 
 @njit(cache=True, fastmath=False)
-def _rows(x3, idx, r0, r1):  # type: ignore[no-untyped-def]
+def _rows(x3, idx, r0, r1):
     block = np.empty((r1 - r0, x3.shape[2]), dtype=x3.dtype)
     for r in range(r1 - r0):
         for c in range(x3.shape[2]):
@@ -47,7 +47,7 @@ def _rows(x3, idx, r0, r1):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, fastmath=False, parallel=True)
-def pair_attention_forward(q3, k13, k23, v13, v23, maps, scale, causal, window1, window2, out):  # type: ignore[no-untyped-def]
+def pair_attention_forward(q3, k13, k23, v13, v23, maps, scale, causal, window1, window2, out):
     """``o_i = Σ_{(j,k) visible} softmax(σ Σ_l q_il k1_jl k2_kl) (v1_j ∘ v2_k)``.
 
     Visible pairs: all (``causal`` False), else ``j ∈ (i − window1, i]`` and ``k ∈ (i − window2, i]``
@@ -87,7 +87,9 @@ def pair_attention_forward(q3, k13, k23, v13, v23, maps, scale, causal, window1,
             out[b, i, c] = acc * inv
 
 
-def prepare_pair_inputs(q: Any, k1: Any, k2: Any, v1: Any, v2: Any) -> tuple[list[np.ndarray], tuple[int, ...], np.ndarray]:
+def prepare_pair_inputs(
+    q: Any, k1: Any, k2: Any, v1: Any, v2: Any
+) -> tuple[list[np.ndarray], tuple[int, ...], np.ndarray]:
     """Validate the five arrays as the reference does; return them, the batch shape and the index maps."""
     dtype = fast_dtype(q, k1, k2, v1, v2)
     arrays = float_arrays(_NAMES, (q, k1, k2, v1, v2), dtype)
@@ -106,10 +108,11 @@ def prepare_pair_inputs(q: Any, k1: Any, k2: Any, v1: Any, v2: Any) -> tuple[lis
 def run_pair_attention(
     arrays: list[np.ndarray], lead: tuple[int, ...], maps: np.ndarray, sigma: float, causal: bool, w1: int, w2: int
 ) -> np.ndarray:
-    qa, k1a, k2a, v1a, v2a = arrays
+    qa, v1a = arrays[0], arrays[3]
     n, dv = qa.shape[-2], v1a.shape[-1]
     out = poisoned((maps.shape[1], n, dv), qa.dtype)
-    pair_attention_forward(*(as_slices(a) for a in arrays), maps, sigma, causal, w1, w2, out)
+    q3, k13, k23, v13, v23 = (as_slices(a) for a in arrays)
+    pair_attention_forward(q3, k13, k23, v13, v23, maps, sigma, causal, w1, w2, out)
     return out.reshape(*lead, n, dv)
 
 
@@ -160,7 +163,7 @@ def _monomial_plan(d: int, degree: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, fastmath=False)
-def _monomials(x3, idx, r0, r1, parents, last, coeffs):  # type: ignore[no-untyped-def]
+def _monomials(x3, idx, r0, r1, parents, last, coeffs):
     """``coeffs_α · x^α`` for rows ``r0..r1`` of slice ``idx``: ``(r1 − r0, r)``."""
     rank = parents.shape[0]
     feats = np.empty((r1 - r0, rank), dtype=x3.dtype)
@@ -175,7 +178,7 @@ def _monomials(x3, idx, r0, r1, parents, last, coeffs):  # type: ignore[no-untyp
 
 
 @njit(cache=True, fastmath=False)
-def _key_summary(k3, v3, ki, vi, parents, last, ones, chunk):  # type: ignore[no-untyped-def]
+def _key_summary(k3, v3, ki, vi, parents, last, ones, chunk):
     """``Wᵀ [V | 1]`` (``r × (d_v + 1)``), streaming the keys in chunks."""
     m, dv = k3.shape[1], v3.shape[2]
     summary = np.zeros((parents.shape[0], dv + 1), dtype=k3.dtype)
@@ -191,7 +194,7 @@ def _key_summary(k3, v3, ki, vi, parents, last, ones, chunk):  # type: ignore[no
 
 
 @njit(cache=True, fastmath=False, parallel=True)
-def _poly_forward(q3, k13, k23, v13, v23, maps, parents, last, coeffs, chunk, out, normaliser):  # type: ignore[no-untyped-def]
+def _poly_forward(q3, k13, k23, v13, v23, maps, parents, last, coeffs, chunk, out, normaliser):
     slices, n, dv = out.shape
     ones = np.ones(coeffs.shape[0], dtype=coeffs.dtype)
     for b in prange(slices):
@@ -233,7 +236,8 @@ def tensor_attention_poly(
     coeffs = taylor_coefficients(taylor_multi_indices(d, g), sigma).astype(qa.dtype)
     out = poisoned((maps.shape[1], n, dv), qa.dtype)
     normaliser = poisoned((maps.shape[1], n), qa.dtype)
-    _poly_forward(*(as_slices(a) for a in arrays), maps, parents, last, coeffs, 256, out, normaliser)
+    q3, k13, k23, v13, v23 = (as_slices(a) for a in arrays)
+    _poly_forward(q3, k13, k23, v13, v23, maps, parents, last, coeffs, 256, out, normaliser)
     if not np.all(normaliser > 0.0):
         raise ValueError(
             f"degree: the degree-{g} Taylor approximation gives a non-positive normaliser "
