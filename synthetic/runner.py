@@ -195,7 +195,7 @@ def _run_on_pool(task: Task, pending: list[RunSpec], workers: int, reporter: Rep
 def _run_on_dask(task: Task, pending: list[RunSpec], address: str, reporter: Reporter) -> None:
     from distributed import Client, as_completed
 
-    with Client(address, set_as_default=False) as client:
+    with Client(address) as client:
         futures = {
             client.submit(_execute, task.run, s.config, s.seed, _dask_progress, s.workdir, pure=False): s
             for s in pending
