@@ -22,7 +22,7 @@ app = typer.Typer(
 console = Console()
 
 #: Modules that add verbs: each defines ``register(app: typer.Typer) -> None``.
-_PLUGINS: list[str] = ["attnlab.synthetic.cli", "attnlab.theory.cli"]
+_PLUGINS: list[str] = ["attnlab.synthetic.cli", "attnlab.theory.cli", "attnlab.fastpath.bench"]
 
 
 @app.command()
