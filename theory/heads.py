@@ -34,9 +34,7 @@ from attnlab.theory.ssm import (
     spectral_radius,
 )
 
-SOURCE = (
-    "Ghodsi, 'How Many Heads Make an SSM?', arXiv 2512.15115 v1 (abstract; operator-level reconstruction)"
-)
+SOURCE = "Ghodsi, 'How Many Heads Make an SSM?', arXiv 2512.15115 v1 (abstract; operator-level reconstruction)"
 #: Output agreement required of an exact construction, relative to ``max |Y|`` (claims.md F3.4).
 EXACT_RTOL = 1e-10
 ROTATION = np.array([[0.0, -1.0], [1.0, 0.0]])
@@ -214,9 +212,7 @@ def lag_selector_scores(n: int) -> np.ndarray:
     return alpha
 
 
-def random_causal_softmax_scores(
-    rng: np.random.Generator, heads: int, n: int, temperature: float
-) -> np.ndarray:
+def random_causal_softmax_scores(rng: np.random.Generator, heads: int, n: int, temperature: float) -> np.ndarray:
     logits = rng.standard_normal((heads, n, n)) * temperature
     mask = np.tril(np.ones((n, n), dtype=bool))
     logits = np.where(mask, logits, -np.inf)
@@ -276,9 +272,7 @@ def retrieval_input(rng: np.random.Generator, n: int, lag: int, content: int = 4
     return x
 
 
-def finite_difference_jacobian(
-    layer: RetrievalLayer, x: np.ndarray, i: int, j: int, step: float = 1e-6
-) -> np.ndarray:
+def finite_difference_jacobian(layer: RetrievalLayer, x: np.ndarray, i: int, j: int, step: float = 1e-6) -> np.ndarray:
     columns = []
     for coord in range(x.shape[1]):
         shift = np.zeros_like(x)
@@ -296,9 +290,7 @@ def log_slope(values: np.ndarray, lags: np.ndarray) -> float:
     return float(np.polyfit(lags, np.log(values), 1)[0])
 
 
-def dominant_mode_ssm(
-    rng: np.random.Generator, rho: float, modes: int = 3, p: int = 2, d: int = 2
-) -> LinearSSM:
+def dominant_mode_ssm(rng: np.random.Generator, rho: float, modes: int = 3, p: int = 2, d: int = 2) -> LinearSSM:
     """Diagonal ``A`` with dominant eigenvalue ``rho`` and the others at most ``0.3·rho``."""
     eigenvalues = np.concatenate([[rho], rho * rng.uniform(0.05, 0.3, modes - 1)])
     return LinearSSM(np.diag(eigenvalues), rng.standard_normal((modes, d)), rng.standard_normal((p, modes)))
@@ -486,9 +478,7 @@ def check_functional_counterexample(draws: int = 5, seed: int = 5) -> CheckResul
         ssm = random_diagonal_ssm(rng, 4, p=2, d=2)
         ks.append(lag_span_dimension(ssm, n))
         x = rng.standard_normal((3, n, 2))
-        y_heads = factorized_interaction(
-            x, functional_two_head_scores(ssm, n), np.stack([np.eye(2), ROTATION])
-        )
+        y_heads = factorized_interaction(x, functional_two_head_scores(ssm, n), np.stack([np.eye(2), ROTATION]))
         y_ssm = ssm(x)
         worst = max(worst, float(np.max(np.abs(y_heads - y_ssm)) / np.max(np.abs(y_ssm))))
     counterexample = worst <= 1e-12 and min(ks) == 4
@@ -551,9 +541,7 @@ def check_gradient_highway(seed: int = 7, n: int = 64) -> CheckResult:
     target = np.linalg.norm(layer.w_v, 2)
     spread = float(np.max(np.abs(norms - target)) / target)
     x = retrieval_input(rng, n, 7)
-    fd_gap = float(
-        np.max(np.abs(layer.jacobian(x, n - 1, n - 8) - finite_difference_jacobian(layer, x, n - 1, n - 8)))
-    )
+    fd_gap = float(np.max(np.abs(layer.jacobian(x, n - 1, n - 8) - finite_difference_jacobian(layer, x, n - 1, n - 8))))
     slopes: dict[str, float] = {}
     worst_slope = 0.0
     for rho in (0.5, 0.9, 0.99):
@@ -567,12 +555,7 @@ def check_gradient_highway(seed: int = 7, n: int = 64) -> CheckResult:
         ssm = random_similar_ssm(rng, rng.uniform(-0.95, 0.95, 3))
         basis = np.linalg.eig(ssm.a)[1]
         rho = spectral_radius(ssm.a)
-        envelope = (
-            np.linalg.norm(ssm.c, 2)
-            * np.linalg.norm(ssm.b, 2)
-            * np.linalg.cond(basis)
-            * rho ** np.arange(4 * n)
-        )
+        envelope = np.linalg.norm(ssm.c, 2) * np.linalg.norm(ssm.b, 2) * np.linalg.cond(basis) * rho ** np.arange(4 * n)
         bound_ratio = max(bound_ratio, float(np.max(ssm_gain_profile(ssm, 4 * n) / envelope)))
     ok = spread <= 1e-10 and fd_gap <= 1e-6 and worst_slope <= 1e-6 and bound_ratio <= 1 + 1e-12
     return CheckResult(
@@ -794,8 +777,7 @@ register(
             "scores may depend on the key content x_j and on i − j",
         ),
         verdict="falsified",
-        reason="2 heads (V = I and the 90° rotation J) with content-dependent scores reproduce a k = 4 SSM "
-        "exactly",
+        reason="2 heads (V = I and the 90° rotation J) with content-dependent scores reproduce a k = 4 SSM exactly",
         quick=check_functional_counterexample,
         full=partial(check_functional_counterexample, draws=100),
         figure=figure_minimal_heads,

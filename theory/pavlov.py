@@ -603,11 +603,11 @@ def figure_capacity(
     for d_k in (32, 64, 128, 256):
         sizes = np.maximum(2, (ratios * d_k).astype(int))
         means = [average_case_error(rng, d_k, int(n), 100, "unit").mean for n in sizes]
-        axes[0].loglog(sizes / d_k, means, "o", ms=4, label=f"d_k = {d_k}")
+        axes[0].loglog((sizes - 1) / d_k, means, "o", ms=4, label=f"d_k = {d_k}")
         data["average"][d_k] = {"N": sizes, "mean": means}
-    grid = np.geomspace(ratios[0], ratios[-1], 50)
-    axes[0].loglog(grid, grid, "k-", lw=1, label="N/d_k ≈ (N−1)/d_k")
-    axes[0].set_xlabel("N / d_k")
+    grid = np.geomspace(0.5 * ratios[0], ratios[-1], 50)
+    axes[0].loglog(grid, grid, "k-", lw=1, label="theory: error = (N−1)/d_k")
+    axes[0].set_xlabel("(N − 1) / d_k")
     axes[0].set_ylabel("mean relative error ‖r−v‖²/‖v‖²")
     axes[0].set_title("(a) average case collapses onto (N−1)/d_k")
     axes[0].legend(fontsize=7)
@@ -624,7 +624,8 @@ def figure_capacity(
         ax.axhline(KNEE_PROBABILITY, color="0.5", ls=":", lw=1)
         ax.set_xlabel(label)
         ax.set_ylabel("P(error-free, sign decoding)")
-    axes[2].set_xlim(0, 0.5)
+    axes[1].set_xlim(0, 8)
+    axes[2].set_xlim(0, 1.5)
     axes[1].set_title(f"(b) vs N/√d_k: curves drift right\nknee exponent {fit.exponent:.2f} (√ predicts 0.5)")
     axes[2].set_title("(c) vs N/(d_k/log d_k): curves collapse")
     axes[1].legend(title="d_k", fontsize=6, title_fontsize=7, ncol=2)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from attnlab.theory import claims, run
 from attnlab.theory import pavlov as P
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 HUNT = settings(max_examples=15, deadline=None, derandomize=True)
 PAVLOV_CLAIMS = claims("pavlov")
@@ -143,7 +142,7 @@ def test_crosstalk_with_the_diagonal_flips_the_memory_check(monkeypatch) -> None
 
 def test_sqrt_knees_would_make_the_capacity_claim_hold(monkeypatch) -> None:
     def sqrt_knee(d_k, trials, seed, decoder, d_v=32):
-        return P.KneeResult(d_k, decoder, int(round(3 * np.sqrt(d_k))), ())
+        return P.KneeResult(d_k, decoder, round(3 * float(np.sqrt(d_k))), ())
 
     monkeypatch.setattr(P, "capacity_knee", sqrt_knee)
     assert P.check_sqrt_capacity().verdict == "holds"
@@ -162,4 +161,4 @@ def test_bad_inputs_are_rejected_by_name() -> None:
     with pytest.raises(ValueError, match="n_keys:"):
         P.sample_keys(np.random.default_rng(0), 1, 5, 4, "orthogonal")
     with pytest.raises(ValueError, match="kind:"):
-        P.sample_keys(np.random.default_rng(0), 1, 2, 4, "cubic")  # type: ignore[arg-type]
+        P.sample_keys(np.random.default_rng(0), 1, 2, 4, "cubic")
