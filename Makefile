@@ -5,6 +5,8 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 export NUMBA_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: install demo test test-all lint bench clean
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+# One thread per library: CI has 2 cores, and BLAS/Numba thread pools oversubscribe them (batched small
+# matrix products ran ~10x slower with OpenBLAS's default threads on a loaded 2-core machine).
+for _var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 from hypothesis import HealthCheck, settings
 
