@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from attnlab.entries import _differential_sample
 from attnlab.fastpath.numba.checks import check_deterministic, check_parity
 from attnlab.fastpath.numba.differential import differential_attention
 from attnlab.reference import differential_attention as reference
+
+from attnlab.entries import _differential_sample
 from attnlab.registry import Shape, get_form
 
 CASES = [
@@ -34,3 +34,11 @@ def test_numba_differential_bad_inputs() -> None:
     for bad in get_form("differential").bad_inputs():
         with pytest.raises(bad.error, match=bad.match):
             differential_attention(*bad.args, **bad.kwargs)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numba_differential_token_head_lambda(dtype: str) -> None:
+    """DIFF v2-style λ per (head, token), broadcast against the output."""
+    sample = _differential_sample(4, Shape(batch=2, heads=2, kv_heads=1, n=70, d=8, d_v=6, causal=True))
+    lam = np.random.default_rng(4).uniform(0.0, 1.0, (2, 70, 1))
+    check_parity("differential", differential_attention, reference, sample.with_args(*sample.args, lam=lam), dtype)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-
-from attnlab.entries import _hamming_sample
 from attnlab.fastpath.numba.checks import check_deterministic, check_parity
 from attnlab.fastpath.numba.hamming import hamming_attention
 from attnlab.reference import hamming_attention as reference
+
+from attnlab.entries import _hamming_sample
 from attnlab.registry import Shape, get_form
 
 CASES = [
@@ -35,3 +34,10 @@ def test_numba_hamming_bad_inputs() -> None:
     for bad in get_form("hamming").bad_inputs():
         with pytest.raises(bad.error, match=bad.match):
             hamming_attention(*bad.args, **bad.kwargs)
+
+
+@pytest.mark.parametrize("top_n", [1, 5, 40, 200])
+def test_numba_hamming_top_n_keeps_ties(top_n: int) -> None:
+    """Few distinct distances (d = 6) make ties common: every key tied with the N-th must be kept."""
+    sample = _hamming_sample(9, Shape(batch=1, heads=2, kv_heads=1, n=100, m=130, d=6, d_v=5, causal=True))
+    check_parity("hamming", hamming_attention, reference, sample.with_args(*sample.args, top_n=top_n), "float64")

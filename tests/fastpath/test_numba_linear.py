@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-
-from attnlab.entries import _linear_sample
 from attnlab.fastpath.numba.checks import check_deterministic, check_parity
 from attnlab.fastpath.numba.linear import linear_attention
 from attnlab.reference import linear_attention as reference
+
+from attnlab.entries import _linear_sample
 from attnlab.registry import Shape, get_form
 
 CASES = [
@@ -34,3 +33,12 @@ def test_numba_linear_bad_inputs() -> None:
     for bad in get_form("linear").bad_inputs():
         with pytest.raises(bad.error, match=bad.match):
             linear_attention(*bad.args, **bad.kwargs)
+
+
+@pytest.mark.parametrize("feature_map", ["relu", "elu1", "callable"])
+def test_numba_linear_feature_maps_across_chunks(feature_map: str) -> None:
+    sample = _linear_sample(3, Shape(batch=1, heads=2, kv_heads=2, n=200, d=8, d_v=4, causal=True))
+    fmap = (lambda x: x * x + 0.5) if feature_map == "callable" else feature_map
+    sample = sample.with_args(*sample.args, feature_map=fmap)
+    for dtype in ("float32", "float64"):
+        check_parity("linear", linear_attention, reference, sample, dtype)

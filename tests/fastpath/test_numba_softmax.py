@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from attnlab.entries import _attention_sample
 from attnlab.fastpath.numba.checks import check_deterministic, check_parity
 from attnlab.fastpath.numba.softmax import softmax_attention, softmax_attention_lse
 from attnlab.reference import softmax_attention as reference
 from attnlab.reference import softmax_attention_lse as reference_lse
+
+from attnlab.entries import _attention_sample
 from attnlab.registry import Shape, get_form
 
 CASES = [
@@ -52,7 +52,8 @@ def test_numba_softmax_fully_masked_rows_are_zero() -> None:
 
 
 def test_numba_softmax_deterministic() -> None:
-    check_deterministic(softmax_attention, _attention_sample(1, Shape(batch=2, heads=4, kv_heads=2, n=300, d=16, d_v=8, causal=True)))
+    shape = Shape(batch=2, heads=4, kv_heads=2, n=300, d=16, d_v=8, causal=True)
+    check_deterministic(softmax_attention, _attention_sample(1, shape))
 
 
 def test_numba_softmax_bad_inputs() -> None:

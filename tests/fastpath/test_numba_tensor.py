@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from attnlab.entries import _tensor_sample
 from attnlab.fastpath.numba.checks import check_deterministic, check_parity
 from attnlab.fastpath.numba.tensor import tensor_attention
 from attnlab.reference import tensor_attention as reference
+
+from attnlab.entries import _tensor_sample
 from attnlab.registry import Shape, get_form
 
 CASES = [
@@ -32,3 +32,25 @@ def test_numba_tensor_bad_inputs() -> None:
     for bad in get_form("tensor").bad_inputs():
         with pytest.raises(bad.error, match=bad.match):
             tensor_attention(*bad.args, **bad.kwargs)
+
+
+@pytest.mark.parametrize("degree", [0, 2, 3, 6])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numba_tensor_poly_parity(degree: int, dtype: str) -> None:
+    from attnlab.fastpath.numba.tensor import tensor_attention_poly
+    from attnlab.reference.tensor_poly import tensor_attention_poly as poly_reference
+
+    sample = _tensor_sample(5, Shape(batch=2, heads=2, n=12, m=11, d=4, d_v=3))
+    sample = sample.with_args(*(0.6 * a for a in sample.args), degree=degree)
+    sample = type(sample)(sample.args, {"degree": degree}, sample.label)
+    check_parity("tensor poly", tensor_attention_poly, poly_reference, sample, dtype)
+
+
+def test_numba_tensor_poly_long_sequence() -> None:
+    """Linear-time path on a length the exact form could not afford (n = m1 = m2 = 4096)."""
+    from attnlab.fastpath.numba.tensor import tensor_attention_poly
+    from attnlab.reference.tensor_poly import tensor_attention_poly as poly_reference
+
+    rng = np.random.default_rng(0)
+    args = [0.5 * rng.standard_normal((1, 4096, 4)) for _ in range(5)]
+    np.testing.assert_allclose(tensor_attention_poly(*args, degree=4), poly_reference(*args, degree=4), atol=1e-12)
