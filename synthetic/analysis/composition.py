@@ -39,7 +39,9 @@ ArrayT = TypeVar("ArrayT")
 def _as_matrix(name: str, x: object) -> np.ndarray:
     arr = np.asarray(x)
     if arr.dtype.kind not in "fiu" or arr.ndim < 2:
-        raise TypeError(f"{name}: expected a real matrix of shape (..., d_in, d_out), got {arr.dtype} {arr.shape}")
+        raise TypeError(
+            f"{name}: expected a real matrix of shape (..., d_in, d_out), got {arr.dtype} {arr.shape}"
+        )
     arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: expected finite entries")
@@ -192,9 +194,9 @@ def project_out(vectors: ArrayT, basis: ArrayT) -> ArrayT:
     Works for NumPy arrays and Torch tensors alike (``x - (x @ B^T) @ B``); this is the ablation of
     the SVD components whose write directions are the rows of ``basis``.
     """
-    return vectors - (vectors @ basis.T) @ basis  # type: ignore[operator, attr-defined]
+    return vectors - (vectors @ basis.T) @ basis  # type: ignore[attr-defined]
 
 
 def project_onto(vectors: ArrayT, basis: ArrayT) -> ArrayT:
     """The component of ``vectors`` ``(..., d)`` in the span of the orthonormal rows of ``basis``."""
-    return (vectors @ basis.T) @ basis  # type: ignore[operator, attr-defined]
+    return (vectors @ basis.T) @ basis  # type: ignore[attr-defined]

@@ -5,9 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from attnlab.synthetic.analysis.composition import (
     component_composition_scores,
     composition_right,
@@ -20,6 +17,8 @@ from attnlab.synthetic.analysis.composition import (
     random_matrix_baseline,
     svd_components,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 D_MODEL = 48
 
@@ -57,7 +56,7 @@ def test_composition_right_selects_qk_transpose_and_ov() -> None:
     np.testing.assert_array_equal(composition_right("k", qk, ov), qk.T)
     np.testing.assert_array_equal(composition_right("v", qk, ov), ov)
     with pytest.raises(ValueError, match="kind"):
-        composition_right("x", qk, ov)  # type: ignore[arg-type]
+        composition_right("x", qk, ov)
 
 
 def test_per_component_score_equals_score_of_the_rank_one_matrix() -> None:
@@ -116,7 +115,7 @@ def test_random_matrix_baseline_is_seeded_and_below_structured_scores() -> None:
     right = rng.standard_normal((D_MODEL, D_MODEL))
     first = random_matrix_baseline(right, rank=4, samples=200, seed=7)
     assert first == random_matrix_baseline(right, rank=4, samples=200, seed=7)
-    u, s, vh = np.linalg.svd(right)
+    u, _, _ = np.linalg.svd(right)
     aligned = np.outer(rng.standard_normal(D_MODEL), u[:, 0])  # writes what right reads most
     assert composition_score(aligned, right) > first.mean + 5 * first.std
 
