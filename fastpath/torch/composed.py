@@ -38,6 +38,7 @@ __all__ = [
     "composed_hamming",
     "composed_interaction",
     "composed_laser",
+    "composed_laser_shifted",
     "composed_linear",
     "composed_mla",
     "composed_simplicial",
@@ -89,6 +90,22 @@ def composed_laser(
     joint = scores[..., :, :, None] + v[..., None, :, :]
     out = torch.logsumexp(joint, dim=-2) - torch.logsumexp(scores, dim=-1, keepdim=True)
     return out.masked_fill(empty, 0.0)
+
+
+def composed_laser_shifted(
+    q: Any, k: Any, v: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None
+) -> torch.Tensor:
+    """The paper's LWSE evaluation composed plainly: ``log(softmax(S) exp(V − m)) + m`` with the
+    global column maximum ``m_c = max_j V_jc``.
+
+    Exact in real arithmetic and memory-lean (only ``n × m`` weights), but ``exp(V − m)`` underflows
+    on rows whose visible values sit far below ``m_c`` (the output is then ``−inf``); it is the
+    composed-torch benchmark peer of LASER, not a reference.
+    """
+    q, k, v = _qkv(q, k, v)
+    shift = v.detach().amax(dim=-2, keepdim=True)
+    weights = masked_softmax(_scores(q, k, scale), _allowed(q, k, causal, mask))
+    return torch.log(weights @ torch.exp(v - shift)) + shift
 
 
 def _feature_map(feature_map: Any) -> Callable[[torch.Tensor], torch.Tensor]:
