@@ -106,7 +106,7 @@ REMAINDER_RADII: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 3.375, 5.0)
 REMAINDER_DEGREES: tuple[int, ...] = tuple(range(1, 11))
 
 
-def _sup_relative_error(radius: float, degree: int, points: int = 121) -> float:
+def _sup_relative_error(radius: float, degree: int, points: int = 61) -> float:
     """``max_{|x|≤R} |P_g(x)e^{−x} − 1|`` on a grid incl. ±R, at 40 significant digits (no cancellation)."""
     with mpmath.workdps(40):
         worst = mpmath.mpf(0)
