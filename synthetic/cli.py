@@ -130,6 +130,8 @@ def reproduce(
         typer.echo(json.dumps(outcome.summary, sort_keys=True))
         return
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
     _print_summary(console, outcome.summary)
     console.print(
         f"{outcome.executed} run(s) executed, {outcome.cached} reused from the cache; "
