@@ -306,9 +306,12 @@ def configs(quick: bool) -> list[ICLConfig]:
     low-rank-bottleneck pair (and its baselines) at d = 16, L = 32.
 
     ``quick`` trains for 3000 steps (1500 for the bottleneck pair) and evaluates on 10,000 prompts; the
-    full run uses 5000 steps and 20,000 prompts.
+    full run uses 20,000 steps and 20,000 prompts.
     """
-    steps, prompts = (3000, 10000) if quick else (5000, 20000)
+    # The full run trains 20,000 steps rather than the CPU spec's 5000: from the default
+    # initialisation some seeds sit on the single-head-like saddle (heads not yet split into the
+    # ±(ω, μ) pair) past 5000 steps, and the paper itself trains 500k steps.
+    steps, prompts = (3000, 10000) if quick else (20000, 20000)
     base = ICLConfig(steps=steps, eval_prompts=prompts)
     bottleneck = replace(base, experiment="bottleneck", dim=16, train_length=32, eval_lengths=(32,), heads=2,
                          steps=steps // 2 if quick else steps)

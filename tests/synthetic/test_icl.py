@@ -273,7 +273,7 @@ def test_experiment_declares_the_papers_toy_and_the_bottleneck() -> None:
     bottleneck = {c.name: c for c in full if c.experiment == "bottleneck"}
     assert bottleneck["lowrank_r4_h2"].qk_rank is not None and bottleneck["lowrank_r4_h2"].qk_rank < 16
     assert len({config_hash(c) for c in full + quick}) == len(full) + len(quick)
-    assert all(3000 <= c.steps <= 5000 for c in length + [c for c in quick if c.experiment == "length"])
+    assert all(c.steps >= 3000 for c in length + [c for c in quick if c.experiment == "length"])
     assert len(smoke_configs(True)) >= 6
 
 
