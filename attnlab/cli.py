@@ -1,8 +1,8 @@
 """The ``attnlab`` command line (typer + rich).
 
-Verbs defined here: ``forms`` and ``verify``. Other verbs (``figure``, ``bench``, ``reproduce``)
-live next to the code they drive; each such module exposes ``register(app)`` and is listed in
-``_PLUGINS``.
+Verbs defined here: ``forms``. The other verbs live next to the code they drive: ``verify`` and
+``figure`` in :mod:`attnlab.theory.cli`, ``reproduce`` in :mod:`attnlab.synthetic.cli`, ``bench`` in
+:mod:`attnlab.fastpath.bench`. Each such module exposes ``register(app)`` and is listed in ``_PLUGINS``.
 """
 
 from __future__ import annotations
