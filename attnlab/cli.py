@@ -19,7 +19,17 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
+
+
+def wide_console() -> Console:
+    """A console for tables: the terminal's width, or 200 columns when output goes to a file or pipe
+    (rich would otherwise fold long claim ids and evidence at 80 columns)."""
+    import sys
+
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+console = wide_console()
 
 #: Modules that add verbs: each defines ``register(app: typer.Typer) -> None``.
 _PLUGINS: list[str] = ["attnlab.synthetic.cli", "attnlab.theory.cli", "attnlab.fastpath.bench"]

@@ -20,9 +20,10 @@ import numpy as np
 import typer
 from attnlab.theory import registry
 from attnlab.theory.registry import Claim
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from attnlab.cli import wide_console
 
 DEFAULT_FIGURE_DIR = Path("results/figures")
 
@@ -124,7 +125,7 @@ def _run_row(claim: Claim, *, full: bool) -> dict[str, Any]:
 
 
 def _print_table(rows: list[dict[str, Any]], *, full: bool) -> None:
-    console = Console()
+    console = wide_console()
     table = Table(title=f"attnlab claims ({'full' if full else 'quick'} checks)", show_lines=False)
     for column in ("family", "id", "recorded", "observed", "evidence", "s"):
         table.add_column(column, overflow="fold")
