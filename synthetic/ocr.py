@@ -438,15 +438,33 @@ def _load_checkpoint(path: Path, config: OCRConfig, seed: int) -> dict[str, Any]
 
 
 def _weight_analysis(model: OCRTransformer, data: OCRData, margin: float) -> dict[str, Any]:
+    """Spectral measures of ``W_OV`` restricted to [answers × subjects] (tasks.md §2.7).
+
+    ``nuclear_norm_at_unit_margin`` divides the block's nuclear norm by the training margin. For
+    linear attention the logit of answer ``v`` contains ``a(s) · W_OV[v, s]`` with the learned
+    subject score ``a(s) = (W_Kᵀ W_Q e_EOS)[s]``, so W_Q's scale also moves the margin;
+    ``attention_weighted_block`` therefore reports the block with column ``s`` scaled by ``a(s)``
+    (``None`` for softmax attention, whose weights depend on the whole sequence).
+    """
     w_ov = model.w_ov().double().cpu().numpy()
     subjects = data.subject_tokens
     block = w_ov[np.ix_(data.answer_tokens, subjects)]
     summary = rank_summary(block)
-    nuclear = summary["nuclear_norm_raw"]
+    weighted: dict[str, Any] | None = None
+    if model.attention == "linear":
+        w_q = model.w_q.detach().double().cpu().numpy()
+        scores = w_q[:, data.eos_token] @ model.w_k.double().cpu().numpy()
+        effective = rank_summary(block * scores[subjects][None, :])
+        weighted = {
+            "energy_rank": effective["energy_rank"],
+            "nuclear_norm_at_unit_margin": effective["nuclear_norm_raw"] / margin if margin > 0 else None,
+            "mean_subject_score": float(scores[subjects].mean()),
+        }
     return {
         "answer_subject_block": summary,
+        "attention_weighted_block": weighted,
         "w_ov_singular_values": rank_summary(w_ov, energies=(0.99,))["singular_values"],
-        "nuclear_norm_at_unit_margin": nuclear / margin if margin > 0 else None,
+        "nuclear_norm_at_unit_margin": summary["nuclear_norm_raw"] / margin if margin > 0 else None,
         "norms": {
             "w_ov_frobenius": float(np.linalg.norm(w_ov)),
             "subject_fact_block_frobenius": float(np.linalg.norm(w_ov[np.ix_(data.fact_tokens, subjects)])),
@@ -551,7 +569,11 @@ def _train(config: OCRConfig, seed: int, progress: Progress, workdir: Path) -> d
 def configs(quick: bool = True) -> list[OCRConfig]:
     """The experiment: both OV parameterisations of the official setup; the full one adds the softmax
     pair, the random-map ("hallucination") pair and the rank sweep r ∈ {3, …, 128} (20k steps, default
-    init, as the official sweep)."""
+    init, as the official sweep).
+
+    With one-hot tokens and the permutation-invariant "identity" init, the random-map run is an exact
+    relabelling of the structured one, so its numbers match the main run up to float summation order:
+    a symmetry check that OCR cannot tell causal from arbitrary pairings, not independent evidence."""
     main = [OCRConfig(parameterization=p) for p in PARAMETERIZATIONS]
     if quick:
         return main
@@ -615,8 +637,13 @@ def summarize(results: Results) -> dict[str, Any]:
     }
     summary["effective_rank"] = {p: _mean([m["answer_subject_block"]["effective_rank"] for m in runs])
                                  for p, runs in main.items()}
+    # Raw-block and attention-weighted nuclear norms at unit training margin, per seed (tasks.md §2.6).
     summary["nuclear_norm_at_unit_margin"] = {
         p: [m["nuclear_norm_at_unit_margin"] for m in runs] for p, runs in main.items()
+    }
+    summary["attention_weighted_nuclear_norm_at_unit_margin"] = {
+        p: [(m.get("attention_weighted_block") or {}).get("nuclear_norm_at_unit_margin") for m in runs]
+        for p, runs in main.items()
     }
     factorized, combined = main.get("factorized", []), main.get("combined", [])
     num_facts = (factorized or combined or [{"num_facts": 20}])[0]["num_facts"]
@@ -723,9 +750,10 @@ def plot(results: Results, summary: dict[str, Any], outdir: Path) -> list[Path]:
                     label="held-out implications")
         ax.semilogx(ranks, [sweep[str(r)]["heldout_fact_acc"] for r in ranks], marker="s", base=2,
                     label="held-out facts")
-        ax.set(xlabel="inner rank r of W_O W_V", ylabel="accuracy", ylim=(-0.02, 1.02),
+        ax.set_xticks(ranks, [str(r) for r in ranks])
+        ax.set(xlabel="inner rank r of W_O W_V", ylabel="accuracy", ylim=(-0.02, 1.05),
                title="factorized OV: rank sweep (default init)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="lower right")
         fig.tight_layout()
         written += save_figure(fig, outdir, "ocr_rank_sweep", sweep)
 

@@ -234,6 +234,8 @@ def test_tiny_run_shows_the_ocr_effect(tiny_results: list[tuple[OCRConfig, int, 
     k_fact = factorized["answer_subject_block"]["energy_rank"]["0.99"]
     k_comb = combined["answer_subject_block"]["energy_rank"]["0.99"]
     assert k_fact <= 22 < k_comb
+    # The same holds for the block weighted by the learned subject attention scores.
+    assert factorized["attention_weighted_block"]["energy_rank"]["0.99"] <= 22
     assert [h["step"] for h in factorized["history"]] == [0, 100, 200, 300]
 
 
