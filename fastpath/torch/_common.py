@@ -171,6 +171,3 @@ def masked_softmax(scores: torch.Tensor, allowed: torch.Tensor | None, dim: int 
     total = p.sum(dim=dim, keepdim=True)
     return p / torch.where(total > 0, total, torch.ones_like(total))
 
-
-def default_scale(scale: Any, default: float) -> float:
-    return check_scale(scale, default)

@@ -251,7 +251,7 @@ def composed_hamming(
     from attnlab.fastpath.torch.hamming import keep_top_n, sign_code
 
     q, k, v = _qkv(q, k, v)
-    scores = _scores(sign_code(q), sign_code(k), scale if scale is not None else q.shape[-1] ** -0.5)
+    scores = _scores(sign_code(q), sign_code(k), scale)
     allowed = _allowed(q, k, causal, mask)
     if top_n is not None:
         allowed = keep_top_n(scores, allowed, check_positive_int("top_n", top_n))
