@@ -26,6 +26,41 @@ BLOCK_COLS = 256
 
 NEG_INF = -np.inf
 
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.693145751953125
+_LN2_LO = 1.4286068203094173e-06
+#: 2^-k for k = 0..1100: exact powers of two replace the exponent bit-twiddling numba cannot vectorise.
+_POW2_NEG = np.ldexp(1.0, -np.arange(1101))
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def exp_nonpositive(x):
+    """``e^x`` for ``x <= 0`` (``-inf`` gives 0): ``x = k ln2 + r``, a degree-13 Taylor polynomial on
+    ``|r| <= ln2/2`` (relative error below 2e-16) times ``2^-k`` from a table.
+
+    Unlike a libm call this is straight-line arithmetic plus a gather, so LLVM vectorises the
+    element-wise loops of the kernels without fast-math.
+    """
+    if x < -745.0:
+        return 0.0
+    k = math.floor(x * _LOG2E + 0.5)
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    p = 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    return p * _POW2_NEG[int(-k)]
+
 
 @njit(cache=True, fastmath=False)
 def tile_fully_visible(r0: int, c1: int, offset: int, causal: bool, has_mask: bool) -> bool:
@@ -69,7 +104,7 @@ def online_softmax_tile(s, row_max, alpha):
         alpha[r] = 0.0 if old == NEG_INF else math.exp(old - new)
         row_max[r] = new
         for c in range(bc):
-            s[r, c] = math.exp(s[r, c] - new)
+            s[r, c] = exp_nonpositive(s[r, c] - new)
 
 
 @njit(cache=True, fastmath=False)

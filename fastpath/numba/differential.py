@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numba import njit, prange
+
 from attnlab.fastpath.numba._common import (
     as_slices,
     attention_maps,
@@ -32,8 +34,6 @@ from attnlab.fastpath.numba._kernels import (
     tile_fully_visible,
 )
 from attnlab.reference.differential import _check_lambda
-from numba import njit, prange
-
 from attnlab.validation import broadcast_batch, check_last_dim, check_same_length, check_scale
 
 

@@ -15,10 +15,10 @@ import math
 from typing import Any
 
 import numpy as np
-from attnlab.fastpath.numba._common import as_slices, attention_maps, fast_dtype, float_arrays, mask_slices, poisoned
-from attnlab.fastpath.numba._kernels import BLOCK_COLS, BLOCK_ROWS, key_end, load_values_with_ones
 from numba import njit, prange
 
+from attnlab.fastpath.numba._common import as_slices, attention_maps, fast_dtype, float_arrays, mask_slices, poisoned
+from attnlab.fastpath.numba._kernels import BLOCK_COLS, BLOCK_ROWS, key_end, load_values_with_ones
 from attnlab.validation import check_last_dim, check_positive_int, check_scale
 
 _M1 = np.uint64(0x5555555555555555)

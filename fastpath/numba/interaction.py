@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from attnlab.fastpath.numba._common import as_slices, batch_map, fast_dtype, float_arrays, poisoned, precision
-from attnlab.reference.interaction import _value_maps
 from numba import njit, prange
 
+from attnlab.fastpath.numba._common import as_slices, batch_map, fast_dtype, float_arrays, poisoned, precision
+from attnlab.reference.interaction import _value_maps
 from attnlab.validation import as_float_array, broadcast_batch
 
 

@@ -14,6 +14,8 @@ import math
 from typing import Any
 
 import numpy as np
+from numba import njit, prange
+
 from attnlab.fastpath.numba._common import as_slices, attention_maps, fast_dtype, float_arrays, mask_slices, poisoned
 from attnlab.fastpath.numba._kernels import (
     BLOCK_COLS,
@@ -26,8 +28,6 @@ from attnlab.fastpath.numba._kernels import (
     online_softmax_tile,
     tile_fully_visible,
 )
-from numba import njit, prange
-
 from attnlab.validation import check_last_dim, check_scale
 
 

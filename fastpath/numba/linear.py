@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from attnlab.fastpath.numba._common import as_slices, attention_maps, fast_dtype, float_arrays, poisoned
-from attnlab.reference.linear import DEFAULT_EPS, FEATURE_MAPS, resolve_feature_map
 from numba import njit, prange
 
+from attnlab.fastpath.numba._common import as_slices, attention_maps, fast_dtype, float_arrays, poisoned
+from attnlab.reference.linear import DEFAULT_EPS, FEATURE_MAPS, resolve_feature_map
 from attnlab.validation import check_bool, check_last_dim
 
 CHUNK = 64

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from attnlab.fastpath.numba._common import fast_dtype, float_arrays
 from attnlab.fastpath.numba.softmax import softmax_attention
 from attnlab.reference.mla import MLAWeights, _heads, rms_norm, rope_interleaved
-
 from attnlab.validation import check_last_dim, check_scale
 
 

@@ -11,7 +11,6 @@ from attnlab.fastpath.numba.mla import mla_attention
 from attnlab.fastpath.numba.simplicial import simplicial_attention
 from attnlab.fastpath.numba.softmax import softmax_attention
 from attnlab.fastpath.numba.tensor import tensor_attention
-
 from attnlab.registry import FastPath, register_fast_path
 
 FAST_PATHS = {

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from attnlab.fastpath.numba.tensor import prepare_pair_inputs, run_pair_attention
 
+from attnlab.fastpath.numba.tensor import prepare_pair_inputs, run_pair_attention
 from attnlab.validation import check_bool, check_positive_int, check_same_length, check_scale
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from attnlab.fastpath.numba._common import (
     as_slices,
     attention_maps,
@@ -19,7 +20,6 @@ from attnlab.fastpath.numba._common import (
     poisoned,
 )
 from attnlab.fastpath.numba._kernels import softmax_forward
-
 from attnlab.validation import check_last_dim, check_scale
 
 

@@ -21,11 +21,11 @@ import math
 from typing import Any
 
 import numpy as np
+from numba import njit, prange
+
 from attnlab.fastpath.numba._common import as_slices, batch_map, fast_dtype, float_arrays, poisoned
 from attnlab.fastpath.numba._kernels import NEG_INF
 from attnlab.reference.tensor_poly import _check_degree, taylor_coefficients, taylor_multi_indices
-from numba import njit, prange
-
 from attnlab.validation import (
     broadcast_batch,
     check_bool,

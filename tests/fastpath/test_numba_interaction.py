@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
+from attnlab.entries import _interaction_sample
 from attnlab.fastpath.numba.checks import check_deterministic, check_parity
 from attnlab.fastpath.numba.interaction import factorized_interaction
 from attnlab.reference import factorized_interaction as reference
-
-from attnlab.entries import _interaction_sample
 from attnlab.registry import Shape, get_form
 
 CASES = [

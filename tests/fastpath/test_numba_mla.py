@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
+from attnlab.entries import _mla_sample
 from attnlab.fastpath.numba.checks import check_deterministic, check_parity
 from attnlab.fastpath.numba.mla import mla_attention
 from attnlab.reference import mla_attention as reference
-
-from attnlab.entries import _mla_sample
 from attnlab.registry import Shape, get_form
 
 CASES = [

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
+from attnlab.entries import _simplicial_sample
 from attnlab.fastpath.numba.checks import check_deterministic, check_parity
 from attnlab.fastpath.numba.simplicial import simplicial_attention
 from attnlab.reference import simplicial_attention as reference
-
-from attnlab.entries import _simplicial_sample
 from attnlab.registry import Shape, get_form
 
 CASES = [

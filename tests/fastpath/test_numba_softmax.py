@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from attnlab.entries import _attention_sample
 from attnlab.fastpath.numba.checks import check_deterministic, check_parity
 from attnlab.fastpath.numba.softmax import softmax_attention, softmax_attention_lse
 from attnlab.reference import softmax_attention as reference
 from attnlab.reference import softmax_attention_lse as reference_lse
-
-from attnlab.entries import _attention_sample
 from attnlab.registry import Shape, get_form
 
 CASES = [

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from attnlab.entries import _tensor_sample
 from attnlab.fastpath.numba.checks import check_deterministic, check_parity
 from attnlab.fastpath.numba.tensor import tensor_attention
 from attnlab.reference import tensor_attention as reference
-
-from attnlab.entries import _tensor_sample
 from attnlab.registry import Shape, get_form
 
 CASES = [
