@@ -15,6 +15,7 @@ import functools
 
 import pytest
 import torch
+
 from attnlab.fastpath import bench
 
 torch.set_num_threads(1)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
+
 from attnlab.theory.ssm import LinearSSM, lag_span_dimension
 
 

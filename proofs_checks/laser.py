@@ -8,6 +8,7 @@ and returned as a :class:`~attnlab.theory.registry.CheckResult`.
 from __future__ import annotations
 
 import sympy as sp
+
 from attnlab.theory.registry import CheckResult
 
 

@@ -8,6 +8,7 @@ Each function proves an identity exactly for small ``n`` and returns a
 from __future__ import annotations
 
 import sympy as sp
+
 from attnlab.theory.registry import CheckResult
 
 

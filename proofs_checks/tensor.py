@@ -13,6 +13,7 @@ import math
 import mpmath
 import numpy as np
 import sympy as sp
+
 from attnlab.reference import tensor_poly
 from attnlab.reference.tensor import khatri_rao
 from attnlab.theory.registry import CheckResult

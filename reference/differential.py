@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from attnlab.reference.softmax import softmax_attention
 
+from attnlab.reference.softmax import softmax_attention
 from attnlab.validation import as_float_array, check_last_dim, check_same_length
 
 

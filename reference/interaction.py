@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from attnlab.reference.softmax import attention_weights
 
+from attnlab.reference.softmax import attention_weights
 from attnlab.validation import as_float_array
 
 Coefficients = np.ndarray | Callable[[np.ndarray], np.ndarray]

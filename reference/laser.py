@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from attnlab.reference._core import masked_logsumexp, masked_softmax
 from attnlab.reference.softmax import _prepare_qk
 

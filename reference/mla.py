@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from attnlab.reference.softmax import softmax_attention
 
+from attnlab.reference.softmax import softmax_attention
 from attnlab.validation import as_float_array, check_last_dim, check_scale
 
 RMS_EPS = 1e-6

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from attnlab.reference._core import masked_softmax
 
+from attnlab.reference._core import masked_softmax
 from attnlab.validation import (
     as_float_array,
     broadcast_batch,

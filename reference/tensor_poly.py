@@ -35,9 +35,9 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from attnlab.reference.tensor import khatri_rao
 from scipy.special import gammaln
 
+from attnlab.reference.tensor import khatri_rao
 from attnlab.validation import (
     as_float_array,
     broadcast_batch,

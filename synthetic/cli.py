@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from attnlab.synthetic.registry import TaskUnavailableError, get_task, task_names
-from attnlab.synthetic.runner import CacheMissError
-from attnlab.synthetic.runner import reproduce as run_reproduction
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from attnlab.synthetic.registry import TaskUnavailableError, get_task, task_names
+from attnlab.synthetic.runner import CacheMissError
+from attnlab.synthetic.runner import reproduce as run_reproduction
 
 _DEFAULT_ROOT = Path("results")
 _DEFAULT_WORKERS = min(2, os.cpu_count() or 1)

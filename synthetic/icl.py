@@ -32,6 +32,8 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch import Tensor
+
 from attnlab.synthetic.analysis.patterns import extract_patterns
 from attnlab.synthetic.base import Progress, Task
 from attnlab.synthetic.models import (
@@ -41,7 +43,6 @@ from attnlab.synthetic.models import (
     torch_threads,
     train_resumable,
 )
-from torch import Tensor
 
 Results = list[tuple[Any, int, dict[str, Any]]]
 

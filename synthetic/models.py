@@ -26,8 +26,9 @@ from typing import Literal
 
 import numpy as np
 import torch
-from attnlab.synthetic.base import Progress
 from torch import Tensor, nn
+
+from attnlab.synthetic.base import Progress
 
 Link = Literal["softmax", "linear"]
 ScoreForm = Literal["factored", "bilinear"]

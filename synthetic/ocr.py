@@ -45,11 +45,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from attnlab.synthetic.analysis.rank import rank_summary
-from attnlab.synthetic.base import Progress, Task, config_to_dict
 from torch import nn
 
 from attnlab.io import atomic_write_bytes, save_figure
+from attnlab.synthetic.analysis.rank import rank_summary
+from attnlab.synthetic.base import Progress, Task, config_to_dict
 
 FACT_RELATION = 0
 IMPLICATION_RELATION = 1

@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from attnlab.synthetic.base import Progress, Task, config_hash, config_to_dict
-
 from attnlab.io import atomic_write_json, read_json
+from attnlab.synthetic.base import Progress, Task, config_hash, config_to_dict
 
 Result = tuple[Any, int, dict[str, Any]]
 RunFunction = Callable[[Any, int, Progress, Path], dict[str, Any]]

@@ -18,12 +18,12 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-from attnlab.theory import registry
-from attnlab.theory.registry import Claim
 from rich.markup import escape
 from rich.table import Table
 
 from attnlab.cli import wide_console
+from attnlab.theory import registry
+from attnlab.theory.registry import Claim
 
 DEFAULT_FIGURE_DIR = Path("results/figures")
 

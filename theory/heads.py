@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from attnlab.reference.interaction import factorized_interaction, interaction_matrices, softmax_coefficients
 from attnlab.reference.softmax import attention_weights, softmax_attention
 from attnlab.theory.registry import CheckResult, Claim, Verdict, register

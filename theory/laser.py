@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+
 from attnlab.proofs_checks import laser as symbolic
 from attnlab.reference import (
     attention_weights,

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from attnlab.theory.registry import CheckResult, Claim, Verdict, register
 
+from attnlab.theory.registry import CheckResult, Claim, Verdict, register
 from attnlab.validation import as_float_array
 
 SOURCE = "Qiao, 'Understanding Transformers through the Lens of Pavlovian Conditioning', arXiv 2508.08289 v1 (abstract)"

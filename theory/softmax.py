@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+
 from attnlab.proofs_checks import softmax as symbolic
 from attnlab.reference import attention_weights, softmax_attention
 from attnlab.theory._checks import (

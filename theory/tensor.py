@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.optimize import brentq
+
 from attnlab.proofs_checks import tensor as proofs
 from attnlab.reference import tensor_poly
 from attnlab.reference.softmax import softmax_attention
 from attnlab.reference.tensor import khatri_rao, simplicial_attention, tensor_attention
 from attnlab.theory.registry import CheckResult, Claim, Verdict, register
-from scipy.optimize import brentq
 
 FAMILY = "tensor"
 ALMAN_SONG = "Alman & Song, arXiv 2310.04064 (ICLR 2024), abstract"

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+
 from attnlab.fastpath.torch._common import (
     allowed_mask,
     check_bool,

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from attnlab.fastpath.torch._common import allowed_mask, check_bool, check_same_length, check_scale
 from attnlab.fastpath.torch.softmax import check_qkv, sdpa
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from attnlab.fastpath.torch._common import (
     allowed_mask,
     check_bool,

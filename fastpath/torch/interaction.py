@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from attnlab.fastpath.torch._common import check_tensor
 
 

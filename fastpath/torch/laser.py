@@ -18,6 +18,7 @@ import math
 from typing import Any
 
 import torch
+
 from attnlab.fastpath.torch._common import allowed_mask, check_bool, check_scale, expand_kv_heads, kv_group
 from attnlab.fastpath.torch.softmax import check_qkv, sdpa
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
 from attnlab.fastpath.torch._common import check_bool, check_positive_int, expand_kv_heads
 from attnlab.fastpath.torch.composed import _check_eps, _feature_map
 from attnlab.fastpath.torch.softmax import check_qkv

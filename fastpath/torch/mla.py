@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from attnlab.fastpath.torch._common import allowed_mask, check_bool, check_last_dim, check_scale, check_tensor
 from attnlab.fastpath.torch.softmax import sdpa
 from attnlab.reference.mla import RMS_EPS, MLAWeights

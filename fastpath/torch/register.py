@@ -22,7 +22,6 @@ from attnlab.fastpath.torch.simplicial import simplicial_attention
 from attnlab.fastpath.torch.softmax import softmax_attention
 from attnlab.fastpath.torch.tensor import tensor_attention
 from attnlab.fastpath.torch.testing import to_torch_sample
-
 from attnlab.registry import FastPath, register_fast_path, register_torch_reference
 
 DTYPES = ("float32", "float64", "bfloat16")

@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
 from attnlab.fastpath.torch._common import (
     check_bool,
     check_positive_int,
@@ -21,7 +23,6 @@ from attnlab.fastpath.torch._common import (
     masked_softmax,
 )
 from attnlab.fastpath.torch.tensor import BLOCK_ELEMENTS, check_five
-from torch.utils.checkpoint import checkpoint
 
 
 def _windows(x: torch.Tensor, w: int) -> torch.Tensor:

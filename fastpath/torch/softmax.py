@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
 from attnlab.fastpath.torch._common import (
     allowed_mask,
     broadcast_lead,

@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.utils.checkpoint import checkpoint
+
 from attnlab.fastpath.torch._common import (
     check_bool,
     check_last_dim,
@@ -22,7 +24,6 @@ from attnlab.fastpath.torch._common import (
     check_tensor,
     masked_softmax,
 )
-from torch.utils.checkpoint import checkpoint
 
 #: Largest number of pair logits one query block materialises (over all batch entries).
 BLOCK_ELEMENTS = 1 << 22

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from attnlab.fastpath.torch.mla import TorchMLAWeights
 from attnlab.reference.mla import MLAWeights
-
 from attnlab.testing import Error, assert_within_rule
 
 TORCH_DTYPES: dict[str, torch.dtype] = {

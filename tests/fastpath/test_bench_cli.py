@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from attnlab.fastpath import bench
 from typer.testing import CliRunner
 
 from attnlab.cli import build_app
+from attnlab.fastpath import bench
 from attnlab.registry import get_form
 
 torch.set_num_threads(1)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from attnlab.fastpath.torch.composed import composed_hamming
 from attnlab.fastpath.torch.hamming import hamming_attention, hamming_scores, sign_code
 from attnlab.fastpath.torch.testing import check_forward, check_gradients, to_torch_sample
 from attnlab.reference import hamming_attention as reference
 from attnlab.reference import hamming_scores as reference_scores
-
 from attnlab.registry import Shape, get_form
 
 torch.set_num_threads(1)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from attnlab.fastpath.torch.composed import composed_interaction
 from attnlab.fastpath.torch.interaction import factorized_interaction
 from attnlab.fastpath.torch.testing import check_forward, check_gradients, to_torch_sample
 from attnlab.reference import factorized_interaction as reference
-
 from attnlab.registry import Shape, get_form
 
 torch.set_num_threads(1)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from attnlab.fastpath.torch.composed import composed_laser
 from attnlab.fastpath.torch.laser import laser_attention, underflow_threshold
 from attnlab.fastpath.torch.testing import check_forward, check_gradients, to_torch_sample
 from attnlab.reference import laser_attention as reference
 from attnlab.reference import laser_attention_global_shift
-
 from attnlab.registry import Shape, get_form
 from attnlab.validation import reference_precision
 

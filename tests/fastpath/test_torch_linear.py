@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from attnlab.fastpath.torch.composed import composed_linear
 from attnlab.fastpath.torch.linear import linear_attention
 from attnlab.fastpath.torch.testing import check_forward, check_gradients, to_torch_sample
 from attnlab.reference import linear_attention as reference
 from attnlab.reference import linear_attention_recurrent
-
 from attnlab.registry import Shape, get_form
 
 torch.set_num_threads(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from attnlab.fastpath.torch.composed import composed_mla
 from attnlab.fastpath.torch.mla import TorchMLAWeights, mla_attention
 from attnlab.fastpath.torch.testing import check_forward, check_gradients, to_torch_sample

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from attnlab.fastpath.torch.composed import composed_simplicial
 from attnlab.fastpath.torch.simplicial import simplicial_attention
 from attnlab.fastpath.torch.testing import check_forward, check_gradients, to_torch_sample

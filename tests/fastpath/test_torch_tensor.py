@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import attnlab.fastpath.torch.tensor as tensor_module
 import pytest
 import torch
+
+import attnlab.fastpath.torch.tensor as tensor_module
 from attnlab.fastpath.torch.composed import composed_tensor
 from attnlab.fastpath.torch.tensor import tensor_attention
 from attnlab.fastpath.torch.testing import check_forward, check_gradients, to_torch_sample
 from attnlab.reference import tensor_attention as reference
-
 from attnlab.registry import Shape, get_form
 
 torch.set_num_threads(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from attnlab.reference import hamming_attention, hamming_scores, sign_code, softmax_attention
 
 

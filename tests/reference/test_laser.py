@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from attnlab.reference import laser_attention, laser_attention_global_shift, softmax_attention
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from attnlab.reference import linear_attention, linear_attention_chunked, linear_attention_recurrent
 from attnlab.reference.linear import elu_plus_one
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from attnlab.reference import MLAWeights, factorized_interaction, mla_attention
 from attnlab.reference.mla import rope_interleaved
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from attnlab.reference import attention_weights, softmax_attention
 
+from attnlab.reference import attention_weights, softmax_attention
 from attnlab.validation import reference_precision
 
 rng = np.random.default_rng(0)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import attnlab.reference.tensor as tensor_module
 import numpy as np
+
+import attnlab.reference.tensor as tensor_module
 from attnlab.reference import khatri_rao, simplicial_attention, softmax_attention, tensor_attention
 
 

@@ -6,6 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
 from attnlab.reference import khatri_rao, tensor_attention
 from attnlab.reference.tensor_poly import (
     monomial_features,
@@ -18,9 +22,6 @@ from attnlab.reference.tensor_poly import (
     tensor_poly_factors,
     tensor_poly_rank,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 
 def _random_inputs(seed: int, n: int, m1: int, m2: int, d: int, d_v: int = 2, bound: float = 1.0):

@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from attnlab.synthetic.analysis.patterns import debiased_gd_weights, extract_patterns
 from attnlab.synthetic.base import config_hash, no_progress
 from attnlab.synthetic.icl import (
@@ -23,8 +26,6 @@ from attnlab.synthetic.icl import (
     summarize,
 )
 from attnlab.synthetic.models import QueryAttention, stream_generator
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 torch.set_num_threads(1)
 

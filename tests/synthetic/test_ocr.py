@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+
 from attnlab.reference import softmax_attention
 from attnlab.synthetic.base import config_hash
 from attnlab.synthetic.ocr import (

@@ -6,6 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from attnlab.synthetic.analysis.rank import (
     ablate_svd_components,
     effective_rank,
@@ -22,8 +25,6 @@ from attnlab.synthetic.analysis.rank import (
     svd_component,
     truncate_to_rank,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def matrix_with_spectrum(sigma: list[float], m: int, n: int, seed: int) -> np.ndarray:

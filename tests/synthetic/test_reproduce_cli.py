@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 import typer
+from typer.testing import CliRunner
+
 from attnlab.synthetic import registry
 from attnlab.synthetic.cli import register
-from typer.testing import CliRunner
 
 torch.set_num_threads(1)
 

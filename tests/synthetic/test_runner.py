@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 import torch
+
+from attnlab.io import read_json
 from attnlab.synthetic import icl
 from attnlab.synthetic.base import Progress, Task, config_hash
 from attnlab.synthetic.registry import TaskUnavailableError, get_task
 from attnlab.synthetic.runner import CacheMissError, experiment_hash, plan, reproduce
-
-from attnlab.io import read_json
 
 torch.set_num_threads(1)
 

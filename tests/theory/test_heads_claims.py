@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from attnlab.proofs_checks import heads as exact
 from attnlab.theory import claims, run
 from attnlab.theory import heads as H
@@ -15,8 +18,6 @@ from attnlab.theory.ssm import (
     random_similar_ssm,
     spectral_radius,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 HUNT = settings(max_examples=15, deadline=None, derandomize=True)
 HEADS_CLAIMS = claims("heads")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from attnlab.proofs_checks import laser as symbolic
 from attnlab.reference import (
     attention_weights,
@@ -13,8 +16,6 @@ from attnlab.reference import (
 )
 from attnlab.theory import laser as family
 from attnlab.theory.registry import claims, run
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 LASER_CLAIMS = claims("laser")
 HUNT = settings(max_examples=40, deadline=None, derandomize=True)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from attnlab.theory import claims, run
-from attnlab.theory import pavlov as P
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from attnlab.theory import claims, run
+from attnlab.theory import pavlov as P
 
 HUNT = settings(max_examples=15, deadline=None, derandomize=True)
 PAVLOV_CLAIMS = claims("pavlov")

@@ -6,12 +6,13 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from attnlab.proofs_checks import softmax as symbolic
 from attnlab.theory import softmax as family
 from attnlab.theory._checks import operator_norm, shannon_entropy, softmax_jacobian, stable_softmax
 from attnlab.theory.registry import claims, run
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 SOFTMAX_CLAIMS = claims("softmax")
 HUNT = settings(max_examples=60, deadline=None, derandomize=True)

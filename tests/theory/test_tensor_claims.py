@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
-import attnlab.theory.tensor as tensor_claims
 import numpy as np
 import pytest
+
+import attnlab.theory.tensor as tensor_claims
 from attnlab.proofs_checks import tensor as proofs
 from attnlab.reference import tensor_poly
 from attnlab.theory.registry import claims, run

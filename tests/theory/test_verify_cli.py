@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 import typer
+from typer.testing import CliRunner
+
 from attnlab.theory import cli as theory_cli
 from attnlab.theory import registry
 from attnlab.theory.registry import CheckResult, Claim
-from typer.testing import CliRunner
 
 
 @pytest.fixture
