@@ -24,33 +24,16 @@ from attnlab.fastpath.numba._common import (
 from attnlab.fastpath.numba._kernels import (
     BLOCK_COLS,
     BLOCK_ROWS,
-    NEG_INF,
-    apply_visibility,
     key_end,
-    load_scaled_rows,
-    load_transposed,
-    load_values_with_ones,
-    online_softmax_tile,
-    tile_fully_visible,
+    new_state,
+    scaled_rows,
+    softmax_advance,
 )
 from attnlab.reference.differential import _check_lambda
 from attnlab.validation import broadcast_batch, check_last_dim, check_same_length, check_scale
 
 
-@njit(cache=True, fastmath=False)
-def _advance(qb, k3, ki, c0, c1, r0, offset, causal, has_mask, mask3, mi, values, row_max, alpha, acc):
-    s = np.dot(qb, load_transposed(k3, ki, c0, c1))
-    if not tile_fully_visible(r0, c1, offset, causal, has_mask):
-        apply_visibility(s, r0, c0, offset, causal, has_mask, mask3, mi)
-    online_softmax_tile(s, row_max, alpha)
-    pv = np.dot(s, values)
-    for r in range(acc.shape[0]):
-        a = alpha[r]
-        for c in range(acc.shape[1]):
-            acc[r, c] = acc[r, c] * a + pv[r, c]
-
-
-@njit(cache=True, fastmath=False, parallel=True)
+@njit(cache=True, parallel=True)
 def _differential_forward(
     q1, k1, q2, k2, v3, q1_map, k1_map, q2_map, k2_map, v_map, mask3, mask_map, has_mask, causal, scale, lam3, out
 ):
@@ -64,27 +47,33 @@ def _differential_forward(
         r0 = (task % blocks) * BLOCK_ROWS
         r1 = min(n, r0 + BLOCK_ROWS)
         br = r1 - r0
-        mi = mask_map[b]
-        acc1 = np.zeros((br, dv + 1), dtype=q1.dtype)
-        acc2 = np.zeros((br, dv + 1), dtype=q1.dtype)
-        max1 = np.full(br, NEG_INF, dtype=q1.dtype)
-        max2 = np.full(br, NEG_INF, dtype=q1.dtype)
-        alpha = np.empty(br, dtype=q1.dtype)
-        qb1 = load_scaled_rows(q1, q1_map[b], r0, r1, scale)
-        qb2 = load_scaled_rows(q2, q2_map[b], r0, r1, scale)
-        for c0 in range(0, key_end(r1, n, m, causal), BLOCK_COLS):
-            c1 = min(key_end(r1, n, m, causal), c0 + BLOCK_COLS)
-            values = load_values_with_ones(v3, v_map[b], c0, c1)
-            _advance(qb1, k1, k1_map[b], c0, c1, r0, offset, causal, has_mask, mask3, mi, values, max1, alpha, acc1)
-            _advance(qb2, k2, k2_map[b], c0, c1, r0, offset, causal, has_mask, mask3, mi, values, max2, alpha, acc2)
+        mi, vi = mask_map[b], v_map[b]
+        qs1 = scaled_rows(q1, q1_map[b], r0, r1, scale)
+        qs2 = scaled_rows(q2, q2_map[b], r0, r1, scale)
+        st = np.empty((BLOCK_COLS, br), dtype=v3.dtype)
+        pv = np.empty((br, dv), dtype=v3.dtype)
+        acc1 = np.zeros((br, dv), dtype=v3.dtype)
+        acc2 = np.zeros((br, dv), dtype=v3.dtype)
+        state1 = new_state(br, v3)
+        state2 = new_state(br, v3)
+        kend = key_end(r1, n, m, causal)
+        for c0 in range(0, kend, BLOCK_COLS):
+            c1 = min(kend, c0 + BLOCK_COLS)
+            # both maps read the same value tile while it is in cache
+            softmax_advance(
+                qs1, k1, k1_map[b], v3, vi, c0, c1, r0, offset, causal, has_mask, mask3, mi, st, pv, acc1, state1
+            )
+            softmax_advance(
+                qs2, k2, k2_map[b], v3, vi, c0, c1, r0, offset, causal, has_mask, mask3, mi, st, pv, acc2, state2
+            )
         lb = b if lam_b else 0
         for r in range(br):
-            l1, l2 = acc1[r, dv], acc2[r, dv]
+            l1, l2 = state1[1, r], state2[1, r]
+            inv1 = 1.0 / l1 if l1 > 0.0 else 0.0
+            inv2 = 1.0 / l2 if l2 > 0.0 else 0.0
             lr = r0 + r if lam_r else 0
             for c in range(dv):
-                first = acc1[r, c] / l1 if l1 > 0.0 else 0.0
-                second = acc2[r, c] / l2 if l2 > 0.0 else 0.0
-                out[b, r0 + r, c] = first - lam3[lb, lr, c if lam_c else 0] * second
+                out[b, r0 + r, c] = acc1[r, c] * inv1 - lam3[lb, lr, c if lam_c else 0] * (acc2[r, c] * inv2)
 
 
 def differential_attention(

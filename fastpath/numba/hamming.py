@@ -1,8 +1,15 @@
 """Numba fast path of Hamming attention on sign codes (HAD, operators.md §11).
 
-Source: Horton et al. 2025, "Hamming Attention Distillation" (arXiv 2502.01770). Signs are packed
-into uint64 words (bit set = sign +1, with ``sign(0) = +1``); ``q̂·k̂ = d − 2·popcount(q̂ xor k̂)``.
-Logits take only the ``d + 1`` values ``σ(d − 2h)``, so every softmax weight is a table entry
+Source: Horton et al. 2025, "Hamming Attention Distillation" (arXiv 2502.01770). The logits are
+``σ q̂·k̂ = σ(d − 2h)`` with ``q̂ = sign(q)`` (``sign(0) = +1``) and ``h`` the Hamming distance.
+
+Without ``top_n`` the ±1 codes go through the softmax kernel as ordinary queries and keys: the code
+dot product is an integer ``|q̂·k̂| <= d`` summed exactly by the float GEMM (exact for ``d <= 2^24`` in
+float32), and a BLAS GEMM beats a popcount loop (Numba has no popcount intrinsic) by a wide margin.
+
+With ``top_n``, signs are packed into uint64 words (bit set = sign +1) and
+``q̂·k̂ = d − 2·popcount(q̂ xor k̂)``. Logits take only the ``d + 1`` values ``σ(d − 2h)``, so every
+softmax weight is a table entry
 ``e^{−2σ(h − h_min)}`` indexed by the Hamming distance ``h``: the online softmax runs on integers and
 needs no exponential per pair. ``top_n`` keeps per row every visible key whose distance is at most
 that of the N-th closest visible key (ties kept, as the reference), found from a per-row histogram
@@ -18,7 +25,8 @@ import numpy as np
 from numba import njit, prange
 
 from attnlab.fastpath.numba._common import as_slices, attention_maps, fast_dtype, float_arrays, mask_slices, poisoned
-from attnlab.fastpath.numba._kernels import BLOCK_COLS, BLOCK_ROWS, key_end, load_values_with_ones
+from attnlab.fastpath.numba._kernels import BLOCK_COLS, BLOCK_ROWS, key_end
+from attnlab.fastpath.numba.softmax import softmax_forward
 from attnlab.validation import check_last_dim, check_positive_int, check_scale
 
 _M1 = np.uint64(0x5555555555555555)
@@ -45,6 +53,23 @@ def pack_signs(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(-1, x.shape[-2], 8 * words)).view(np.uint64)
 
 
+def sign_codes(x: np.ndarray) -> np.ndarray:
+    """``sign(x)`` as ±1 in the dtype of ``x`` with ``sign(0) = +1``, as ``(N, n, d)`` slices."""
+    return as_slices(np.where(x >= 0, x.dtype.type(1.0), x.dtype.type(-1.0)))
+
+
+@njit(cache=True)
+def _values_with_ones(v3, idx, c0, c1):
+    """``[v3[idx, c0:c1, :] | 1]``: the value tile plus a ones column that yields the row sums."""
+    dv = v3.shape[2]
+    block = np.empty((c1 - c0, dv + 1), dtype=v3.dtype)
+    for j in range(c1 - c0):
+        for c in range(dv):
+            block[j, c] = v3[idx, c0 + j, c]
+        block[j, dv] = 1.0
+    return block
+
+
 @njit(cache=True, fastmath=False)
 def _distance(qw, i, kw, ki, j):
     total = np.uint64(0)
@@ -61,7 +86,7 @@ def _visible(i, j, offset, causal, has_mask, mask3, mi):
 
 
 @njit(cache=True, fastmath=False, parallel=True)
-def _hamming_forward(qw, kw, v3, q_map, kv_map, mask3, mask_map, has_mask, causal, d, scale, top_n, out):
+def _hamming_top_n_forward(qw, kw, v3, q_map, kv_map, mask3, mask_map, has_mask, causal, d, scale, top_n, out):
     slices, n = out.shape[0], out.shape[1]
     m, dv = kw.shape[1], v3.shape[2]
     offset = m - n
@@ -78,19 +103,18 @@ def _hamming_forward(qw, kw, v3, q_map, kv_map, mask3, mask_map, has_mask, causa
         qi, ki, mi = q_map[b], kv_map[b], mask_map[b]
         kend = key_end(r1, n, m, causal)
         limit = np.full(br, d, dtype=np.int64)
-        if top_n > 0:
-            counts = np.zeros(d + 1, dtype=np.int64)
-            for r in range(br):
-                counts[:] = 0
-                for j in range(kend):
-                    if _visible(r0 + r, j, offset, causal, has_mask, mask3, mi):
-                        counts[_distance(qw, (qi, r0 + r), kw, ki, j)] += 1
-                kept = 0
-                for h in range(d + 1):
-                    kept += counts[h]
-                    if kept >= top_n:
-                        limit[r] = h
-                        break
+        counts = np.zeros(d + 1, dtype=np.int64)
+        for r in range(br):
+            counts[:] = 0
+            for j in range(kend):
+                if _visible(r0 + r, j, offset, causal, has_mask, mask3, mi):
+                    counts[_distance(qw, (qi, r0 + r), kw, ki, j)] += 1
+            kept = 0
+            for h in range(d + 1):
+                kept += counts[h]
+                if kept >= top_n:
+                    limit[r] = h
+                    break
         acc = np.zeros((br, dv + 1), dtype=v3.dtype)
         nearest = np.full(br, d + 1, dtype=np.int64)
         dist = np.empty(BLOCK_COLS, dtype=np.int64)
@@ -119,7 +143,7 @@ def _hamming_forward(qw, kw, v3, q_map, kv_map, mask3, mask_map, has_mask, causa
                 for j in range(c1 - c0):
                     if dist[j] <= d:
                         p[r, j] = decay[dist[j] - base]
-            pv = np.dot(p, load_values_with_ones(v3, ki, c0, c1))
+            pv = np.dot(p, _values_with_ones(v3, ki, c0, c1))
             for r in range(br):
                 a = rescale[r]
                 for c in range(dv + 1):
@@ -157,6 +181,13 @@ def hamming_attention(
     mask3, mask_map, has_mask, causal = mask_slices(mask, n, m, lead, causal=causal)
     keep = 0 if top_n is None else check_positive_int("top_n", top_n)
     out = poisoned((len(q_map), n, dv), dtype)
-    _hamming_forward(pack_signs(qa), pack_signs(ka), as_slices(va), q_map, kv_map, mask3, mask_map, has_mask, causal,
-                     d, sigma, keep, out)
+    if keep == 0:
+        lse = poisoned((len(q_map), n), dtype)
+        softmax_forward(sign_codes(qa), sign_codes(ka), as_slices(va), q_map, kv_map, mask3, mask_map, has_mask,
+                        causal, sigma, out, lse)
+        return out.reshape(*lead, n, dv)
+    _hamming_top_n_forward(
+        pack_signs(qa), pack_signs(ka), as_slices(va), q_map, kv_map, mask3, mask_map, has_mask, causal, d, sigma, keep,
+        out,
+    )
     return out.reshape(*lead, n, dv)

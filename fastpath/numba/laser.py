@@ -2,10 +2,16 @@
 
 Source: Duvvuri & Dhillon, "LASER: Attention with Exponential Transformation", ICML 2025
 (arXiv 2411.03493). Fused online log-sum-exp: per query row the state is the running max ``μ`` of
-the logits, ``ℓ = Σ e^{s−μ}``, and per value column a running max ``ν_c`` of the *visible* values
-with ``A_c = Σ_j e^{s_j−μ} e^{V_jc−ν_c}``; then ``O_c = log(A_c/ℓ) + ν_c``. The shifts are maxima over
-keys the row actually sees (a tile-wise, hence prefix-wise, max), never the global column max that
-underflows causal rows whose visible values sit far below it.
+the logits, ``ℓ = Σ e^{s−μ}``, and per value column a running shift ``ν_c`` with
+``A_c = Σ_j e^{s_j−μ} e^{V_jc−ν_c}``; then ``O_c = log(A_c/ℓ) + ν_c``.
+
+Per key tile ``T`` the shifted values ``E_T = e^{V_T − t_T}`` (``t_T`` the tile's column max) are
+computed once per KV head, before the row blocks run, and shared by every query row: a tile adds
+``P_T E_T`` (one GEMM) to ``A`` after rescaling both shifts, ``ν' = max(ν, t_T)``. Where a row sees
+only part of a tile (causal diagonal, user mask) ``t_T`` may sit far above the values it sees and
+the shifted sum may underflow; such (row, tile) pairs are recomputed exactly with the row's own
+visible column maxima, so the output stays finite wherever the reference's is. The shifts are never
+the global column max, which underflows causal rows whose visible values sit far below it.
 """
 
 from __future__ import annotations
@@ -21,47 +27,65 @@ from attnlab.fastpath.numba._kernels import (
     BLOCK_COLS,
     BLOCK_ROWS,
     NEG_INF,
-    apply_visibility,
+    exp_nonpositive,
+    hide_invisible,
     key_end,
-    load_scaled_rows,
-    load_transposed,
+    new_state,
     online_softmax_tile,
+    scaled_rows,
     tile_fully_visible,
 )
 from attnlab.validation import check_last_dim, check_scale
 
+#: A tile's shifted sum below this (per dtype) is recomputed with per-row shifts: far above the
+#: smallest normal number, so what the shared shift flushed to zero is negligible next to it.
+_TINY = {np.dtype(np.float32): np.float32(2.0**-60), np.dtype(np.float64): np.float64(2.0**-600)}
 
-@njit(cache=True, fastmath=False)
-def _exp_values_tile(v3, ki, c0, c1, tile_max):
-    """``[e^{V_jc − t_c} | 1]`` for keys ``c0..c1`` with ``t_c`` the tile's column max (written to ``tile_max``)."""
+
+@njit(cache=True, parallel=True)
+def _shifted_value_tiles(v3, e3, tile_max):
+    """``e3[s, j] = e^{v3[s, j] − tile_max[s, j // BLOCK_COLS]}`` with ``tile_max`` each key tile's column max."""
+    slices, m, dv = v3.shape
+    tiles = tile_max.shape[1]
+    for task in prange(slices * tiles):
+        s = task // tiles
+        t = task % tiles
+        c0 = t * BLOCK_COLS
+        c1 = min(m, c0 + BLOCK_COLS)
+        top = tile_max[s, t]
+        for c in range(dv):
+            top[c] = NEG_INF
+        for j in range(c0, c1):
+            for c in range(dv):
+                x = v3[s, j, c]
+                top[c] = x if x > top[c] else top[c]
+        for j in range(c0, c1):
+            for c in range(dv):
+                e3[s, j, c] = exp_nonpositive(v3[s, j, c] - top[c])
+
+
+@njit(cache=True)
+def _visible_part(pt, r, v3, ki, c0, shift, part):
+    """Exact fallback for row ``r``: ``shift_c`` = max of ``V_jc`` over keys with ``p_j > 0`` and
+    ``part_c = Σ_j p_j e^{V_jc − shift_c}`` (``pt`` the transposed weights of the tile)."""
     dv = v3.shape[2]
     for c in range(dv):
-        tile_max[c] = NEG_INF
-    for j in range(c0, c1):
-        for c in range(dv):
-            if v3[ki, j, c] > tile_max[c]:
-                tile_max[c] = v3[ki, j, c]
-    block = np.empty((c1 - c0, dv + 1), dtype=v3.dtype)
-    for j in range(c1 - c0):
-        for c in range(dv):
-            block[j, c] = math.exp(v3[ki, c0 + j, c] - tile_max[c])
-        block[j, dv] = 1.0
-    return block
+        shift[c] = NEG_INF
+        part[c] = 0.0
+    for j in range(pt.shape[0]):
+        if pt[j, r] > 0.0:
+            for c in range(dv):
+                x = v3[ki, c0 + j, c]
+                shift[c] = x if x > shift[c] else shift[c]
+    for j in range(pt.shape[0]):
+        p = pt[j, r]
+        if p > 0.0:
+            for c in range(dv):
+                part[c] += p * exp_nonpositive(v3[ki, c0 + j, c] - shift[c])
 
 
-@njit(cache=True, fastmath=False)
-def _merge_column(acc, nu, r, c, scaled_old, part, shift):
-    """``A ← A·α·e^{ν−ν'} + part·e^{shift−ν'}`` with ``ν' = max(ν, shift)`` (one of the factors is 1)."""
-    old = nu[r, c]
-    if shift > old:
-        acc[r, c] = scaled_old * math.exp(old - shift) + part
-        nu[r, c] = shift
-    else:
-        acc[r, c] = scaled_old + part * math.exp(shift - old)
-
-
-@njit(cache=True, fastmath=False, parallel=True)
-def _laser_forward(q3, k3, v3, q_map, kv_map, mask3, mask_map, has_mask, causal, scale, out):
+@njit(cache=True, parallel=True)
+def _laser_forward(q3, k3, v3, e3, tile_max, q_map, kv_map, mask3, mask_map, has_mask, causal, scale, tiny, out):
     slices, n = out.shape[0], out.shape[1]
     m, dv = k3.shape[1], v3.shape[2]
     offset = m - n
@@ -71,55 +95,44 @@ def _laser_forward(q3, k3, v3, q_map, kv_map, mask3, mask_map, has_mask, causal,
         r0 = (task % blocks) * BLOCK_ROWS
         r1 = min(n, r0 + BLOCK_ROWS)
         br = r1 - r0
-        qi, ki, mi = q_map[b], kv_map[b], mask_map[b]
-        row_max = np.full(br, NEG_INF, dtype=q3.dtype)
-        row_sum = np.zeros(br, dtype=q3.dtype)
-        alpha = np.empty(br, dtype=q3.dtype)
-        acc = np.zeros((br, dv), dtype=q3.dtype)
-        nu = np.full((br, dv), NEG_INF, dtype=q3.dtype)
-        tile_max = np.empty(dv, dtype=q3.dtype)
-        col_max = np.empty(dv, dtype=q3.dtype)
-        kend = key_end(r1, n, m, causal)
-        qb = load_scaled_rows(q3, qi, r0, r1, scale)
-        for c0 in range(0, kend, BLOCK_COLS):
-            c1 = min(kend, c0 + BLOCK_COLS)
-            s = np.dot(qb, load_transposed(k3, ki, c0, c1))
-            if tile_fully_visible(r0, c1, offset, causal, has_mask):
-                online_softmax_tile(s, row_max, alpha)
-                part = np.dot(s, _exp_values_tile(v3, ki, c0, c1, tile_max))
-                for r in range(br):
-                    a = alpha[r]
-                    row_sum[r] = row_sum[r] * a + part[r, dv]
-                    for c in range(dv):
-                        _merge_column(acc, nu, r, c, acc[r, c] * a, part[r, c], tile_max[c])
-                continue
-            # Boundary tile (causal diagonal or user mask): shift each row by its own visible maxima.
-            apply_visibility(s, r0, c0, offset, causal, has_mask, mask3, mi)
-            online_softmax_tile(s, row_max, alpha)
+        ki, mi = kv_map[b], mask_map[b]
+        qs = scaled_rows(q3, q_map[b], r0, r1, scale)
+        st = np.empty((BLOCK_COLS, br), dtype=v3.dtype)
+        part = np.empty((br, dv), dtype=v3.dtype)
+        acc = np.zeros((br, dv), dtype=v3.dtype)
+        nu = np.full((br, dv), NEG_INF, dtype=v3.dtype)
+        state = new_state(br, v3)
+        shift = np.empty(dv, dtype=v3.dtype)
+        exact = np.empty(dv, dtype=v3.dtype)
+        alpha, seen = state[3], state[4]
+        for c0 in range(0, key_end(r1, n, m, causal), BLOCK_COLS):
+            c1 = min(m, c0 + BLOCK_COLS, key_end(r1, n, m, causal))
+            s = st[: c1 - c0]
+            np.dot(k3[ki, c0:c1], qs.T, s)
+            if not tile_fully_visible(r0, c1, offset, causal, has_mask):
+                hide_invisible(s, r0, c0, offset, causal, has_mask, mask3, mi)
+            online_softmax_tile(s, state)
+            np.dot(s.T, e3[ki, c0:c1], part)
+            top = tile_max[ki, c0 // BLOCK_COLS]
             for r in range(br):
-                a = alpha[r]
-                total = 0.0
-                for c in range(dv):
-                    col_max[c] = NEG_INF
-                seen = False
-                for j in range(c1 - c0):
-                    p = s[r, j]
-                    if p > 0.0:
-                        seen = True
-                        total += p
-                        for c in range(dv):
-                            if v3[ki, c0 + j, c] > col_max[c]:
-                                col_max[c] = v3[ki, c0 + j, c]
-                if not seen:
+                if seen[r] == NEG_INF:
                     continue
-                row_sum[r] = row_sum[r] * a + total
+                smallest = part[r, 0]
+                for c in range(1, dv):
+                    smallest = min(smallest, part[r, c])
+                if smallest < tiny:
+                    _visible_part(s, r, v3, ki, c0, shift, exact)
+                else:
+                    for c in range(dv):
+                        shift[c] = top[c]
+                        exact[c] = part[r, c]
+                a = alpha[r]
                 for c in range(dv):
-                    part = 0.0
-                    for j in range(c1 - c0):
-                        p = s[r, j]
-                        if p > 0.0:
-                            part += p * math.exp(v3[ki, c0 + j, c] - col_max[c])
-                    _merge_column(acc, nu, r, c, acc[r, c] * a, part, col_max[c])
+                    old = nu[r, c]
+                    new = shift[c] if shift[c] > old else old
+                    acc[r, c] = acc[r, c] * a * exp_nonpositive(old - new) + exact[c] * exp_nonpositive(shift[c] - new)
+                    nu[r, c] = new
+        row_sum = state[1]
         for r in range(br):
             if row_sum[r] > 0.0:
                 log_sum = math.log(row_sum[r])
@@ -153,6 +166,10 @@ def laser_attention(
     n, m, dv = qa.shape[-2], ka.shape[-2], va.shape[-1]
     mask3, mask_map, has_mask, causal = mask_slices(mask, n, m, lead, causal=causal)
     out = poisoned((len(q_map), n, dv), dtype)
-    _laser_forward(as_slices(qa), as_slices(ka), as_slices(va), q_map, kv_map, mask3, mask_map, has_mask, causal,
-                   sigma, out)
+    v3 = as_slices(va)
+    e3 = np.empty_like(v3)
+    tile_max = np.empty((v3.shape[0], -(-m // BLOCK_COLS), dv), dtype=dtype)
+    _shifted_value_tiles(v3, e3, tile_max)
+    _laser_forward(as_slices(qa), as_slices(ka), v3, e3, tile_max, q_map, kv_map, mask3, mask_map, has_mask, causal,
+                   sigma, _TINY[dtype], out)
     return out.reshape(*lead, n, dv)

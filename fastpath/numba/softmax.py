@@ -7,9 +7,11 @@ keys in tiles, online softmax across tiles, the two products per tile through BL
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
+from numba import njit, prange
 
 from attnlab.fastpath.numba._common import (
     as_slices,
@@ -19,8 +21,59 @@ from attnlab.fastpath.numba._common import (
     mask_slices,
     poisoned,
 )
-from attnlab.fastpath.numba._kernels import softmax_forward
+from attnlab.fastpath.numba._kernels import (
+    BLOCK_COLS,
+    BLOCK_ROWS,
+    NEG_INF,
+    key_end,
+    new_state,
+    scaled_rows,
+    softmax_advance,
+)
 from attnlab.validation import check_last_dim, check_scale
+
+
+@njit(cache=True, parallel=True)
+def softmax_forward(q3, k3, v3, q_map, kv_map, mask3, mask_map, has_mask, causal, scale, out, lse):
+    """Flash-style softmax attention: ``out[b] = softmax(scale · q kᵀ + M) v`` and its row lse.
+
+    Parallel over (batch slice, row block); scratch per task ``O(BLOCK_ROWS · (BLOCK_COLS + d))``,
+    allocated once per task. Causal blocks stop at their last visible key and mask only the tiles
+    that cross the diagonal.
+    """
+    slices, n = out.shape[0], out.shape[1]
+    m, dv = k3.shape[1], v3.shape[2]
+    offset = m - n
+    blocks = (n + BLOCK_ROWS - 1) // BLOCK_ROWS
+    for task in prange(slices * blocks):
+        b = task // blocks
+        r0 = (task % blocks) * BLOCK_ROWS
+        r1 = min(n, r0 + BLOCK_ROWS)
+        br = r1 - r0
+        qs = scaled_rows(q3, q_map[b], r0, r1, scale)
+        st = np.empty((BLOCK_COLS, br), dtype=v3.dtype)
+        pv = np.empty((br, dv), dtype=v3.dtype)
+        acc = np.zeros((br, dv), dtype=v3.dtype)
+        state = new_state(br, v3)
+        kend = key_end(r1, n, m, causal)
+        for c0 in range(0, kend, BLOCK_COLS):
+            c1 = min(kend, c0 + BLOCK_COLS)
+            softmax_advance(
+                qs, k3, kv_map[b], v3, kv_map[b], c0, c1, r0, offset, causal, has_mask, mask3, mask_map[b],
+                st, pv, acc, state,
+            )
+        row_max, row_sum = state[0], state[1]
+        for r in range(br):
+            total = row_sum[r]
+            if total > 0.0:
+                inv = 1.0 / total
+                for c in range(dv):
+                    out[b, r0 + r, c] = acc[r, c] * inv
+                lse[b, r0 + r] = row_max[r] + math.log(total)
+            else:
+                for c in range(dv):
+                    out[b, r0 + r, c] = 0.0
+                lse[b, r0 + r] = NEG_INF
 
 
 def softmax_attention_lse(
