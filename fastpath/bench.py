@@ -556,7 +556,12 @@ def register(app: typer.Typer) -> None:
         quick: Annotated[bool, typer.Option("--quick", help="Smaller shapes; finishes in under a minute.")] = False,
         json_output: Annotated[bool, typer.Option("--json", help="Print only the JSON records on stdout.")] = False,
         form: Annotated[list[str] | None, typer.Option("--form", help="Only this form (repeatable).")] = None,
-        dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64.")] = "float32",
+        dtype: Annotated[
+            str, typer.Option("--dtype", help="float32 or float64 (CPU); with --device cuda also bfloat16/float16.")
+        ] = "float32",
+        device: Annotated[
+            str, typer.Option("--device", help="cpu (all implementations) or cuda (the torch paths on a GPU).")
+        ] = "cpu",
         repeats: Annotated[int | None, typer.Option("--repeats", help="Warm repeats per timing (median).")] = None,
         threads: Annotated[int, typer.Option("--threads", help="Threads for torch and Numba.")] = 1,
         save: Annotated[
@@ -577,6 +582,11 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Time the fast paths against SDPA / composed torch / the NumPy reference (gated on correctness)."""
+        if device not in ("cpu", "cuda"):
+            raise typer.BadParameter(f"expected 'cpu' or 'cuda', got {device!r}", param_hint="--device")
+        if device == "cuda":
+            _bench_cuda(dtype, repeats, json_output, output)
+            return
         mode = "tiny" if tiny else "quick" if quick else "full"
         if form:
             known = {c.form for c in bench_cases(mode)}
@@ -600,6 +610,22 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(result["records"] + result["scaling"], indent=1))
         else:
             _print_table(result)
+
+
+def _bench_cuda(dtype: str, repeats: int | None, json_output: bool, output: Path | None) -> None:
+    import torch
+
+    from attnlab.fastpath.cuda_bench import run_cuda_benchmarks, summary_table
+
+    if not torch.cuda.is_available():
+        typer.echo("device: CUDA is not available on this machine; use --device cpu", err=True)
+        raise typer.Exit(2)
+    result = run_cuda_benchmarks(dtype, repeats or 20)
+    if output is not None:
+        from attnlab.io import atomic_write_json
+
+        atomic_write_json(output, result)
+    typer.echo(json.dumps(result["records"], indent=1) if json_output else summary_table(result))
 
 
 def default_results_path(mode: str, dtype: str) -> Path:

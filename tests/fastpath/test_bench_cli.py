@@ -128,3 +128,18 @@ def test_unknown_form_is_rejected() -> None:
     result = CliRunner().invoke(build_app(), ["bench", "--tiny", "--form", "nonsense"])
     assert result.exit_code != 0
     assert "nonsense" in result.output
+
+
+def test_bench_on_cuda_without_a_gpu_exits_with_a_clear_message() -> None:
+    import torch
+    from typer.testing import CliRunner
+
+    from attnlab.cli import build_app
+
+    if torch.cuda.is_available():
+        import pytest
+
+        pytest.skip("a GPU is present: the CUDA benchmark would run")
+    result = CliRunner().invoke(build_app(), ["bench", "--device", "cuda"])
+    assert result.exit_code == 2
+    assert "CUDA is not available" in result.output
