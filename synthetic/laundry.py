@@ -31,17 +31,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
+from attnlab.io import atomic_write_bytes, save_figure
 from attnlab.synthetic.analysis.composition import (
     component_composition_scores,
     orthonormal_basis,
     project_onto,
     project_out,
     random_direction_baseline,
+    variance_explained_by_groups,
 )
 from attnlab.synthetic.base import Progress, Task
-from torch import nn
-
-from attnlab.io import atomic_write_bytes, save_figure
 
 _HASH_MODULUS = 2_147_483_647
 _HASH_BASE = 1_000_003
@@ -72,6 +73,13 @@ class LaundryConfig:
         min_length, max_length: list lengths ``n`` sampled uniformly per training batch.
         heads: heads per layer; the last layer must have one head (the mover).
         d_model, d_head: residual and head widths; ``d_heads`` (one per layer) overrides ``d_head``.
+        qk_widths: query/key widths per layer (default: the head widths); a narrow mover query/key
+            bounds the rank of the channel the mover can read.
+        mover_reads_first_list: mask the mover's keys to the first list, so its values hold only
+            first-list items and it must *select* the answer with its query (no signed sum of the two
+            lists through its values).
+        mover_positional_keys: the mover's keys are computed from the position embeddings alone, so
+            it can select the answer only by *position* (design (i) made explicit).
         steps, batch_size, learning_rate, weight_decay: AdamW + OneCycle (10% warm-up).
         eval_size: held-out prompts per length.
         test_buckets: one hash bucket in ``test_buckets`` is reserved for testing.
@@ -88,6 +96,9 @@ class LaundryConfig:
     d_model: int = 64
     d_head: int = 32
     d_heads: tuple[int, ...] = ()
+    qk_widths: tuple[int, ...] = ()
+    mover_reads_first_list: bool = False
+    mover_positional_keys: bool = False
     steps: int = 6000
     batch_size: int = 128
     learning_rate: float = 3e-3
@@ -118,12 +129,20 @@ class LaundryConfig:
             raise ValueError(
                 f"d_heads: expected one positive width per layer ({len(self.heads)}), got {self.d_heads}"
             )
+        if self.qk_widths and (len(self.qk_widths) != len(self.heads) or min(self.qk_widths) < 1):
+            raise ValueError(
+                f"qk_widths: expected one positive width per layer ({len(self.heads)}), got {self.qk_widths}"
+            )
         if self.test_buckets < 2:
             raise ValueError(f"test_buckets: expected >= 2, got {self.test_buckets}")
 
     @property
     def head_widths(self) -> tuple[int, ...]:
         return self.d_heads or (self.d_head,) * len(self.heads)
+
+    @property
+    def query_key_widths(self) -> tuple[int, ...]:
+        return self.qk_widths or self.head_widths
 
     @property
     def sep_token(self) -> int:
@@ -233,13 +252,16 @@ class AttentionOnlyModel(nn.Module):
         super().__init__()
         d = config.d_model
         shapes = list(zip(config.heads, config.head_widths))
+        qk_shapes = list(zip(config.heads, config.query_key_widths))
         self.embed = nn.Parameter(torch.randn(config.vocab_size, d) / math.sqrt(d))
         self.pos = nn.Parameter(torch.randn(config.max_sequence, d) / math.sqrt(d))
-        self.w_q = nn.ParameterList([nn.Parameter(torch.randn(h, d, e) / math.sqrt(d)) for h, e in shapes])
-        self.w_k = nn.ParameterList([nn.Parameter(torch.randn(h, d, e) / math.sqrt(d)) for h, e in shapes])
+        self.w_q = nn.ParameterList([nn.Parameter(torch.randn(h, d, e) / math.sqrt(d)) for h, e in qk_shapes])
+        self.w_k = nn.ParameterList([nn.Parameter(torch.randn(h, d, e) / math.sqrt(d)) for h, e in qk_shapes])
         self.w_v = nn.ParameterList([nn.Parameter(torch.randn(h, d, e) / math.sqrt(d)) for h, e in shapes])
         self.w_o = nn.ParameterList([nn.Parameter(torch.randn(h, e, d) / math.sqrt(e)) for h, e in shapes])
         self.unembed = nn.Parameter(torch.randn(d, config.n_items) / math.sqrt(d))
+        self.mover_reads_first_list = config.mover_reads_first_list
+        self.mover_positional_keys = config.mover_positional_keys
 
     @property
     def n_layers(self) -> int:
@@ -267,6 +289,9 @@ class AttentionOnlyModel(nn.Module):
         length = tokens.shape[1]
         x = self.embed[tokens] + self.pos[:length]
         mask = torch.ones(length, length, dtype=torch.bool, device=tokens.device).tril()
+        mover_mask = mask.clone()
+        if self.mover_reads_first_list:
+            mover_mask[:, (length - 1) // 2 :] = False
         logits = None
         for layer in range(self.n_layers):
             last = layer == self.n_layers - 1
@@ -275,10 +300,11 @@ class AttentionOnlyModel(nn.Module):
             if cache is not None:
                 cache[f"resid{layer}"] = x
             q = torch.einsum("btd,hde->bhte", x, self.w_q[layer])
-            k = torch.einsum("btd,hde->bhte", x, self.w_k[layer])
+            key_source = self.pos[:length].expand_as(x) if last and self.mover_positional_keys else x
+            k = torch.einsum("btd,hde->bhte", key_source, self.w_k[layer])
             v = torch.einsum("btd,hde->bhte", x, self.w_v[layer])
             scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
-            attn = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+            attn = torch.softmax(scores.masked_fill(~(mover_mask if last else mask), float("-inf")), dim=-1)
             head_out = torch.einsum("bhte,hed->bhtd", attn @ v, self.w_o[layer])
             if head_edit is not None:
                 head_out = head_edit(layer, head_out)
@@ -406,11 +432,17 @@ def mechanism_statistics(model: AttentionOnlyModel, data: LaundryData, n: int) -
     for layer in range(last):
         attn = cache[f"attn{layer}"][:, :, -1].cpu()  # (m, heads, T)
         earlier[str(layer)] = attn[:, :, n + 1 : 2 * n].sum(dim=-1).mean(dim=0).tolist()
+    # Duplicate-token heads: attention from each repeated item to its first occurrence (per layer-0 head).
+    tokens = data.tokens[n]
+    first_occurrence = (tokens[:, n + 1 : 2 * n, None] == tokens[:, None, :n]).to(torch.float32)  # (m, n-1, n)
+    layer0 = cache["attn0"][:, :, n + 1 : 2 * n, :n].cpu()  # (m, heads, n-1, n)
+    duplicate = (layer0 * first_occurrence[:, None]).sum(dim=-1).mean(dim=(0, 2))
     return {
         "mover_attention_to_missing": float(to_missing.mean()),
         "mover_attention_to_other_first_list": float(first_list.mean() / max(n - 1, 1)),
         "mover_missing_over_uniform": float(to_missing.mean() * n),
         "earlier_heads_attention_to_repeats": earlier,
+        "layer0_repeat_to_first_occurrence": duplicate.tolist(),
     }
 
 
@@ -493,31 +525,43 @@ def run(config: LaundryConfig, seed: int, progress: Progress, workdir: Path) -> 
     top_score = float(scores[top_head][top_component])
     device = next(model.parameters()).device
 
-    # Ablation: the top component vs every other component of the same head, at the largest length.
+    # Ablation at the largest length: every component of every inhibition head is projected out of
+    # that head's output at the query; the top-composition component is compared with the mean over the
+    # other components of its head. The margin drop (mover attention to the missing item minus to a
+    # repeated one) is the data-based inhibition score of spec (ii).
     tokens, answers, positions = data.tokens[n_max], data.answers[n_max], data.positions[n_max]
     width = config.head_widths[layer]
-    directions = _write_directions(model, layer, top_head, width)
     base_acc = float(accuracy(model, tokens, answers).double().mean())
     base_margin = _mover_margin(model, tokens, positions)
-    ablation_acc, ablation_margin = [], []
-    for index in range(width):
-        basis = torch.tensor(directions[index : index + 1], dtype=torch.float32, device=device)
-        edit = _head_direction_edit(layer, top_head, basis)
-        ablation_acc.append(float(accuracy(model, tokens, answers, head_edit=edit).double().mean()))
-        ablation_margin.append(_mover_margin(model, tokens, positions, head_edit=edit))
+    ablation_acc: dict[int, list[float]] = {}
+    inhibition: dict[int, list[float]] = {}
+    for head in range(config.heads[layer]):
+        directions = _write_directions(model, layer, head, width)
+        ablation_acc[head], inhibition[head] = [], []
+        for index in range(width):
+            basis = torch.tensor(directions[index : index + 1], dtype=torch.float32, device=device)
+            edit = _head_direction_edit(layer, head, basis)
+            ablation_acc[head].append(float(accuracy(model, tokens, answers, head_edit=edit).double().mean()))
+            inhibition[head].append(base_margin - _mover_margin(model, tokens, positions, head_edit=edit))
     others = [i for i in range(width) if i != top_component]
+    random_acc = float(np.mean([ablation_acc[top_head][i] for i in others]))
     ablation = {
         "head": top_head,
         "component": top_component,
         "accuracy_unablated": base_acc,
-        "accuracy_top_ablated": ablation_acc[top_component],
-        "accuracy_random_component_ablated": float(np.mean([ablation_acc[i] for i in others])),
-        "accuracy_drop_top": base_acc - ablation_acc[top_component],
-        "accuracy_drop_random_component": base_acc - float(np.mean([ablation_acc[i] for i in others])),
-        "inhibition_score": [base_margin - m for m in ablation_margin],
+        "accuracy_top_ablated": ablation_acc[top_head][top_component],
+        "accuracy_random_component_ablated": random_acc,
+        "accuracy_drop_top": base_acc - ablation_acc[top_head][top_component],
+        "accuracy_drop_random_component": base_acc - random_acc,
+        "inhibition_score": inhibition[top_head],
+        "inhibition_score_by_head": {str(h): v for h, v in inhibition.items()},
+        "accuracy_ablated_by_head": {str(h): v for h, v in ablation_acc.items()},
     }
     progress(0.96, "intervention")
-    intervention = intervene(model, config, seed, layer, data)
+    inhibition_channel = _top_directions(
+        model, config, layer, {h: np.asarray(v) for h, v in inhibition.items()}
+    )
+    intervention = intervene(model, config, seed, layer, data, inhibition_channel=inhibition_channel)
     progress(1.0, "done")
 
     top_by_position = accuracy_by_position[str(n_max)]
@@ -545,6 +589,18 @@ def _residual_at_query(model: AttentionOnlyModel, tokens: torch.Tensor) -> torch
     return cache[f"resid{model.n_layers - 1}"][:, -1]
 
 
+def _top_directions(
+    model: AttentionOnlyModel, config: LaundryConfig, layer: int, scores: dict[int, np.ndarray]
+) -> np.ndarray:
+    """Orthonormal basis of the ``channel_rank`` SVD write directions of ``layer`` with the top ``scores``."""
+    candidates: list[tuple[float, np.ndarray]] = []
+    for head in range(config.heads[layer]):
+        directions = _write_directions(model, layer, head, config.head_widths[layer])
+        candidates.extend(zip(scores[head].tolist(), list(directions)))
+    candidates.sort(key=lambda pair: -pair[0])
+    return orthonormal_basis(np.stack([d for _, d in candidates[: config.channel_rank]]))
+
+
 def channel_basis(model: AttentionOnlyModel, config: LaundryConfig, layer: int) -> np.ndarray:
     """Orthonormal basis of the channel: the ``channel_rank`` highest-scoring write directions.
 
@@ -552,14 +608,11 @@ def channel_basis(model: AttentionOnlyModel, config: LaundryConfig, layer: int) 
     Q-composition score with the mover.
     """
     mover_qk = model.qk(model.n_layers - 1, 0)
-    candidates: list[tuple[float, np.ndarray]] = []
-    for head in range(config.heads[layer]):
-        ov = model.ov(layer, head)
-        scores = component_composition_scores(ov, mover_qk, rank=config.head_widths[layer])
-        directions = _write_directions(model, layer, head, config.head_widths[layer])
-        candidates.extend(zip(scores.tolist(), list(directions)))
-    candidates.sort(key=lambda pair: -pair[0])
-    return orthonormal_basis(np.stack([d for _, d in candidates[: config.channel_rank]]))
+    scores = {
+        head: component_composition_scores(model.ov(layer, head), mover_qk, rank=config.head_widths[layer])
+        for head in range(config.heads[layer])
+    }
+    return _top_directions(model, config, layer, scores)
 
 
 def _group_mean_patch_accuracy(
@@ -614,7 +667,13 @@ INTERVENTION_GAINS = (1.5, 2.0, 3.0)
 
 
 def intervene(
-    model: AttentionOnlyModel, config: LaundryConfig, seed: int, layer: int, data: LaundryData
+    model: AttentionOnlyModel,
+    config: LaundryConfig,
+    seed: int,
+    layer: int,
+    data: LaundryData,
+    *,
+    inhibition_channel: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Channel-restricted edits at the largest length, each beside a random-subspace control.
 
@@ -628,7 +687,11 @@ def intervene(
     * ``centred_gain_g`` (no oracle): the channel's deviation from its calibration mean is scaled
       by ``g``.
 
-    The headline ``gain`` is the position patch, fixed in advance.
+    The headline ``gain`` is the position patch in the composition-selected channel, fixed in advance.
+    ``inhibition_channel`` (optional, e.g. the components with the largest data-based inhibition
+    scores) gets the same edits as a secondary analysis. ``channel_content`` reports how much of the
+    channel's variance at the query the missing position and the missing item explain (eta squared,
+    with its chance level): a positional channel has a high position share.
     """
     n = config.max_length
     generator = torch.Generator().manual_seed(_derive_seed(seed, 4))
@@ -636,11 +699,23 @@ def intervene(
     calib_resid = _residual_at_query(model, calib_tokens)
     tokens, answers, positions = data.tokens[n], data.answers[n], data.positions[n]
     base = float(accuracy(model, tokens, answers).double().mean())
-    channel = channel_basis(model, config, layer)
     rng = np.random.default_rng(_derive_seed(seed, 5))
-    control = orthonormal_basis(rng.standard_normal((config.channel_rank, config.d_model)))
+    subspaces = {
+        "channel": channel_basis(model, config, layer),
+        "random_subspace": orthonormal_basis(rng.standard_normal((config.channel_rank, config.d_model))),
+    }
+    if inhibition_channel is not None:
+        subspaces["inhibition_channel"] = inhibition_channel
     results: dict[str, Any] = {}
-    for name, basis in (("channel", channel), ("random_subspace", control)):
+    content: dict[str, Any] = {}
+    resid_np = calib_resid.double().cpu().numpy()
+    samples = resid_np.shape[0]
+    for name, basis in subspaces.items():
+        coords = resid_np @ basis.T
+        content[name] = {
+            "position_share": variance_explained_by_groups(coords, calib_positions.numpy()),
+            "item_share": variance_explained_by_groups(coords, calib_answers.numpy()),
+        }
         edits = {
             "position_patch": _group_mean_patch_accuracy(
                 model, tokens, answers, positions, calib_resid, calib_positions, basis
@@ -654,6 +729,8 @@ def intervene(
                 model, tokens, answers, calib_resid, basis, gain
             )
         results[name] = {key: value - base for key, value in edits.items()}
+    content["chance_position_share"] = (n - 1) / (samples - 1)
+    content["chance_item_share"] = (len(np.unique(calib_answers.numpy())) - 1) / (samples - 1)
     return {
         "length": n,
         "channel_rank": config.channel_rank,
@@ -662,6 +739,7 @@ def intervene(
         "gain": results["channel"]["position_patch"],
         "random_subspace_gain": results["random_subspace"]["position_patch"],
         "gains": results,
+        "channel_content": content,
     }
 
 
@@ -758,6 +836,14 @@ def summarize(results: list[tuple[Any, int, dict[str, Any]]]) -> dict[str, Any]:
             "random_direction_baseline": float(np.mean(baselines)),
         },
         "ablation": {"accuracy_drop_top": drop_top, "accuracy_drop_random_component": drop_random},
+        "intervention_gains": {
+            subspace: _mean_dicts([m["intervention"]["gains"][subspace] for m in metrics])
+            for subspace in metrics[0]["intervention"]["gains"]
+        },
+        "channel_content": {
+            subspace: _mean_dicts([m["intervention"]["channel_content"][subspace] for m in metrics])
+            for subspace in metrics[0]["intervention"]["gains"]
+        },
         "criteria": criteria,
     }
 

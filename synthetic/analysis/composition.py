@@ -200,3 +200,27 @@ def project_out(vectors: ArrayT, basis: ArrayT) -> ArrayT:
 def project_onto(vectors: ArrayT, basis: ArrayT) -> ArrayT:
     """The component of ``vectors`` ``(..., d)`` in the span of the orthonormal rows of ``basis``."""
     return (vectors @ basis.T) @ basis  # type: ignore[attr-defined]
+
+
+def variance_explained_by_groups(values: np.ndarray, groups: np.ndarray) -> float:
+    """Fraction of the total variance of ``values`` ``(m, k)`` explained by group means (eta squared).
+
+    ``sum_g m_g ||mean_g - mean||^2 / sum_i ||x_i - mean||^2`` for the groups given by the labels
+    ``groups`` ``(m,)``. With ``G`` groups and labels independent of the values its expectation is about
+    ``(G - 1) / (m - 1)``, the chance level to compare against.
+    """
+    values = _as_matrix("values", values)
+    labels = np.asarray(groups)
+    if values.ndim != 2 or labels.shape != (values.shape[0],):
+        raise ValueError(
+            f"groups: expected shape ({values.shape[0]},) matching values (m, k), got {labels.shape}"
+        )
+    centred = values - values.mean(axis=0)
+    total = float(np.sum(centred**2))
+    if total == 0.0:
+        return 0.0
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    sums = np.zeros((counts.size, values.shape[1]))
+    np.add.at(sums, inverse.reshape(-1), centred)
+    between = float(np.sum(sums**2 / counts[:, None]))
+    return between / total

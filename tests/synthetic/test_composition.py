@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from attnlab.synthetic.analysis.composition import (
     component_composition_scores,
     composition_right,
@@ -16,9 +19,8 @@ from attnlab.synthetic.analysis.composition import (
     random_direction_baseline,
     random_matrix_baseline,
     svd_components,
+    variance_explained_by_groups,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 D_MODEL = 48
 
@@ -143,3 +145,23 @@ def test_bad_inputs_raise_named_errors() -> None:
         orthonormal_basis(np.ones((2, 4)))
     with pytest.raises(ValueError, match="rank"):
         random_matrix_baseline(np.eye(4), rank=5)
+
+
+def test_variance_explained_by_groups_separates_signal_from_chance() -> None:
+    rng = np.random.default_rng(11)
+    groups = rng.integers(0, 8, size=4000)
+    means = rng.standard_normal((8, 3)) * 2.0
+    noise = rng.standard_normal((4000, 3))
+    # no within-group spread: the groups explain everything
+    assert variance_explained_by_groups(means[groups], groups) == pytest.approx(1.0, abs=1e-12)
+    # between-group variance 4 per axis (minus sampling), within 1: eta^2 near 4/5
+    values = means[groups] + noise
+    eta = variance_explained_by_groups(values, groups)
+    between = np.var(means[groups], axis=0).sum()
+    assert eta == pytest.approx(between / (between + 3.0), abs=0.03)
+    # labels unrelated to the values: at the chance level (G - 1) / (m - 1)
+    shuffled = rng.permutation(groups)
+    chance = 7 / 3999
+    assert variance_explained_by_groups(values, shuffled) < 5 * chance
+    with pytest.raises(ValueError, match="groups"):
+        variance_explained_by_groups(values, groups[:10])

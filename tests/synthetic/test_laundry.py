@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+
 from attnlab.synthetic.base import config_hash
 from attnlab.synthetic.laundry import (
     TASK,
+    AttentionOnlyModel,
     LaundryConfig,
     in_test_partition,
     sample_prompts,
@@ -20,13 +22,17 @@ from attnlab.synthetic.laundry import (
 
 torch.set_num_threads(1)
 
+# The experiment's design at toy size: three single-head layers, a mover that reads only the first
+# list through a rank-3 query/key.
 TINY = LaundryConfig(
     n_items=16,
     min_length=2,
     max_length=5,
-    heads=(2, 1),
+    heads=(1, 1, 1),
     d_model=16,
-    d_head=4,
+    d_heads=(8, 8, 16),
+    qk_widths=(8, 8, 3),
+    mover_reads_first_list=True,
     steps=400,
     batch_size=64,
     learning_rate=1e-2,
@@ -99,6 +105,8 @@ def test_config_validation_names_the_argument() -> None:
         LaundryConfig(n_items=5, max_length=8)
     with pytest.raises(ValueError, match="d_heads"):
         LaundryConfig(d_heads=(4,))
+    with pytest.raises(ValueError, match="qk_widths"):
+        LaundryConfig(qk_widths=(4, 0))
     with pytest.raises(ValueError, match="partition"):
         sample_prompts(LaundryConfig(), 3, 4, torch.Generator(), partition="valid")
     assert config_hash(LaundryConfig()) != config_hash(LaundryConfig(steps=10))
@@ -150,6 +158,59 @@ def test_tiny_model_learns_and_accuracy_falls_with_length(
     assert any("step 400/400" in m for m in messages)
 
 
+def test_tiny_model_channel_is_low_rank_and_carries_the_inhibition(
+    tiny_run: tuple[LaundryConfig, dict[str, Any], list[str]],
+) -> None:
+    """The top Q-composition component stands out from chance and is one the mover's inhibition uses."""
+    _, metrics, _ = tiny_run
+    composition, ablation = metrics["composition"], metrics["ablation"]
+    assert composition["top_score"] > 1.5 * composition["random_direction_baseline"]
+    scores = np.asarray(ablation["inhibition_score"])
+    others = np.delete(scores, ablation["component"])
+    # ablating it lowers the mover's preference for the missing item more than a typical component does
+    assert scores[ablation["component"]] > np.median(others) + 0.01
+    assert ablation["accuracy_drop_top"] > ablation["accuracy_drop_random_component"]
+
+
+def _zero_layers_before_mover(model: AttentionOnlyModel) -> None:
+    with torch.no_grad():
+        for layer in range(model.n_layers - 1):
+            model.w_o[layer].zero_()
+
+
+def test_mover_reads_only_the_first_list() -> None:
+    config = LaundryConfig(n_items=12, max_length=4, heads=(1, 1), d_model=8, d_head=4, mover_reads_first_list=True)
+    torch.manual_seed(0)
+    model = AttentionOnlyModel(config)
+    tokens, _, _ = sample_prompts(config, 4, 32, torch.Generator().manual_seed(0))
+    cache: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        model(tokens, cache=cache)
+    mover = cache["attn1"][:, 0, -1]
+    assert torch.all(mover[:, 4:] == 0)
+    torch.testing.assert_close(mover[:, :4].sum(dim=-1), torch.ones(32))
+    assert torch.any(cache["attn0"][:, 0, -1, 4:] > 0)  # earlier layers still see the whole prompt
+
+
+@pytest.mark.parametrize("positional", [True, False])
+def test_positional_mover_keys_ignore_item_content(positional: bool) -> None:
+    """With the earlier layers silenced the query is the same for every prompt of a length, so the mover's
+    attention can only differ between prompts through the keys, which positional keys make content-free."""
+    config = LaundryConfig(
+        n_items=12, max_length=4, heads=(1, 1), d_model=8, d_head=4, mover_positional_keys=positional
+    )
+    torch.manual_seed(1)
+    model = AttentionOnlyModel(config)
+    _zero_layers_before_mover(model)
+    tokens, _, _ = sample_prompts(config, 4, 16, torch.Generator().manual_seed(1))
+    cache: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        model(tokens, cache=cache)
+    mover = cache["attn1"][:, 0, -1]
+    same = bool(torch.allclose(mover, mover[:1].expand_as(mover), atol=1e-6))
+    assert same == positional
+
+
 def test_tiny_run_summary_and_figures(
     tiny_run: tuple[LaundryConfig, dict[str, Any], list[str]], tmp_path: Path
 ) -> None:
@@ -161,6 +222,11 @@ def test_tiny_run_summary_and_figures(
     assert summary["intervention_gain"] == metrics["intervention"]["gain"]
     composition = metrics["composition"]
     assert composition["random_direction_baseline"] == pytest.approx(1 / np.sqrt(config.d_model), rel=0.15)
+    content = metrics["intervention"]["channel_content"]
+    for subspace in ("channel", "random_subspace", "inhibition_channel"):
+        assert 0.0 <= content[subspace]["position_share"] <= 1.0
+        assert 0.0 <= content[subspace]["item_share"] <= 1.0
+    assert set(summary["intervention_gains"]) == {"channel", "random_subspace", "inhibition_channel"}
     for criterion in summary["criteria"].values():
         assert {"value", "threshold", "passed"} <= set(criterion)
     files = TASK.plot([(config, 0, metrics)], summary, tmp_path)
