@@ -73,14 +73,16 @@ def exp_nonpositive(x):  # pragma: no cover - replaced by the overload below ins
 
     ``x = k ln2 + r`` with ``k`` rounded by the ``1.5·2^p`` trick, a polynomial in ``r`` and ``2^k``
     built from its exponent bits: straight-line arithmetic, so LLVM vectorises the element-wise loops
-    that call it without fast-math (a libm ``exp`` call would keep them scalar).
+    that call it (a libm ``exp`` call would keep them scalar). Its only fast-math flag is ``contract``
+    (fused multiply-adds: one rounding fewer, ~30% faster); ``reassoc`` would fold the rounding
+    trick away, and ``nnan``/``ninf`` would break the ``-inf`` of masked logits.
     """
     raise TypeError("exp_nonpositive is only callable from jitted code")
 
 
-@njit(inline="always")
+@njit(fastmath={"contract"})
 def _exp_nonpositive_32(x):
-    v = max(x, _FLOOR_32)
+    v = x if x > _FLOOR_32 else _FLOOR_32
     k = (v * _LOG2E_32 + _ROUND_32) - _ROUND_32
     r = (v - k * _LN2_HI_32) - k * _LN2_LO_32
     p = np.float32(1.9875691500e-4)
@@ -94,9 +96,9 @@ def _exp_nonpositive_32(x):
     return y if x >= _FLOOR_32 else np.float32(0.0)
 
 
-@njit(inline="always")
+@njit(fastmath={"contract"})
 def _exp_nonpositive_64(x):
-    v = max(x, _FLOOR_64)
+    v = x if x > _FLOOR_64 else _FLOOR_64
     k = (v * _LOG2E_64 + _ROUND_64) - _ROUND_64
     r = (v - k * _LN2_HI_64) - k * _LN2_LO_64
     p = 1.0 / 6227020800.0
