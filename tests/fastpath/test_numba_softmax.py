@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numba import njit
 
 from attnlab.entries import _attention_sample
+from attnlab.fastpath.numba._kernels import exp_nonpositive
 from attnlab.fastpath.numba.checks import check_deterministic, check_parity
 from attnlab.fastpath.numba.softmax import softmax_attention, softmax_attention_lse
 from attnlab.reference import softmax_attention as reference
@@ -60,3 +62,24 @@ def test_numba_softmax_bad_inputs() -> None:
     for bad in get_form("softmax").bad_inputs():
         with pytest.raises(bad.error, match=bad.match):
             softmax_attention(*bad.args, **bad.kwargs)
+
+
+@njit
+def _exp_all(x: np.ndarray, y: np.ndarray) -> None:
+    for i in range(x.size):
+        y[i] = exp_nonpositive(x[i])
+
+
+@pytest.mark.parametrize(("dtype", "floor"), [("float32", -86.0), ("float64", -708.0)])
+def test_exp_nonpositive_within_one_ulp(dtype: str, floor: float) -> None:
+    """The kernels' polynomial exp: within 1 ulp of e^x on [floor, 0], e^0 = 1 exactly, and exactly 0 for
+    -inf and below the floor (so masked logits carry no weight)."""
+    grid = -np.linspace(0.0, -floor, 100_001)
+    x = np.concatenate([grid, [0.0, -np.inf, floor - 1e-3, -1e5]]).astype(dtype)
+    y = np.empty_like(x)
+    _exp_all(x, y)
+    inside = x >= floor
+    want = np.exp(x[inside].astype(np.float64))
+    ulps = np.abs(y[inside] - want) / want / np.finfo(dtype).eps
+    assert ulps.max() <= 1.0, ulps.max()
+    assert y[-4] == 1.0 and np.all(y[~inside] == 0.0)
