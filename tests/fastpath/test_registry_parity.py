@@ -28,11 +28,17 @@ GRAD_SHAPES = [
 ]
 
 
+def _has_gradient(info, path) -> bool:
+    if info.torch_reference is None or "torch" not in info.fast_paths:
+        return False
+    return (path.kind == "torch" and path.differentiable) or (path.kind == "numpy" and path.vjp is not None)
+
+
 def _cases(grad: bool) -> list:
     cases = []
     for info in forms():
         for path in info.fast_paths.values():
-            if grad and not (path.kind == "torch" and path.differentiable and info.torch_reference is not None):
+            if grad and not _has_gradient(info, path):
                 continue
             for dtype in path.dtypes:
                 if dtype not in ("float32", "float64"):
@@ -73,16 +79,29 @@ def test_gradient_parity(info, path, dtype, shape) -> None:
     if not path.supports(sample):
         pytest.skip(f"{path.name} does not support {sample.label}")
 
+    torch_path = info.fast_paths["torch"]
+
+    def upstream_for(shape: tuple) -> np.ndarray:
+        return np.random.default_rng(5).standard_normal(shape)
+
     def grads(fn, run_dtype, run_path):
         args, kwargs = convert_sample(sample, run_path, run_dtype, requires_grad=True)
         out = fn(*args, **kwargs)
-        upstream = torch.as_tensor(np.random.default_rng(5).standard_normal(tuple(out.shape)), dtype=out.dtype)
+        upstream = torch.as_tensor(upstream_for(tuple(out.shape)), dtype=out.dtype)
         (out * upstream).sum().backward()
         return [a.grad for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
 
-    golden = grads(info.torch_reference, "float64", path)
-    lowp = grads(info.torch_reference, dtype, path)
-    fast = grads(path.fn, dtype, path)
+    golden = grads(info.torch_reference, "float64", torch_path)
+    lowp = grads(info.torch_reference, dtype, torch_path)
+    if path.kind == "numpy":
+        args, kwargs = convert_sample(sample, path, dtype)
+        out = path.fn(*args, **kwargs)
+        fast_np = path.vjp(upstream_for(out.shape).astype(out.dtype), *args, **kwargs)
+        for grad, arg in zip(fast_np, (args[i] for i in info.array_args)):
+            assert grad.shape == arg.shape and grad.dtype == arg.dtype, f"vjp returned {grad.shape}/{grad.dtype}"
+        fast = [torch.from_numpy(np.ascontiguousarray(g)) for g in fast_np]
+    else:
+        fast = grads(path.fn, dtype, path)
     assert len(fast) == len(golden) > 0
     assert any(g is not None for g in golden)
     for index, (g64, glow, gfast) in enumerate(zip(golden, lowp, fast)):
