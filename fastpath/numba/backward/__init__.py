@@ -1,0 +1,18 @@
+"""Numba backward (vector-Jacobian product) kernels of the attention fast paths, one module per family.
+
+``VJPS`` maps a form name to ``vjp(grad_out, *args, **kwargs) -> tuple of gradients``, one per array
+argument of the form (in the order of its ``array_args``), each shaped and typed like that argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from attnlab.fastpath.numba.backward.softmax import softmax_vjp
+
+VJPS: dict[str, Callable[..., Any]] = {
+    "softmax": softmax_vjp,
+}
+
+__all__ = ["VJPS", "softmax_vjp"]
