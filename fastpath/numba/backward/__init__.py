@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from attnlab.fastpath.numba.backward.laser import laser_vjp
 from attnlab.fastpath.numba.backward.softmax import softmax_vjp
 
 VJPS: dict[str, Callable[..., Any]] = {
     "softmax": softmax_vjp,
+    "laser": laser_vjp,
 }
 
-__all__ = ["VJPS", "softmax_vjp"]
+__all__ = ["VJPS", "laser_vjp", "softmax_vjp"]

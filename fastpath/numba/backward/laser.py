@@ -1,0 +1,130 @@
+"""Numba backward (VJP) of LASER attention, ``O_ic = LSE_j(S_ij + V_jc) − LSE_j(S_ij)`` (operators.md §3).
+
+Source: Duvvuri & Dhillon, "LASER: Attention with Exponential Transformation", ICML 2025
+(arXiv 2411.03493). With ``a = softmax(S)`` and the per-channel weights
+``w_ijc = a_ij e^{V_jc − O_ic} = exp(S_ij + V_jc − L_i − O_ic)`` (``L_i`` the row log-sum-exp; each
+``w_i·c`` is a softmax over ``j``, so its exponent is ≤ 0 and nothing overflows):
+
+    dV_jc = Σ_i dO_ic w_ijc,   dS_ij = Σ_c dO_ic (w_ijc − a_ij),   dQ = σ dS K,   dK = σ dSᵀ Q.
+
+Tiled like the softmax backward: ``S`` is recomputed per (row block, key tile), never stored whole;
+the weights cost one exponential per (query, key, channel), as the operator itself does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit, prange
+
+from attnlab.fastpath.numba._common import as_slices, attention_maps, fast_dtype, float_arrays, mask_slices
+from attnlab.fastpath.numba._kernels import NEG_INF, exp_nonpositive, key_end
+from attnlab.fastpath.numba.backward._plumbing import fold_slices, upstream_gradient
+from attnlab.fastpath.numba.laser import laser_attention
+from attnlab.fastpath.numba.softmax import softmax_attention_lse
+from attnlab.validation import check_last_dim, check_scale
+
+BLOCK_ROWS = 64
+BLOCK_COLS = 128
+
+
+@njit(cache=True)
+def laser_tile(st, vt, dob, joint, lse_b, sdo, r0, c0, offset, causal, has_mask, mask3, mi, scale, dvt):
+    """One (row block, key tile): ``st`` (raw ``q·k``) becomes ``σ dS``; ``dvt`` accumulates ``dV``.
+
+    ``joint[r, c] = L_i + O_ic`` (``L_i + O_ic = LSE_j(S_ij + V_jc)``), ``sdo[r] = Σ_c dO_ic``.
+    """
+    br, bc = st.shape
+    dv = vt.shape[1]
+    sigma = st.dtype.type(scale)
+    for r in range(br):
+        i = r0 + r
+        row_lse = lse_b[i]
+        empty = not (row_lse > NEG_INF)
+        limit = i + offset
+        for c in range(bc):
+            j = c0 + c
+            if empty or (causal and j > limit) or (has_mask and mask3[mi, i, j] == 0):
+                st[r, c] = 0.0
+                continue
+            t = st[r, c] * sigma
+            g = st.dtype.type(0.0)
+            for ch in range(dv):
+                w = exp_nonpositive(t + vt[c, ch] - joint[r, ch])
+                contribution = dob[r, ch] * w
+                dvt[c, ch] += contribution
+                g += contribution
+            st[r, c] = sigma * (g - exp_nonpositive(t - row_lse) * sdo[r])
+
+
+@njit(cache=True, parallel=True)
+def laser_backward(q3, k3, v3, do3, joint3, lse, q_map, kv_map, mask3, mask_map, has_mask, causal, scale, dq, dk, dv):
+    """Per output slice ``b``: ``dq[b]``, ``dk[b]``, ``dv[b]`` of LASER (``dk``/``dv`` zeroed by the caller)."""
+    slices, n, d = dq.shape
+    m = k3.shape[1]
+    offset = m - n
+    for b in prange(slices):
+        qi, ki, mi = q_map[b], kv_map[b], mask_map[b]
+        for r0 in range(0, n, BLOCK_ROWS):
+            r1 = min(n, r0 + BLOCK_ROWS)
+            qb = q3[qi, r0:r1]
+            dob = do3[b, r0:r1]
+            sdo = np.zeros(r1 - r0, dtype=dq.dtype)
+            for r in range(r1 - r0):
+                for ch in range(dob.shape[1]):
+                    sdo[r] += dob[r, ch]
+            dqb = np.zeros((r1 - r0, d), dtype=dq.dtype)
+            kend = key_end(r1, n, m, causal)
+            for c0 in range(0, kend, BLOCK_COLS):
+                c1 = min(kend, c0 + BLOCK_COLS)
+                kt = k3[ki, c0:c1]
+                st = np.dot(qb, kt.T)
+                laser_tile(st, v3[ki, c0:c1], dob, joint3[b, r0:r1], lse[b], sdo, r0, c0, offset, causal, has_mask,
+                           mask3, mi, scale, dv[b, c0:c1])
+                dk[b, c0:c1] += np.dot(st.T, qb)
+                dqb += np.dot(st, kt)
+            dq[b, r0:r1] = dqb
+
+
+def laser_vjp(
+    grad_out: Any,
+    q: Any,
+    k: Any,
+    v: Any,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vector-Jacobian product of :func:`attnlab.fastpath.numba.laser.laser_attention`.
+
+    Args:
+        grad_out: ``∂loss/∂O``, shape ``(..., H, n, d_v)``.
+        q: ``(..., H, n, d_k)``; k: ``(..., H_kv, m, d_k)``; v: ``(..., H_kv, m, d_v)``; ``H_kv | H``.
+        scale, causal, mask: as the forward.
+
+    Returns:
+        ``(dq, dk, dv)`` shaped and typed like ``q``, ``k``, ``v``; rows with no visible key contribute 0.
+    """
+    dtype = fast_dtype(q, k, v)
+    qa, ka, va = float_arrays(("q", "k", "v"), (q, k, v), dtype)
+    check_last_dim("k", ka, qa.shape[-1], "d_k, the last axis of q")
+    lead, q_map, kv_map = attention_maps(qa, ka, va)
+    sigma = check_scale(scale, qa.shape[-1] ** -0.5)
+    n, m, d, d_v = qa.shape[-2], ka.shape[-2], qa.shape[-1], va.shape[-1]
+    grad = upstream_gradient(grad_out, (*lead, n, d_v), dtype)
+    mask3, mask_map, has_mask, causal = mask_slices(mask, n, m, lead, causal=causal)
+    out = laser_attention(qa, ka, va, scale=sigma, causal=causal, mask=mask)
+    _, lse = softmax_attention_lse(qa, ka, va, scale=sigma, causal=causal, mask=mask)
+    slices = len(q_map)
+    lse2 = np.ascontiguousarray(lse.reshape(slices, n))
+    joint = np.ascontiguousarray((lse2[..., None] + out.reshape(slices, n, d_v)).astype(dtype))
+    dq = np.empty((slices, n, d), dtype=dtype)
+    dk = np.zeros((slices, m, d), dtype=dtype)
+    dv = np.zeros((slices, m, d_v), dtype=dtype)
+    laser_backward(
+        as_slices(qa), as_slices(ka), as_slices(va), grad.reshape(slices, n, d_v), joint, lse2, q_map, kv_map,
+        mask3, mask_map, has_mask, causal, sigma, dq, dk, dv,
+    )
+    return fold_slices(dq, q_map, qa.shape), fold_slices(dk, kv_map, ka.shape), fold_slices(dv, kv_map, va.shape)
