@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from attnlab.fastpath.numba.backward.differential import differential_vjp
 from attnlab.fastpath.numba.backward.laser import laser_vjp
 from attnlab.fastpath.numba.backward.softmax import softmax_vjp
 
 VJPS: dict[str, Callable[..., Any]] = {
     "softmax": softmax_vjp,
     "laser": laser_vjp,
+    "differential": differential_vjp,
 }
 
-__all__ = ["VJPS", "laser_vjp", "softmax_vjp"]
+__all__ = ["VJPS", "differential_vjp", "laser_vjp", "softmax_vjp"]
