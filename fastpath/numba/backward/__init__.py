@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from attnlab.fastpath.numba.backward.differential import differential_vjp
+from attnlab.fastpath.numba.backward.hamming import hamming_vjp
 from attnlab.fastpath.numba.backward.laser import laser_vjp
 from attnlab.fastpath.numba.backward.softmax import softmax_vjp
 
@@ -17,6 +18,7 @@ VJPS: dict[str, Callable[..., Any]] = {
     "softmax": softmax_vjp,
     "laser": laser_vjp,
     "differential": differential_vjp,
+    "hamming": hamming_vjp,
 }
 
-__all__ = ["VJPS", "differential_vjp", "laser_vjp", "softmax_vjp"]
+__all__ = ["VJPS", "differential_vjp", "hamming_vjp", "laser_vjp", "softmax_vjp"]
