@@ -12,6 +12,7 @@ from typing import Any
 from attnlab.fastpath.numba.backward.differential import differential_vjp
 from attnlab.fastpath.numba.backward.hamming import hamming_vjp
 from attnlab.fastpath.numba.backward.laser import laser_vjp
+from attnlab.fastpath.numba.backward.linear import linear_vjp
 from attnlab.fastpath.numba.backward.softmax import softmax_vjp
 
 VJPS: dict[str, Callable[..., Any]] = {
@@ -19,6 +20,7 @@ VJPS: dict[str, Callable[..., Any]] = {
     "laser": laser_vjp,
     "differential": differential_vjp,
     "hamming": hamming_vjp,
+    "linear": linear_vjp,
 }
 
-__all__ = ["VJPS", "differential_vjp", "hamming_vjp", "laser_vjp", "softmax_vjp"]
+__all__ = ["VJPS", "differential_vjp", "hamming_vjp", "laser_vjp", "linear_vjp", "softmax_vjp"]
