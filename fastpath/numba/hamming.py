@@ -3,9 +3,10 @@
 Source: Horton et al. 2025, "Hamming Attention Distillation" (arXiv 2502.01770). The logits are
 ``σ q̂·k̂ = σ(d − 2h)`` with ``q̂ = sign(q)`` (``sign(0) = +1``) and ``h`` the Hamming distance.
 
-Without ``top_n`` the ±1 codes go through the softmax kernel as ordinary queries and keys: the code
-dot product is an integer ``|q̂·k̂| <= d`` summed exactly by the float GEMM (exact for ``d <= 2^24`` in
-float32), and a BLAS GEMM beats a popcount loop (Numba has no popcount intrinsic) by a wide margin.
+Without ``top_n`` the ±1 codes go through the softmax kernel as ordinary queries and keys (the GEMM
+sums ``d`` terms ``±σ``: exact when σ is a power of two, as for ``d = 64``, otherwise within a few
+roundings of ``σ(d − 2h)``), and a BLAS GEMM beats a popcount loop (Numba has no popcount
+intrinsic) by a wide margin: ~9x the composed-torch peer against ~1x for the popcount kernel.
 
 With ``top_n``, signs are packed into uint64 words (bit set = sign +1) and
 ``q̂·k̂ = d − 2·popcount(q̂ xor k̂)``. Logits take only the ``d + 1`` values ``σ(d − 2h)``, so every
