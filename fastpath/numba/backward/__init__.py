@@ -11,6 +11,7 @@ from typing import Any
 
 from attnlab.fastpath.numba.backward.differential import differential_vjp
 from attnlab.fastpath.numba.backward.hamming import hamming_vjp
+from attnlab.fastpath.numba.backward.interaction import interaction_vjp
 from attnlab.fastpath.numba.backward.laser import laser_vjp
 from attnlab.fastpath.numba.backward.linear import linear_vjp
 from attnlab.fastpath.numba.backward.softmax import softmax_vjp
@@ -21,6 +22,7 @@ VJPS: dict[str, Callable[..., Any]] = {
     "differential": differential_vjp,
     "hamming": hamming_vjp,
     "linear": linear_vjp,
+    "interaction": interaction_vjp,
 }
 
-__all__ = ["VJPS", "differential_vjp", "hamming_vjp", "laser_vjp", "linear_vjp", "softmax_vjp"]
+__all__ = ["VJPS", "differential_vjp", "hamming_vjp", "interaction_vjp", "laser_vjp", "linear_vjp", "softmax_vjp"]
