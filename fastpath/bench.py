@@ -460,6 +460,15 @@ def poly_scaling(
     return records
 
 
+def _blas_threads(threads: int) -> Any:
+    """Limit every loaded BLAS/OpenMP pool (NumPy's, SciPy's — which Numba's ``np.dot`` calls — and
+    torch's) to ``threads``, so "1 thread" means one thread for every implementation."""
+    import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS Numba's np.dot uses before limiting)
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads)
+
+
 def run_benchmarks(
     mode: str = "quick",
     forms: list[str] | None = None,
@@ -483,9 +492,10 @@ def run_benchmarks(
         pass
     reps = repeats if repeats is not None else {"tiny": 1, "quick": 3, "full": 5}[mode]
     cases = [c for c in bench_cases(mode) if forms is None or c.form in forms]
-    records = [rec.__dict__ for case in cases for rec in run_case(case, dtype, reps, threads, only)]
     lengths = {"tiny": (64, 128), "quick": (512, 2048, 8192), "full": (512, 1024, 2048, 4096, 8192)}[mode]
-    poly = poly_scaling(lengths, reps) if scaling and (forms is None or "tensor" in forms) else []
+    with _blas_threads(threads):
+        records = [rec.__dict__ for case in cases for rec in run_case(case, dtype, reps, threads, only)]
+        poly = poly_scaling(lengths, reps) if scaling and (forms is None or "tensor" in forms) else []
     meta = {
         "mode": mode,
         "dtype": dtype,
