@@ -317,7 +317,9 @@ class AttentionOnlyModel(nn.Module):
     ``x_0 = E[tokens] + P[positions]``; layer ``l``: ``x_{l+1} = x_l + sum_h softmax(causal(x_l Q_h
     K_h^T x_l^T / sqrt(d_head))) x_l V_h O_h``; logits at the final position are ``o_mover @ U`` over
     the item tokens, with ``o_mover`` the last layer's head output (no residual readout, no MLP, no
-    LayerNorm).
+    LayerNorm). Query/key widths may differ from value/output widths (``qk_widths``); optionally the
+    mover's keys are masked to the first list (``mover_reads_first_list``) and computed from the
+    position embeddings ``P`` alone (``mover_positional_keys``).
     """
 
     def __init__(self, config: LaundryConfig) -> None:

@@ -22,6 +22,8 @@ estimates it by Monte Carlo for the given ``right`` matrix.
 
 Ablating a component means projecting its write direction ``v_i`` out of the head's output
 (:func:`project_out`); since the ``v_i`` are orthonormal this removes exactly that component.
+What a channel encodes is measured by :func:`variance_explained_by_groups` (eta squared of the
+channel coordinates grouped by a prompt label, e.g. the position or identity of the missing item).
 """
 
 from __future__ import annotations
