@@ -57,6 +57,15 @@ def test_laser_vjp_large_values_stay_finite() -> None:
     check_vjp("laser", laser_vjp, composed_laser, [q, k, 20.0 * v], kwargs, "float32")
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_laser_vjp_rows_far_below_tile_maximum(dtype: str) -> None:
+    # values spread over +-700 (float64) / +-70 (float32): causal rows whose visible values sit far below
+    # a tile's column maximum take the exact per-(key, channel) path
+    (q, k, v), kwargs = _sample((1, 2, 2, 100, 100, 8, 4, True, True), seed=6)
+    spread = 230.0 if dtype == "float64" else 23.0
+    check_vjp("laser", laser_vjp, composed_laser, [q, k, spread * v], kwargs, dtype)
+
+
 def test_fully_masked_row_has_zero_gradients() -> None:
     (q, k, v), kwargs = _sample((1, 2, 2, 100, 100, 8, 8, False, True), seed=1)
     grad = np.ones((1, 2, 100, 8))

@@ -7,8 +7,10 @@ Source: Duvvuri & Dhillon, "LASER: Attention with Exponential Transformation", I
 
     dV_jc = Σ_i dO_ic w_ijc,   dS_ij = Σ_c dO_ic (w_ijc − a_ij),   dQ = σ dS K,   dK = σ dSᵀ Q.
 
-Tiled like the softmax backward: ``S`` is recomputed per (row block, key tile), never stored whole;
-the weights cost one exponential per (query, key, channel), as the operator itself does.
+Tiled like the softmax backward: ``S`` is recomputed per (row block, key tile), never stored whole.
+Per tile the weights factor through the tile's column maxima of ``V`` into two GEMMs (see
+:func:`laser_tile`); rows where that factoring would overflow fall back to one exponential per
+(key, channel).
 """
 
 from __future__ import annotations
@@ -28,38 +30,86 @@ from attnlab.validation import check_last_dim, check_scale
 BLOCK_ROWS = 64
 BLOCK_COLS = 128
 
+#: Largest ``t_c − O_ic`` for which ``e^{t − O}`` is formed (per dtype): far below overflow, and a weight
+#: ``a E`` lost to underflow next to it is at most ``e^{−87 + 60}`` (float32) of the row's unit mass.
+_EXP_LIMIT = {np.dtype(np.float32): 60.0, np.dtype(np.float64): 600.0}
+
 
 @njit(cache=True)
-def laser_tile(st, vt, dob, joint, lse_b, sdo, r0, c0, offset, causal, has_mask, mask3, mi, scale, dvt):
+def laser_row_exact(st, vt, dob, joint, row_lse, sdo_r, r, c0, i, offset, causal, has_mask, mask3, mi, sigma, dvt):
+    """Row ``r`` of a tile with one exponential per (key, channel): ``st[r]`` (raw ``q·k``) becomes ``σ dS``."""
+    limit = i + offset
+    for c in range(st.shape[1]):
+        j = c0 + c
+        if (causal and j > limit) or (has_mask and mask3[mi, i, j] == 0):
+            st[r, c] = 0.0
+            continue
+        t = st[r, c] * sigma
+        g = st.dtype.type(0.0)
+        for ch in range(vt.shape[1]):
+            contribution = dob[r, ch] * exp_nonpositive(t + vt[c, ch] - joint[r, ch])
+            dvt[c, ch] += contribution
+            g += contribution
+        st[r, c] = sigma * (g - exp_nonpositive(t - row_lse) * sdo_r)
+
+
+@njit(cache=True)
+def laser_tile(st, vt, dob, joint, out_b, lse_b, sdo, r0, c0, offset, causal, has_mask, mask3, mi, scale, limit, dvt):
     """One (row block, key tile): ``st`` (raw ``q·k``) becomes ``σ dS``; ``dvt`` accumulates ``dV``.
 
-    ``joint[r, c] = L_i + O_ic`` (``L_i + O_ic = LSE_j(S_ij + V_jc)``), ``sdo[r] = Σ_c dO_ic``.
+    With the tile's column maxima ``t_c``: ``w_ijc = a_ij E_jc e^{t_c − O_ic}``, ``E = e^{V − t} ≤ 1``, so
+    with ``G_ic = dO_ic e^{t_c − O_ic}`` the tile is two GEMMs, ``dV += E ∘ (aᵀ G)`` and
+    ``Σ_c dO_ic w_ijc = a_ij (G Eᵀ)_ij``. A row whose ``t_c − O_ic`` exceeds ``limit`` (``e^{t − O}`` would
+    overflow) is done exactly, one exponential per (key, channel), by :func:`laser_row_exact`.
+    ``joint[r, c] = L_i + O_ic``, ``sdo[r] = Σ_c dO_ic``.
     """
     br, bc = st.shape
     dv = vt.shape[1]
     sigma = st.dtype.type(scale)
+    shift = np.full(dv, NEG_INF, dtype=st.dtype)
+    for c in range(bc):
+        for ch in range(dv):
+            shift[ch] = vt[c, ch] if vt[c, ch] > shift[ch] else shift[ch]
+    shifted = np.empty((bc, dv), dtype=st.dtype)
+    for c in range(bc):
+        for ch in range(dv):
+            shifted[c, ch] = exp_nonpositive(vt[c, ch] - shift[ch])
+    exact = np.zeros(br, dtype=np.bool_)
+    weighted = np.zeros((br, dv), dtype=st.dtype)
+    raw = st.copy()
     for r in range(br):
         i = r0 + r
         row_lse = lse_b[i]
-        empty = not (row_lse > NEG_INF)
-        limit = i + offset
+        if not (row_lse > NEG_INF):
+            for c in range(bc):
+                st[r, c] = 0.0
+            continue
+        for ch in range(dv):
+            if shift[ch] - out_b[i, ch] > limit:
+                exact[r] = True
+        limit_j = i + offset
         for c in range(bc):
             j = c0 + c
-            if empty or (causal and j > limit) or (has_mask and mask3[mi, i, j] == 0):
-                st[r, c] = 0.0
-                continue
-            t = st[r, c] * sigma
-            g = st.dtype.type(0.0)
+            hidden = exact[r] or (causal and j > limit_j) or (has_mask and mask3[mi, i, j] == 0)
+            st[r, c] = exp_nonpositive(NEG_INF if hidden else st[r, c] * sigma - row_lse)
+        if not exact[r]:
             for ch in range(dv):
-                w = exp_nonpositive(t + vt[c, ch] - joint[r, ch])
-                contribution = dob[r, ch] * w
-                dvt[c, ch] += contribution
-                g += contribution
-            st[r, c] = sigma * (g - exp_nonpositive(t - row_lse) * sdo[r])
+                weighted[r, ch] = dob[r, ch] * np.exp(shift[ch] - out_b[i, ch])
+    dvt += shifted * np.dot(st.T, weighted)
+    mixed = np.dot(weighted, shifted.T)
+    for r in range(br):
+        if exact[r]:
+            st[r] = raw[r]
+            laser_row_exact(st, vt, dob, joint, lse_b[r0 + r], sdo[r], r, c0, r0 + r, offset, causal, has_mask,
+                            mask3, mi, sigma, dvt)
+            continue
+        for c in range(bc):
+            st[r, c] = sigma * st[r, c] * (mixed[r, c] - sdo[r])
 
 
 @njit(cache=True, parallel=True)
-def laser_backward(q3, k3, v3, do3, joint3, lse, q_map, kv_map, mask3, mask_map, has_mask, causal, scale, dq, dk, dv):
+def laser_backward(q3, k3, v3, do3, joint3, out3, lse, q_map, kv_map, mask3, mask_map, has_mask, causal, scale, limit,
+                   dq, dk, dv):
     """Per output slice ``b``: ``dq[b]``, ``dk[b]``, ``dv[b]`` of LASER (``dk``/``dv`` zeroed by the caller)."""
     slices, n, d = dq.shape
     m = k3.shape[1]
@@ -80,8 +130,8 @@ def laser_backward(q3, k3, v3, do3, joint3, lse, q_map, kv_map, mask3, mask_map,
                 c1 = min(kend, c0 + BLOCK_COLS)
                 kt = k3[ki, c0:c1]
                 st = np.dot(qb, kt.T)
-                laser_tile(st, v3[ki, c0:c1], dob, joint3[b, r0:r1], lse[b], sdo, r0, c0, offset, causal, has_mask,
-                           mask3, mi, scale, dv[b, c0:c1])
+                laser_tile(st, v3[ki, c0:c1], dob, joint3[b, r0:r1], out3[b], lse[b], sdo, r0, c0, offset, causal,
+                           has_mask, mask3, mi, scale, limit, dv[b, c0:c1])
                 dk[b, c0:c1] += np.dot(st.T, qb)
                 dqb += np.dot(st, kt)
             dq[b, r0:r1] = dqb
@@ -124,7 +174,8 @@ def laser_vjp(
     dk = np.zeros((slices, m, d), dtype=dtype)
     dv = np.zeros((slices, m, d_v), dtype=dtype)
     laser_backward(
-        as_slices(qa), as_slices(ka), as_slices(va), grad.reshape(slices, n, d_v), joint, lse2, q_map, kv_map,
-        mask3, mask_map, has_mask, causal, sigma, dq, dk, dv,
+        as_slices(qa), as_slices(ka), as_slices(va), grad.reshape(slices, n, d_v), joint,
+        np.ascontiguousarray(out.reshape(slices, n, d_v)), lse2, q_map, kv_map, mask3, mask_map, has_mask, causal,
+        sigma, _EXP_LIMIT[dtype], dq, dk, dv,
     )
     return fold_slices(dq, q_map, qa.shape), fold_slices(dk, kv_map, ka.shape), fold_slices(dv, kv_map, va.shape)
