@@ -41,13 +41,14 @@ def forms() -> None:
     from attnlab.registry import forms as registered
 
     table = Table(title="attnlab operator registry")
-    for column in ("form", "reference", "fast paths", "invariants", "bad inputs", "source"):
+    for column in ("form", "reference", "fast paths", "gradients", "invariants", "bad inputs", "source"):
         table.add_column(column)
     for info in registered():
         table.add_row(
             info.name,
             info.reference.__name__,
             ", ".join(sorted(info.fast_paths)) or "-",
+            ", ".join(sorted(name for name, path in info.fast_paths.items() if path.differentiable)) or "-",
             str(len(info.invariants)),
             str(len(info.bad_inputs())),
             info.source,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from attnlab.fastpath.numba.backward import VJPS
 from attnlab.fastpath.numba.differential import differential_attention
 from attnlab.fastpath.numba.hamming import hamming_attention
 from attnlab.fastpath.numba.interaction import factorized_interaction
@@ -26,4 +27,15 @@ FAST_PATHS = {
 }
 
 for _form, _fn in FAST_PATHS.items():
-    register_fast_path(_form, FastPath(name="numba", fn=_fn, kind="numpy", dtypes=("float32", "float64")))
+    _vjp = VJPS.get(_form)
+    register_fast_path(
+        _form,
+        FastPath(
+            name="numba",
+            fn=_fn,
+            kind="numpy",
+            dtypes=("float32", "float64"),
+            differentiable=_vjp is not None,
+            vjp=_vjp,
+        ),
+    )
