@@ -15,6 +15,7 @@ from attnlab.fastpath.numba.backward.interaction import interaction_vjp
 from attnlab.fastpath.numba.backward.laser import laser_vjp
 from attnlab.fastpath.numba.backward.linear import linear_vjp
 from attnlab.fastpath.numba.backward.softmax import softmax_vjp
+from attnlab.fastpath.numba.backward.tensor import tensor_vjp
 
 VJPS: dict[str, Callable[..., Any]] = {
     "softmax": softmax_vjp,
@@ -23,6 +24,16 @@ VJPS: dict[str, Callable[..., Any]] = {
     "hamming": hamming_vjp,
     "linear": linear_vjp,
     "interaction": interaction_vjp,
+    "tensor": tensor_vjp,
 }
 
-__all__ = ["VJPS", "differential_vjp", "hamming_vjp", "interaction_vjp", "laser_vjp", "linear_vjp", "softmax_vjp"]
+__all__ = [
+    "VJPS",
+    "differential_vjp",
+    "hamming_vjp",
+    "interaction_vjp",
+    "laser_vjp",
+    "linear_vjp",
+    "softmax_vjp",
+    "tensor_vjp",
+]
