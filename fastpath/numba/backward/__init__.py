@@ -14,6 +14,7 @@ from attnlab.fastpath.numba.backward.hamming import hamming_vjp
 from attnlab.fastpath.numba.backward.interaction import interaction_vjp
 from attnlab.fastpath.numba.backward.laser import laser_vjp
 from attnlab.fastpath.numba.backward.linear import linear_vjp
+from attnlab.fastpath.numba.backward.mla import mla_vjp
 from attnlab.fastpath.numba.backward.simplicial import simplicial_vjp
 from attnlab.fastpath.numba.backward.softmax import softmax_vjp
 from attnlab.fastpath.numba.backward.tensor import tensor_vjp
@@ -27,6 +28,7 @@ VJPS: dict[str, Callable[..., Any]] = {
     "interaction": interaction_vjp,
     "tensor": tensor_vjp,
     "simplicial": simplicial_vjp,
+    "mla": mla_vjp,
 }
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "interaction_vjp",
     "laser_vjp",
     "linear_vjp",
+    "mla_vjp",
     "simplicial_vjp",
     "softmax_vjp",
     "tensor_vjp",
