@@ -35,3 +35,15 @@ def test_equals_softmax_on_sign_codes() -> None:
         softmax_attention(sign_code(q), sign_code(k), v, causal=True),
         atol=1e-13,
     )
+
+
+def test_causal_rows_with_no_visible_key_are_zero_in_reference_and_loop() -> None:
+    """Regression for the first example hypothesis found: causal with m < n leaves the first n - m
+    queries with no visible key (bottom-right alignment); both forms must return zeros there."""
+    from attnlab.registry import Shape, get_form
+
+    info = get_form("hamming")
+    sample = info.make_sample(3, Shape(batch=1, heads=1, kv_heads=1, n=5, m=2, d=3, d_v=2, causal=True))
+    out = sample.call(info.reference)
+    np.testing.assert_array_equal(out[..., :3, :], 0.0)
+    np.testing.assert_allclose(sample.call(info.brute_force), out, atol=1e-13)
