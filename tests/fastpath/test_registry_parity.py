@@ -114,3 +114,32 @@ def test_gradient_parity(info, path, dtype, shape) -> None:
         assert_within_rule(
             f"{info.name}/{path.name} grad[{index}]", g64, gfast, glow, dtype, fudge=path.fudge, floors=path.floors
         )
+
+
+HYPOTHESIS_CASES = [
+    pytest.param(info, path, dtype, id=f"{info.name}-{path.name}-{dtype}")
+    for info in forms()
+    for path in info.fast_paths.values()
+    for dtype in ("float32", "float64")
+    if dtype in path.dtypes
+]
+
+
+@pytest.mark.parametrize(("info", "path", "dtype"), HYPOTHESIS_CASES)
+def test_forward_parity_on_hypothesis_samples(info, path, dtype) -> None:
+    """The fast path meets the tolerance rule on the form's own hypothesis samples (odd lengths, length 1,
+    m != n, GQA, masks, options drawn by the form), not only on the hand-picked shapes above."""
+    from hypothesis import given, settings
+
+    @settings(max_examples=8)
+    @given(info.samples())
+    def check(sample) -> None:
+        if not path.supports(sample):
+            return
+        ref64 = sample.call(info.reference)
+        with reference_precision(dtype):
+            lowp = sample.call(info.reference)
+        fast = _run(path, info, sample, dtype)
+        assert_within_rule(f"{info.name}/{path.name}", ref64, fast, lowp, dtype, fudge=path.fudge, floors=path.floors)
+
+    check()
