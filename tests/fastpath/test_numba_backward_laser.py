@@ -7,35 +7,14 @@ import pytest
 
 from attnlab.fastpath.numba.backward import VJPS
 from attnlab.fastpath.numba.backward.laser import laser_vjp
-from attnlab.fastpath.numba.backward.parity import check_vjp
+from attnlab.fastpath.numba.backward.parity import QKV_CASES, check_vjp, qkv_sample
 from attnlab.fastpath.torch.composed import composed_laser
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
-# (batch, heads, kv_heads, n, m, d, d_v, causal, masked)
-CASES = [
-    pytest.param((1, 2, 2, 1, 1, 8, 4, False, False), id="n1"),
-    pytest.param((1, 2, 1, 63, 63, 16, 8, True, False), id="n63-causal-gqa"),
-    pytest.param((2, 4, 2, 100, 100, 8, 8, False, True), id="n100-mask-empty-row-gqa"),
-    pytest.param((1, 2, 2, 64, 80, 32, 16, True, False), id="n64-m80-causal"),
-    pytest.param((1, 1, 1, 128, 128, 64, 8, False, False), id="n128"),
-    pytest.param((1, 2, 2, 100, 70, 8, 4, True, True), id="n100-m70-causal-mask-rows-before-first-key"),
-]
-
-
-def _sample(case: tuple, seed: int = 0) -> tuple[list[np.ndarray], dict]:
-    batch, heads, kv_heads, n, m, d, d_v, causal, masked = case
-    rng = np.random.default_rng(seed)
-    q = rng.standard_normal((batch, heads, n, d))
-    k = rng.standard_normal((batch, kv_heads, m, d))
-    v = rng.standard_normal((batch, kv_heads, m, d_v))
-    kwargs: dict = {"causal": causal}
-    if masked:
-        mask = rng.random((batch, 1, n, m)) > 0.3
-        mask[..., n // 2, :] = False  # a fully masked row: zero gradients, no NaN
-        kwargs["mask"] = mask
-    return [q, k, v], kwargs
+CASES = [pytest.param(case, id=name) for name, case in QKV_CASES]
+_sample = qkv_sample
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

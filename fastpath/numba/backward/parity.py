@@ -23,8 +23,10 @@ def autograd_gradients(
     import torch
 
     tensors = [torch.tensor(a, dtype=getattr(torch, dtype), requires_grad=True) for a in arrays]
-    options = {key: torch.from_numpy(np.ascontiguousarray(val)) if isinstance(val, np.ndarray) else val
-               for key, val in kwargs.items()}
+    options = {
+        key: torch.from_numpy(np.ascontiguousarray(val)) if isinstance(val, np.ndarray) else val
+        for key, val in kwargs.items()
+    }
     out = composed(*tensors, **options)
     (out * torch.tensor(grad_out, dtype=out.dtype)).sum().backward()
     return [None if t.grad is None else t.grad.numpy().astype(np.float64) for t in tensors]
@@ -70,6 +72,35 @@ def composed_output_shape(composed: Callable[..., Any], arrays: Sequence[np.ndar
     import torch
 
     with torch.no_grad():
-        options = {key: torch.from_numpy(np.ascontiguousarray(val)) if isinstance(val, np.ndarray) else val
-                   for key, val in kwargs.items()}
+        options = {
+            key: torch.from_numpy(np.ascontiguousarray(val)) if isinstance(val, np.ndarray) else val
+            for key, val in kwargs.items()
+        }
         return tuple(composed(*(torch.from_numpy(np.asarray(a, dtype=np.float64)) for a in arrays), **options).shape)
+
+
+#: (batch, heads, kv_heads, n, m, d, d_v, causal, masked) cases shared by the (q, k, v) VJP tests:
+#: length 1, odd lengths, GQA, m != n, masks with an empty row, causal rows before the first key.
+QKV_CASES: tuple[tuple[str, tuple], ...] = (
+    ("n1", (1, 2, 2, 1, 1, 8, 4, False, False)),
+    ("n63-causal-gqa", (1, 2, 1, 63, 63, 16, 8, True, False)),
+    ("n100-mask-empty-row-gqa", (2, 4, 2, 100, 100, 8, 8, False, True)),
+    ("n64-m80-causal", (1, 2, 2, 64, 80, 32, 16, True, False)),
+    ("n128", (1, 1, 1, 128, 128, 64, 8, False, False)),
+    ("n100-m70-causal-mask-rows-before-first-key", (1, 2, 2, 100, 70, 8, 4, True, True)),
+)
+
+
+def qkv_sample(case: tuple, seed: int = 0) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Seeded ``[q, k, v]`` and options for a :data:`QKV_CASES` entry (a masked case empties row n // 2)."""
+    batch, heads, kv_heads, n, m, d, d_v, causal, masked = case
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((batch, heads, n, d))
+    k = rng.standard_normal((batch, kv_heads, m, d))
+    v = rng.standard_normal((batch, kv_heads, m, d_v))
+    kwargs: dict[str, Any] = {"causal": causal}
+    if masked:
+        mask = rng.random((batch, 1, n, m)) > 0.3
+        mask[..., n // 2, :] = False  # a fully masked row: zero gradients, no NaN
+        kwargs["mask"] = mask
+    return [q, k, v], kwargs
