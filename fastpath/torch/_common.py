@@ -42,15 +42,11 @@ def check_tensor(name: str, x: Any, *, min_ndim: int = 2, ndim: int | None = Non
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor of shape (..., n, d), got {type(x).__name__}")
     if x.dtype not in _FLOATS:
-        raise TypeError(
-            f"{name}: expected a floating dtype (float16/bfloat16/float32/float64), got {x.dtype}"
-        )
+        raise TypeError(f"{name}: expected a floating dtype (float16/bfloat16/float32/float64), got {x.dtype}")
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-d tensor, got shape {tuple(x.shape)}")
     if x.ndim < min_ndim:
-        raise ValueError(
-            f"{name}: expected at least {min_ndim} dims laid out (..., n, d), got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"{name}: expected at least {min_ndim} dims laid out (..., n, d), got shape {tuple(x.shape)}")
     if x.ndim >= 2 and (x.shape[-1] == 0 or x.shape[-2] == 0):
         raise ValueError(f"{name}: expected non-empty token and feature axes, got shape {tuple(x.shape)}")
     if x.numel() and not _all_finite(x):
@@ -70,9 +66,7 @@ def _all_finite(x: torch.Tensor) -> bool:
 
 def check_last_dim(name: str, x: torch.Tensor, expected: int, what: str) -> None:
     if x.shape[-1] != expected:
-        raise ValueError(
-            f"{name}: expected last axis of size {expected} ({what}), got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"{name}: expected last axis of size {expected} ({what}), got shape {tuple(x.shape)}")
 
 
 def check_same_length(names: tuple[str, ...], tensors: tuple[torch.Tensor, ...], axis: int = -2) -> None:
@@ -117,9 +111,7 @@ def broadcast_lead(names: tuple[str, ...], tensors: tuple[torch.Tensor, ...]) ->
         return tuple(torch.broadcast_shapes(*(t.shape[:-2] for t in tensors)))
     except RuntimeError:
         detail = ", ".join(f"{n}{tuple(t.shape)}" for n, t in zip(names, tensors))
-        raise ValueError(
-            f"{'/'.join(names)}: leading (batch/head) dims must broadcast, got {detail}"
-        ) from None
+        raise ValueError(f"{'/'.join(names)}: leading (batch/head) dims must broadcast, got {detail}") from None
 
 
 def as_bool_mask(mask: Any, device: torch.device, name: str = "mask") -> torch.Tensor:
@@ -156,9 +148,7 @@ def allowed_mask(
         except RuntimeError:
             ok = False
     if not ok:
-        raise ValueError(
-            f"mask: expected a boolean array broadcastable to {target}, got shape {tuple(user.shape)}"
-        )
+        raise ValueError(f"mask: expected a boolean array broadcastable to {target}, got shape {tuple(user.shape)}")
     return user if allowed is None else allowed & user
 
 
@@ -180,4 +170,3 @@ def masked_softmax(scores: torch.Tensor, allowed: torch.Tensor | None, dim: int 
     p = torch.where(allowed, torch.exp(masked - peak), torch.zeros_like(scores))
     total = p.sum(dim=dim, keepdim=True)
     return p / torch.where(total > 0, total, torch.ones_like(total))
-

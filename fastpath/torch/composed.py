@@ -59,9 +59,7 @@ def _scores(q: torch.Tensor, k: torch.Tensor, scale: Any) -> torch.Tensor:
 
 
 def _allowed(q: torch.Tensor, k: torch.Tensor, causal: Any, mask: Any) -> torch.Tensor | None:
-    return allowed_mask(
-        q.shape[-2], k.shape[-2], causal=causal, mask=mask, lead=tuple(q.shape[:-2]), device=q.device
-    )
+    return allowed_mask(q.shape[-2], k.shape[-2], causal=causal, mask=mask, lead=tuple(q.shape[:-2]), device=q.device)
 
 
 def composed_softmax(
@@ -145,8 +143,7 @@ def composed_linear(
     causal = check_bool("causal", causal)
     if causal and q.shape[-2] != k.shape[-2]:
         raise ValueError(
-            "q/k: causal linear attention needs equal query and key lengths, "
-            f"got n={q.shape[-2]}, m={k.shape[-2]}"
+            f"q/k: causal linear attention needs equal query and key lengths, got n={q.shape[-2]}, m={k.shape[-2]}"
         )
     phi = _feature_map(feature_map)
     a = phi(q) @ phi(k).transpose(-1, -2)
@@ -294,9 +291,7 @@ def composed_mla(
     return merged @ w.w_o
 
 
-def composed_interaction(
-    x: Any, alpha: Any, u: Any = None, *, w_v: Any = None, w_o: Any = None
-) -> torch.Tensor:
+def composed_interaction(x: Any, alpha: Any, u: Any = None, *, w_v: Any = None, w_o: Any = None) -> torch.Tensor:
     """``Y = Σ_h (α_h X) U_hᵀ`` (or ``Σ_h α_h X W_V^h W_O^h``) as the reference writes it (§5)."""
     from attnlab.fastpath.torch.interaction import check_interaction
 

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from attnlab.fastpath.torch._common import allowed_mask, check_bool, check_same_length, check_scale
-from attnlab.fastpath.torch.softmax import check_qkv, sdpa
+from attnlab.fastpath.torch._common import check_same_length, check_scale
+from attnlab.fastpath.torch.softmax import check_qkv, sdpa, visibility
 
 
 def as_lambda(lam: Any, like: torch.Tensor) -> float | torch.Tensor:
@@ -72,18 +72,11 @@ def differential_attention(
     q2, k2, _ = check_qkv(q2, k2, v, ("q2", "k2", "v"))
     if q2.shape[-1] != q1.shape[-1]:
         raise ValueError(
-            f"q2: expected last axis of size {q1.shape[-1]} (d, the last axis of q1), "
-            f"got shape {tuple(q2.shape)}"
+            f"q2: expected last axis of size {q1.shape[-1]} (d, the last axis of q1), got shape {tuple(q2.shape)}"
         )
     check_same_length(("k1", "k2", "v"), (k1, k2, v))
     sigma = check_scale(scale, q1.shape[-1] ** -0.5)
-    n, m = q1.shape[-2], k1.shape[-2]
-    square_causal = check_bool("causal", causal) and n == m and mask is None
-    allowed = (
-        None
-        if square_causal
-        else allowed_mask(n, m, causal=causal, mask=mask, lead=tuple(q1.shape[:-2]), device=q1.device)
-    )
+    allowed, square_causal = visibility(q1, k1, causal=causal, mask=mask)
     first = sdpa(q1, k1, v, scale=sigma, allowed=allowed, causal_square=square_causal)
     second = sdpa(q2, k2, v, scale=sigma, allowed=allowed, causal_square=square_causal)
     return first - as_lambda(lam, first) * second

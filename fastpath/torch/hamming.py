@@ -17,13 +17,12 @@ import torch
 
 from attnlab.fastpath.torch._common import (
     allowed_mask,
-    check_bool,
     check_positive_int,
     check_scale,
     expand_kv_heads,
     masked_softmax,
 )
-from attnlab.fastpath.torch.softmax import check_qkv, sdpa
+from attnlab.fastpath.torch.softmax import check_qkv, sdpa, visibility
 
 
 def sign_code(x: torch.Tensor) -> torch.Tensor:
@@ -79,12 +78,7 @@ def hamming_attention(
     sigma = check_scale(scale, q.shape[-1] ** -0.5)
     n, m = q.shape[-2], k.shape[-2]
     if top_n is None:
-        square_causal = check_bool("causal", causal) and n == m and mask is None
-        allowed = (
-            None
-            if square_causal
-            else allowed_mask(n, m, causal=causal, mask=mask, lead=tuple(q.shape[:-2]), device=q.device)
-        )
+        allowed, square_causal = visibility(q, k, causal=causal, mask=mask)
         return sdpa(sign_code(q), sign_code(k), v, scale=sigma, allowed=allowed, causal_square=square_causal)
     top_n = check_positive_int("top_n", top_n)
     scores = hamming_scores(q, k, scale=sigma)

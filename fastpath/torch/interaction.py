@@ -23,9 +23,7 @@ def _as_tensor(name: str, value: Any, like: torch.Tensor, ndim: int | None = Non
         value = torch.as_tensor(value, device=like.device).to(like.dtype)
     tensor = check_tensor(name, value, min_ndim=ndim or 2, ndim=ndim)
     if tensor.dtype != like.dtype or tensor.device != like.device:
-        raise TypeError(
-            f"{name}: expected {like.dtype} on {like.device} like x, got {tensor.dtype} on {tensor.device}"
-        )
+        raise TypeError(f"{name}: expected {like.dtype} on {like.device} like x, got {tensor.dtype} on {tensor.device}")
     return tensor
 
 
@@ -51,20 +49,14 @@ def check_interaction(
         if wv.shape[1] != d_model:
             raise ValueError(f"w_v: expected shape (H, {d_model}, d_v), got {tuple(wv.shape)}")
         if wo.shape != (wv.shape[0], wv.shape[2], d_model):
-            raise ValueError(
-                f"w_o: expected shape ({wv.shape[0]}, {wv.shape[2]}, {d_model}), got {tuple(wo.shape)}"
-            )
+            raise ValueError(f"w_o: expected shape ({wv.shape[0]}, {wv.shape[2]}, {d_model}), got {tuple(wo.shape)}")
         low_rank, heads = (wv, wo), wv.shape[0]
     if coeffs.shape[-3] != heads:
-        raise ValueError(
-            f"alpha: expected {heads} heads on axis -3 (one per value map), got {tuple(coeffs.shape)}"
-        )
+        raise ValueError(f"alpha: expected {heads} heads on axis -3 (one per value map), got {tuple(coeffs.shape)}")
     return x, coeffs, dense, low_rank
 
 
-def factorized_interaction(
-    x: Any, alpha: Any, u: Any = None, *, w_v: Any = None, w_o: Any = None
-) -> torch.Tensor:
+def factorized_interaction(x: Any, alpha: Any, u: Any = None, *, w_v: Any = None, w_o: Any = None) -> torch.Tensor:
     """Factorized interaction ``Y = Σ_h (α_h X) U_hᵀ`` (or ``Σ_h α_h X W_V^h W_O^h``).
 
     Args:

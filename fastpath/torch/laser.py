@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import allowed_mask, check_bool, check_scale, expand_kv_heads, kv_group
-from attnlab.fastpath.torch.softmax import check_qkv, sdpa
+from attnlab.fastpath.torch._common import check_scale, expand_kv_heads, kv_group
+from attnlab.fastpath.torch.softmax import check_qkv, sdpa, visibility
 
 #: Largest ``rows × m × d_v`` block the exact fallback materialises at once.
 _FALLBACK_ELEMENTS = 1 << 22
@@ -70,13 +70,8 @@ def laser_attention(
     """
     q, k, v = check_qkv(q, k, v)
     sigma = check_scale(scale, q.shape[-1] ** -0.5)
+    allowed, square_causal = visibility(q, k, causal=causal, mask=mask)
     n, m = q.shape[-2], k.shape[-2]
-    square_causal = check_bool("causal", causal) and n == m and mask is None
-    allowed = (
-        None
-        if square_causal
-        else allowed_mask(n, m, causal=causal, mask=mask, lead=tuple(q.shape[:-2]), device=q.device)
-    )
     shift = v.detach().amax(dim=-2, keepdim=True)
     weighted = sdpa(q, k, torch.exp(v - shift), scale=sigma, allowed=allowed, causal_square=square_causal)
     group = kv_group(q, k)

@@ -23,9 +23,7 @@ from attnlab.fastpath.torch.softmax import check_qkv
 DEFAULT_CHUNK = 64
 
 
-def _chunked_causal(
-    fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor, chunk: int, eps: float
-) -> torch.Tensor:
+def _chunked_causal(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor, chunk: int, eps: float) -> torch.Tensor:
     n = fq.shape[-2]
     chunk = min(chunk, n)
     pad = (-n) % chunk
@@ -76,8 +74,7 @@ def linear_attention(
     chunk = check_positive_int("chunk_size", chunk_size)
     if causal and q.shape[-2] != k.shape[-2]:
         raise ValueError(
-            "q/k: causal linear attention needs equal query and key lengths, "
-            f"got n={q.shape[-2]}, m={k.shape[-2]}"
+            f"q/k: causal linear attention needs equal query and key lengths, got n={q.shape[-2]}, m={k.shape[-2]}"
         )
     phi = _feature_map(feature_map)
     dtype = q.dtype

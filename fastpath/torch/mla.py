@@ -44,9 +44,7 @@ class TorchMLAWeights:
         return int(self.kv_norm.shape[0])
 
     @classmethod
-    def from_numpy(
-        cls, weights: MLAWeights, dtype: torch.dtype, device: torch.device | str = "cpu"
-    ) -> TorchMLAWeights:
+    def from_numpy(cls, weights: MLAWeights, dtype: torch.dtype, device: torch.device | str = "cpu") -> TorchMLAWeights:
         def conv(a: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(np.asarray(a), device=device).to(dtype)
 

@@ -25,9 +25,7 @@ from attnlab.fastpath.torch._common import (
 )
 
 
-def check_qkv(
-    q: Any, k: Any, v: Any, names: tuple[str, str, str] = ("q", "k", "v")
-) -> tuple[torch.Tensor, ...]:
+def check_qkv(q: Any, k: Any, v: Any, names: tuple[str, str, str] = ("q", "k", "v")) -> tuple[torch.Tensor, ...]:
     """Validate ``q (..., H, n, d_k)``, ``k (..., H_kv, m, d_k)``, ``v (..., H_kv, m, d_v)``."""
     q, k, v = (check_tensor(name, t) for name, t in zip(names, (q, k, v)))
     check_same_dtype(names, (q, k, v))
@@ -39,6 +37,17 @@ def check_qkv(
         )
     kv_group(q, k, (names[0], names[1]))
     return q, k, v
+
+
+def visibility(q: torch.Tensor, k: torch.Tensor, *, causal: Any, mask: Any) -> tuple[torch.Tensor | None, bool]:
+    """``(allowed, square_causal)`` for SDPA: square causal self-attention without a mask uses SDPA's own
+    ``is_causal`` (no mask tensor, so the fused kernels stay eligible); anything else gets an explicit
+    bottom-right boolean mask, or None when every pair is visible."""
+    n, m = q.shape[-2], k.shape[-2]
+    square_causal = check_bool("causal", causal) and n == m and mask is None
+    if square_causal:
+        return None, True
+    return allowed_mask(n, m, causal=causal, mask=mask, lead=tuple(q.shape[:-2]), device=q.device), False
 
 
 def sdpa(
@@ -99,11 +108,5 @@ def softmax_attention(
     """
     q, k, v = check_qkv(q, k, v)
     sigma = check_scale(scale, q.shape[-1] ** -0.5)
-    n, m = q.shape[-2], k.shape[-2]
-    square_causal = check_bool("causal", causal) and n == m and mask is None
-    allowed = (
-        None
-        if square_causal
-        else allowed_mask(n, m, causal=causal, mask=mask, lead=tuple(q.shape[:-2]), device=q.device)
-    )
+    allowed, square_causal = visibility(q, k, causal=causal, mask=mask)
     return sdpa(q, k, v, scale=sigma, allowed=allowed, causal_square=square_causal)

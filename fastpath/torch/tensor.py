@@ -45,9 +45,7 @@ def check_five(q: Any, k1: Any, k2: Any, v1: Any, v2: Any) -> list[torch.Tensor]
         lead = torch.broadcast_shapes(*(t.shape[:-2] for t in ts))
     except RuntimeError:
         detail = ", ".join(f"{n}{tuple(t.shape)}" for n, t in zip(names, ts))
-        raise ValueError(
-            f"{'/'.join(names)}: leading (batch/head) dims must broadcast, got {detail}"
-        ) from None
+        raise ValueError(f"{'/'.join(names)}: leading (batch/head) dims must broadcast, got {detail}") from None
     return [t.expand(*lead, *t.shape[-2:]) for t in ts]
 
 
@@ -61,9 +59,7 @@ def pair_block(
     sigma: float,
 ) -> torch.Tensor:
     """Outputs of one query block: ``q (L, b, d)``, keys/values ``(L, m·, ·)``, ``allowed (b, m1, m2)``."""
-    logits = sigma * (
-        (q[:, :, None, :] * k1[:, None, :, :]) @ k2[:, None].transpose(-1, -2)
-    )  # (L, b, m1, m2)
+    logits = sigma * ((q[:, :, None, :] * k1[:, None, :, :]) @ k2[:, None].transpose(-1, -2))  # (L, b, m1, m2)
     shape = logits.shape
     flat_allowed = None if allowed is None else allowed.reshape(shape[1], shape[2] * shape[3])
     probs = masked_softmax(logits.reshape(*shape[:2], -1), flat_allowed).reshape(shape)

@@ -127,9 +127,7 @@ def check_gradients(
     targs64, tkwargs64 = to_torch_sample(args, kwargs, "float64", "cpu", requires_grad=grad_args)
     out64 = composed(*targs64, **tkwargs64)
     upstream = np.random.default_rng(seed).standard_normal(tuple(out64.shape))
-    want = torch.autograd.grad(
-        out64, [targs64[i] for i in grad_args], torch.as_tensor(upstream), allow_unused=True
-    )
+    want = torch.autograd.grad(out64, [targs64[i] for i in grad_args], torch.as_tensor(upstream), allow_unused=True)
     got = _grads(fast, args, kwargs, dtype, device, grad_args, upstream)
     lowp = _grads(composed, args, kwargs, dtype, device, grad_args, upstream)
     results = []
