@@ -13,7 +13,6 @@ Fast-path packages register themselves with :func:`register_fast_path` from the 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -218,8 +217,7 @@ def _load() -> None:
         return
     _loaded = True
     for module in FAST_PATH_MODULES:
-        if importlib.util.find_spec(module.rsplit(".", 1)[0]) and importlib.util.find_spec(module):
-            importlib.import_module(module)
+        importlib.import_module(module)
 
 
 def forms() -> list[OperatorInfo]:

@@ -121,8 +121,6 @@ FAMILIES: tuple[str, ...] = ("operators", "softmax", "laser", "tensor", "heads",
 
 def _load_families() -> None:
     import importlib
-    import importlib.util
 
     for module in FAMILY_MODULES:
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module)
+        importlib.import_module(module)  # a missing family module is an error, never a silently shorter table
