@@ -1,0 +1,283 @@
+"""The bibliography: every paper the lab's operators, claims and tasks cite, once.
+
+A form declaration, a claim or a task names its source as :class:`Source` (a :class:`Paper` plus the
+place in it: equation, section or theorem). The book's BibTeX file is generated from :data:`PAPERS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Paper:
+    """One cited work.
+
+    Attributes:
+        key: BibTeX key (``"vaswani2017attention"``).
+        authors: author list in BibTeX form (``"Vaswani, Ashish and Shazeer, Noam and ..."``).
+        short: how the text cites it (``"Vaswani et al."``).
+        title: the title.
+        year: year of the version the lab read.
+        arxiv: arXiv id without version (``"1706.03762"``), or None for a work without one.
+        version: the arXiv version the lab read (``"v7"``), or None when only the abstract page was read.
+        venue: where it appeared (``"NeurIPS 2017"``), if anywhere.
+        url: a link for works without an arXiv id.
+    """
+
+    key: str
+    authors: str
+    short: str
+    title: str
+    year: int
+    arxiv: str | None = None
+    version: str | None = None
+    venue: str = ""
+    url: str = ""
+
+    def cite(self) -> str:
+        """``"Vaswani et al. 2017 (arXiv 1706.03762v7)"``."""
+        where = ""
+        if self.arxiv:
+            where = f" (arXiv {self.arxiv}{self.version or ''})"
+        elif self.venue:
+            where = f" ({self.venue})"
+        return f"{self.short} {self.year}{where}"
+
+    def bibtex(self) -> str:
+        fields = {"author": self.authors, "title": "{" + self.title + "}", "year": str(self.year)}
+        if self.arxiv:
+            fields |= {"eprint": self.arxiv, "archivePrefix": "arXiv"}
+        if self.venue:
+            fields["note"] = self.venue
+        if self.url:
+            fields["url"] = self.url
+        body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields.items())
+        return f"@misc{{{self.key},\n{body}\n}}\n"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a statement comes from: a paper and the place in it.
+
+    Attributes:
+        paper: the paper (None for the lab's own derivations).
+        locator: equation, section, theorem or algorithm (``"Eq. (1)"``, ``"§3.2, Theorem 1"``).
+        quote: the source's own words (or a close paraphrase, said so), where a statement is quoted.
+        abstract_level: only the abstract was read; the body may say more.
+    """
+
+    paper: Paper | None
+    locator: str = ""
+    quote: str = ""
+    abstract_level: bool = False
+
+    def cite(self) -> str:
+        if self.paper is None:
+            return "attnlab (derived)"
+        parts = [self.paper.cite()]
+        if self.locator:
+            parts.append(self.locator)
+        if self.abstract_level:
+            parts.append("abstract-level")
+        return ", ".join(parts)
+
+
+def _papers(*papers: Paper) -> dict[str, Paper]:
+    table: dict[str, Paper] = {}
+    for paper in papers:
+        if paper.key in table:
+            raise ValueError(f"paper key {paper.key!r} is defined twice")
+        table[paper.key] = paper
+    return table
+
+
+PAPERS: dict[str, Paper] = _papers(
+    Paper(
+        "vaswani2017attention",
+        "Vaswani, Ashish and Shazeer, Noam and Parmar, Niki and Uszkoreit, Jakob and Jones, Llion and "
+        "Gomez, Aidan N. and Kaiser, Lukasz and Polosukhin, Illia",
+        "Vaswani et al.",
+        "Attention Is All You Need",
+        2017,
+        "1706.03762",
+        venue="NeurIPS 2017",
+    ),
+    Paper(
+        "shazeer2019fast",
+        "Shazeer, Noam",
+        "Shazeer",
+        "Fast Transformer Decoding: One Write-Head is All You Need",
+        2019,
+        "1911.02150",
+    ),
+    Paper(
+        "ainslie2023gqa",
+        "Ainslie, Joshua and Lee-Thorp, James and de Jong, Michiel and Zemlyanskiy, Yury and Lebr{\\'o}n, "
+        "Federico and Sanghai, Sumit",
+        "Ainslie et al.",
+        "GQA: Training Generalized Multi-Query Transformer Models from Multi-Head Checkpoints",
+        2023,
+        "2305.13245",
+        venue="EMNLP 2023",
+    ),
+    Paper(
+        "dao2022flashattention",
+        "Dao, Tri and Fu, Daniel Y. and Ermon, Stefano and Rudra, Atri and R{\\'e}, Christopher",
+        "Dao et al.",
+        "FlashAttention: Fast and Memory-Efficient Exact Attention with IO-Awareness",
+        2022,
+        "2205.14135",
+        venue="NeurIPS 2022",
+    ),
+    Paper(
+        "dao2023flashattention2",
+        "Dao, Tri",
+        "Dao",
+        "FlashAttention-2: Faster Attention with Better Parallelism and Work Partitioning",
+        2023,
+        "2307.08691",
+    ),
+    Paper(
+        "katharopoulos2020transformers",
+        "Katharopoulos, Angelos and Vyas, Apoorv and Pappas, Nikolaos and Fleuret, Fran{\\c{c}}ois",
+        "Katharopoulos et al.",
+        "Transformers are RNNs: Fast Autoregressive Transformers with Linear Attention",
+        2020,
+        "2006.16236",
+        venue="ICML 2020",
+    ),
+    Paper(
+        "duvvuri2025laser",
+        "Duvvuri, Sai Surya and Dhillon, Inderjit S.",
+        "Duvvuri & Dhillon",
+        "LASER: Attention with Exponential Transformation",
+        2025,
+        "2411.03493",
+        venue="ICML 2025",
+    ),
+    Paper(
+        "alman2024tensor",
+        "Alman, Josh and Song, Zhao",
+        "Alman & Song",
+        "How to Capture Higher-order Correlations? Generalizing Matrix Softmax Attention to Kronecker Computation",
+        2024,
+        "2310.04064",
+        venue="ICLR 2024",
+    ),
+    Paper(
+        "alman2023fast",
+        "Alman, Josh and Song, Zhao",
+        "Alman & Song",
+        "Fast Attention Requires Bounded Entries",
+        2023,
+        "2302.13214",
+        venue="NeurIPS 2023",
+    ),
+    Paper(
+        "roy2025fast",
+        "Roy, Aurko and Chou, Timothy and Duvvuri, Sai Surya and Chen, Sijia and Yu, Jiecao and Wang, Xiaodong "
+        "and Zaheer, Manzil and Anil, Rohan",
+        "Roy et al.",
+        "Fast and Simplex: 2-Simplicial Attention in Triton",
+        2025,
+        "2507.02754",
+    ),
+    Paper(
+        "ghodsi2025heads",
+        "Ghodsi, Ali",
+        "Ghodsi",
+        "How Many Heads Make an SSM?",
+        2025,
+        "2512.15115",
+    ),
+    Paper(
+        "qiao2025pavlovian",
+        "Qiao, Mu",
+        "Qiao",
+        "Understanding Transformers through the Lens of Pavlovian Conditioning",
+        2025,
+        "2508.08289",
+        "v1",
+    ),
+    Paper(
+        "nair2025softmax",
+        "Nair",
+        "Nair",
+        "Softmax is 1/2-Lipschitz",
+        2025,
+        "2510.23012",
+    ),
+    Paper(
+        "ye2025differential",
+        "Ye, Tianzhu and Dong, Li and Xia, Yuqing and Sun, Yutao and Zhu, Yi and Huang, Gao and Wei, Furu",
+        "Ye et al.",
+        "Differential Transformer",
+        2025,
+        "2410.05258",
+        venue="ICLR 2025",
+    ),
+    Paper(
+        "horton2025hamming",
+        "Horton, Mark and others",
+        "Horton et al.",
+        "Hamming Attention Distillation: Binarizing Keys and Queries for Efficient Long-Context Transformers",
+        2025,
+        "2502.01770",
+    ),
+    Paper(
+        "deepseek2024v2",
+        "{DeepSeek-AI}",
+        "DeepSeek-AI",
+        "DeepSeek-V2: A Strong, Economical, and Efficient Mixture-of-Experts Language Model",
+        2024,
+        "2405.04434",
+    ),
+    Paper(
+        "deepseek2024v3",
+        "{DeepSeek-AI}",
+        "DeepSeek-AI",
+        "DeepSeek-V3 Technical Report",
+        2024,
+        "2412.19437",
+    ),
+    Paper(
+        "su2021roformer",
+        "Su, Jianlin and Lu, Yu and Pan, Shengfeng and Murtadha, Ahmed and Wen, Bo and Liu, Yunfeng",
+        "Su et al.",
+        "RoFormer: Enhanced Transformer with Rotary Position Embedding",
+        2021,
+        "2104.09864",
+    ),
+    Paper(
+        "zhang2019root",
+        "Zhang, Biao and Sennrich, Rico",
+        "Zhang & Sennrich",
+        "Root Mean Square Layer Normalization",
+        2019,
+        "1910.07467",
+        venue="NeurIPS 2019",
+    ),
+    Paper(
+        "merullo2024talking",
+        "Merullo, Jack and Eickhoff, Carsten and Pavlick, Ellie",
+        "Merullo et al.",
+        "Talking Heads: Understanding Inter-layer Communication in Transformer Language Models",
+        2024,
+        "2406.09519",
+        venue="NeurIPS 2024",
+    ),
+)
+
+
+def paper(key: str) -> Paper:
+    """The paper with BibTeX key ``key``."""
+    try:
+        return PAPERS[key]
+    except KeyError:
+        raise KeyError(f"paper: no paper with key {key!r} in attnlab.papers.PAPERS") from None
+
+
+def bibtex() -> str:
+    """The whole bibliography as BibTeX (for the book's ``references.bib``)."""
+    return "\n".join(p.bibtex() for p in PAPERS.values())
