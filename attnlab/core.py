@@ -241,6 +241,8 @@ class FastPath:
         supports: predicate on a sample; options a path does not implement are filtered out of its cases.
         tolerance: its tolerance rule, with the reason for any override.
         deterministic: two calls on the same input give bit-identical outputs (at any thread count).
+        tiles: lengths at which the path's blocking changes (query blocks, key tiles, chunks); the
+            standard cases include lengths just below, at and above each, and past twice the largest.
     """
 
     name: str
@@ -253,6 +255,7 @@ class FastPath:
     supports: Callable[[SampleInput], bool] = always
     tolerance: Tolerance = field(default_factory=Tolerance)
     deterministic: bool = True
+    tiles: tuple[int, ...] = ()
 
     def load(self) -> Callable[..., Any]:
         return load(self.fn)
@@ -281,6 +284,19 @@ class BenchCase:
         return self.shape.label()
 
 
+@dataclass(frozen=True)
+class Diagnosis:
+    """A known way for an implementation to be wrong.
+
+    ``expect(sample)`` is the output the wrong variant would give (computed with the reference), or
+    None where the variant coincides with the right answer; a failing output that matches it within
+    the same bound is reported with ``message`` (e.g. "matches top-left causal alignment").
+    """
+
+    message: str
+    expect: Callable[[SampleInput], Any]
+
+
 Status = Literal["exact", "reading"]
 
 
@@ -296,9 +312,9 @@ class Form:
         reference: the float64 NumPy reference operator.
         module: the reference module the invariants call through (and mutants patch).
         brute_force: the same operator as plain scalar loops, written without the reference's helpers.
-        oracle: ``"module:attr"`` of the composed-torch oracle: the same math written plainly in torch,
-            independent of the fast paths. Run in float64 it is the gradient golden; run at a fast
-            path's dtype it is "the same math at that dtype" of the tolerance rule.
+        oracle: the composed-torch oracle: the same math written plainly in torch, independent of the
+            fast paths (it imports torch only when called). Run in float64 it is the gradient golden;
+            run at a fast path's dtype it is "the same math at that dtype" of the tolerance rule.
         source: the paper and the place in it that defines the operator.
         status: ``exact`` (the paper defines one operator) or ``reading`` (the paper is too vague; the
             lab implements its best-specified reading, spelled out in ``note``).
@@ -311,9 +327,12 @@ class Form:
         invariants, mutants: properties, and the wrong variants they must catch.
         bad_inputs: ``bad_inputs() -> list of BadInput``.
         flops: ``flops(sample) -> float`` under the convention stated in ``flop_convention``.
-        bench: benchmark cases; ``peers`` maps peer names to ``"module:attr"`` (torch kind).
+        bench: benchmark cases; ``peers`` maps peer names to ``"module:attr"`` (torch kind);
+            ``baseline`` names the implementation speedups are measured against (``oracle``: the
+            composed-torch math).
         fast_paths: the fast implementations.
-        brute_force_max_n: the brute force applies to samples with every length at most this.
+        diagnoses: known ways to be wrong, tried on a failing output by ``attnlab check``.
+        scaling: implementations (``"module:attr"``) timed against n for a log-log slope by ``attnlab bench``.
     """
 
     name: str
@@ -322,7 +341,7 @@ class Form:
     reference: Callable[..., Any]
     module: types.ModuleType
     brute_force: Callable[..., Any]
-    oracle: str
+    oracle: Callable[..., Any]
     source: Source
     status: Status
     array_args: tuple[str, ...]
@@ -340,7 +359,8 @@ class Form:
     peers: Mapping[str, str] = field(default_factory=dict)
     baseline: str = "oracle"
     fast_paths: tuple[FastPath, ...] = ()
-    brute_force_max_n: int = 12
+    diagnoses: tuple[Diagnosis, ...] = ()
+    scaling: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.mutants]
@@ -353,9 +373,6 @@ class Form:
                     f"form {self.name!r}, invariant {inv.name!r}: needs at least one declared mutant "
                     f"(unknown: {missing})"
                 )
-
-    def load_oracle(self) -> Callable[..., Any]:
-        return load(self.oracle)
 
     def invariant(self, name: str) -> Invariant:
         for inv in self.invariants:
@@ -374,9 +391,3 @@ class Form:
             if path.name == name:
                 return path
         raise KeyError(f"form {self.name!r} has no fast path {name!r}; it has {[p.name for p in self.fast_paths]}")
-
-    def samples_for(self, shapes: Sequence[Shape], seed: int = 0) -> list[SampleInput]:
-        """Samples of this form from standard shapes (adapted; inapplicable ones dropped) and its extras."""
-        adapted = [s for s in (self.adapt(shape) for shape in shapes) if s is not None]
-        unique = list(dict.fromkeys([*adapted, *self.extra_shapes]))
-        return [self.sample(seed + i, shape) for i, shape in enumerate(unique)]

@@ -183,9 +183,9 @@ def hamming_attention(
     keep = 0 if top_n is None else check_positive_int("top_n", top_n)
     out = poisoned((len(q_map), n, dv), dtype)
     if keep == 0:
-        lse = poisoned((len(q_map), n), dtype)
+        lse, peak, total = (poisoned((len(q_map), n), dtype) for _ in range(3))
         softmax_forward(sign_codes(qa), sign_codes(ka), as_slices(va), q_map, kv_map, mask3, mask_map, has_mask,
-                        causal, sigma, out, lse)
+                        causal, sigma, out, lse, peak, total)
         return out.reshape(*lead, n, dv)
     _hamming_top_n_forward(
         pack_signs(qa), pack_signs(ka), as_slices(va), q_map, kv_map, mask3, mask_map, has_mask, causal, d, sigma, keep,

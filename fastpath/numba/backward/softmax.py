@@ -1,13 +1,15 @@
 """Numba backward (VJP) of scaled dot-product softmax attention (MHA/MQA/GQA, causal or masked).
 
-FlashAttention-2 style (Dao 2023, arXiv 2307.08691, Algorithm 2): the forward fast path supplies the
-output ``O`` and the row log-sum-exp ``L``; the backward recomputes ``P_ij = exp(σ q_i·k_j − L_i)`` tile
-by tile (nothing of size ``n·m`` is formed) and accumulates
+FlashAttention-2 style (Dao 2023, arXiv 2307.08691, Algorithm 2): the forward supplies the output ``O``
+and each row's max ``μ_i`` and sum ``ℓ_i = Σ_j e^{s_ij − μ_i}``; the backward recomputes
+``P_ij = e^{s_ij − μ_i} / ℓ_i`` tile by tile from the same scaled-query GEMM tiles as the forward
+(bitwise the same logits, so a row's largest weight is exact; recomputing from the log-sum-exp would
+lose ``eps·|lse|`` in every weight) and accumulates
 
     D_i = Σ_c dO_ic O_ic,   dS = P ∘ (dP − D),   dP = dO Vᵀ,
-    dQ = σ dS K,   dK = σ dSᵀ Q,   dV = Pᵀ dO
+    dQ = σ dS K,   dK = dSᵀ (σ Q),   dV = Pᵀ dO
 
-(operators.md §1). Rows without a visible key have ``L_i = −∞``, ``P_i = 0`` and zero gradients.
+with nothing of size ``n·m`` formed. Rows without a visible key have ``ℓ_i = 0`` and zero gradients.
 """
 
 from __future__ import annotations
@@ -18,65 +20,65 @@ import numpy as np
 from numba import njit, prange
 
 from attnlab.fastpath.numba._common import as_slices, attention_maps, fast_dtype, float_arrays, mask_slices
-from attnlab.fastpath.numba._kernels import NEG_INF, exp_nonpositive, key_end
+from attnlab.fastpath.numba._kernels import BLOCK_COLS, BLOCK_ROWS, exp_nonpositive, key_end, scaled_rows
 from attnlab.fastpath.numba.backward._plumbing import fold_slices, upstream_gradient
-from attnlab.fastpath.numba.softmax import softmax_attention_lse
+from attnlab.fastpath.numba.softmax import softmax_forward_stats
 from attnlab.validation import check_last_dim, check_scale
-
-#: Query rows per block and keys per tile of the backward sweep.
-BLOCK_ROWS = 64
-BLOCK_COLS = 128
 
 
 @njit(cache=True)
-def probabilities_and_score_grads(st, dpt, r0, c0, lse_b, delta_b, offset, causal, has_mask, mask3, mi, scale):
-    """In place on one ``(rows, keys)`` tile: ``st`` (raw ``q·k``) becomes ``P`` and ``dpt`` (``dO·v``)
-    becomes ``σ P ∘ (dP − D)``; invisible pairs (causal, mask, empty row) get 0 in both."""
-    br, bc = st.shape
-    sigma = st.dtype.type(scale)
+def probabilities_and_score_grads(st, dpt, r0, c0, peak_b, total_b, delta_b, offset, causal, has_mask, mask3, mi):
+    """In place on one transposed ``(keys, rows)`` tile: ``st`` (scaled logits ``σ q·k``) becomes ``Pᵀ``
+    and ``dpt`` (``(dO vᵀ)ᵀ``) becomes ``dSᵀ = Pᵀ ∘ (dPᵀ − D)``; invisible pairs get 0 in both."""
+    bc, br = st.shape
     for r in range(br):
         i = r0 + r
-        row_lse = lse_b[i]
+        ell = total_b[i]
+        mu = peak_b[i]
         row_delta = delta_b[i]
         limit = i + offset
-        empty = not (row_lse > NEG_INF)
+        inv = 1.0 / ell if ell > 0.0 else 0.0
         for c in range(bc):
             j = c0 + c
-            hidden = empty or (causal and j > limit) or (has_mask and mask3[mi, i, j] == 0)
-            x = NEG_INF if hidden else st[r, c] * sigma - row_lse
-            p = exp_nonpositive(x)
-            st[r, c] = p
-            dpt[r, c] = p * (dpt[r, c] - row_delta) * sigma
+            hidden = ell <= 0.0 or (causal and j > limit) or (has_mask and mask3[mi, i, j] == 0)
+            x = st[c, r] - mu
+            if x > 0.0:
+                x = x - x
+            p = 0.0 if hidden else exp_nonpositive(x) * inv
+            st[c, r] = p
+            dpt[c, r] = p * (dpt[c, r] - row_delta)
 
 
 @njit(cache=True, parallel=True)
-def softmax_backward(q3, k3, v3, do3, lse, delta, q_map, kv_map, mask3, mask_map, has_mask, causal, scale,
+def softmax_backward(q3, k3, v3, do3, peak, total, delta, q_map, kv_map, mask3, mask_map, has_mask, causal, scale,
                      dq, dk, dv):
     """Per output slice ``b``: ``dq[b]``, ``dk[b]``, ``dv[b]`` of ``softmax(σ q kᵀ + M) v`` (``dk``/``dv``
-    zero-initialised by the caller; one slice per task so no two tasks write the same rows)."""
+    zero-initialised by the caller; one slice per task so no two tasks write the same rows). Row blocks
+    and key tiles are the forward's, so the logits are recomputed bit for bit."""
     slices, n, d = dq.shape
     m = k3.shape[1]
     offset = m - n
+    sigma = dq.dtype.type(scale)
     for b in prange(slices):
         qi, ki, mi = q_map[b], kv_map[b], mask_map[b]
         for r0 in range(0, n, BLOCK_ROWS):
             r1 = min(n, r0 + BLOCK_ROWS)
-            qb = q3[qi, r0:r1]
+            qs = scaled_rows(q3, qi, r0, r1, scale)
             dob = do3[b, r0:r1]
             dqb = np.zeros((r1 - r0, d), dtype=dq.dtype)
             kend = key_end(r1, n, m, causal)
             for c0 in range(0, kend, BLOCK_COLS):
                 c1 = min(kend, c0 + BLOCK_COLS)
                 kt = k3[ki, c0:c1]
-                st = np.dot(qb, kt.T)
-                dpt = np.dot(dob, v3[ki, c0:c1].T)
+                st = np.dot(kt, qs.T)
+                dpt = np.dot(v3[ki, c0:c1], dob.T)
                 probabilities_and_score_grads(
-                    st, dpt, r0, c0, lse[b], delta[b], offset, causal, has_mask, mask3, mi, scale
+                    st, dpt, r0, c0, peak[b], total[b], delta[b], offset, causal, has_mask, mask3, mi
                 )
-                dv[b, c0:c1] += np.dot(st.T, dob)
-                dk[b, c0:c1] += np.dot(dpt.T, qb)
-                dqb += np.dot(dpt, kt)
-            dq[b, r0:r1] = dqb
+                dv[b, c0:c1] += np.dot(st, dob)
+                dk[b, c0:c1] += np.dot(dpt, qs)
+                dqb += np.dot(dpt.T, kt)
+            dq[b, r0:r1] = dqb * sigma
 
 
 def softmax_grads(
@@ -97,7 +99,7 @@ def softmax_grads(
     lead, q_map, kv_map = attention_maps(qa, ka, va)
     n, m, d, d_v = qa.shape[-2], ka.shape[-2], qa.shape[-1], va.shape[-1]
     mask3, mask_map, has_mask, causal = mask_slices(mask, n, m, lead, causal=causal)
-    out, lse = softmax_attention_lse(qa, ka, va, scale=scale, causal=causal, mask=mask)
+    out, _, peak, total = softmax_forward_stats(qa, ka, va, scale=scale, causal=causal, mask=mask)
     do3 = np.ascontiguousarray(grad.reshape(-1, n, d_v))
     delta = np.einsum("bnc,bnc->bn", do3, out.reshape(-1, n, d_v), dtype=np.float64).astype(dtype)
     slices = len(q_map)
@@ -105,8 +107,9 @@ def softmax_grads(
     dk = np.zeros((slices, m, d), dtype=dtype)
     dv = np.zeros((slices, m, d_v), dtype=dtype)
     softmax_backward(
-        as_slices(qa), as_slices(ka), as_slices(va), do3, np.ascontiguousarray(lse.reshape(slices, n)), delta,
-        q_map, kv_map, mask3, mask_map, has_mask, causal, scale, dq, dk, dv,
+        as_slices(qa), as_slices(ka), as_slices(va), do3, np.ascontiguousarray(peak.reshape(slices, n)),
+        np.ascontiguousarray(total.reshape(slices, n)), delta, q_map, kv_map, mask3, mask_map, has_mask, causal, scale,
+        dq, dk, dv,
     )
     return fold_slices(dq, q_map, qa.shape), fold_slices(dk, kv_map, ka.shape), fold_slices(dv, kv_map, va.shape)
 
