@@ -2,7 +2,8 @@
 
 Verbs defined here: ``forms``. The other verbs live next to the code they drive: ``verify`` and
 ``figure`` in :mod:`attnlab.theory.cli`, ``reproduce`` in :mod:`attnlab.synthetic.cli`, ``bench`` in
-:mod:`attnlab.fastpath.bench`. Each such module exposes ``register(app)`` and is listed in ``_PLUGINS``.
+:mod:`attnlab.bench`, ``check`` in :mod:`attnlab.testing.cli`. Each such module exposes
+``register(app)`` and is listed in ``_PLUGINS``.
 """
 
 from __future__ import annotations
@@ -32,26 +33,29 @@ def wide_console() -> Console:
 console = wide_console()
 
 #: Modules that add verbs: each defines ``register(app: typer.Typer) -> None``.
-_PLUGINS: list[str] = ["attnlab.synthetic.cli", "attnlab.theory.cli", "attnlab.fastpath.bench"]
+_PLUGINS: list[str] = ["attnlab.synthetic.cli", "attnlab.theory.cli", "attnlab.bench", "attnlab.testing.cli"]
 
 
 @app.command()
 def forms() -> None:
-    """List the registered attention forms with their fast paths and invariant counts."""
-    from attnlab.registry import forms as registered
+    """List the attention forms: status, fast paths, invariants, mutants, bad inputs and source."""
+    from attnlab.forms import all_forms
 
-    table = Table(title="attnlab operator registry")
-    for column in ("form", "reference", "fast paths", "gradients", "invariants", "bad inputs", "source"):
+    table = Table(title="attnlab forms")
+    for column in ("form", "status", "reference", "fast paths", "gradients", "invariants", "mutants", "bad inputs", "source"):
         table.add_column(column)
-    for info in registered():
+    for form in all_forms():
+        paths = [f"{p.name} ({'/'.join(d for d in p.dtypes)})" for p in form.fast_paths]
         table.add_row(
-            info.name,
-            info.reference.__name__,
-            ", ".join(sorted(info.fast_paths)) or "-",
-            ", ".join(sorted(name for name, path in info.fast_paths.items() if path.differentiable)) or "-",
-            str(len(info.invariants)),
-            str(len(info.bad_inputs())),
-            info.source,
+            form.name,
+            form.status,
+            form.reference.__name__,
+            ", ".join(paths) or "-",
+            ", ".join(p.name for p in form.fast_paths if p.differentiable) or "-",
+            str(len(form.invariants)),
+            str(len(form.mutants)),
+            str(len(form.bad_inputs())),
+            form.source.cite(),
         )
     console.print(table)
 

@@ -332,6 +332,8 @@ class Form:
             composed-torch math).
         fast_paths: the fast implementations.
         diagnoses: known ways to be wrong, tried on a failing output by ``attnlab check``.
+        row_args: positional arguments indexed by query (sliced to the last rows by the benchmark gate,
+            which keeps bottom-right causal alignment); empty where rows are not separable.
         scaling: implementations (``"module:attr"``) timed against n for a log-log slope by ``attnlab bench``.
     """
 
@@ -360,6 +362,7 @@ class Form:
     baseline: str = "oracle"
     fast_paths: tuple[FastPath, ...] = ()
     diagnoses: tuple[Diagnosis, ...] = ()
+    row_args: tuple[int, ...] = ()
     scaling: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

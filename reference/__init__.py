@@ -1,54 +1,33 @@
 """Exact float64 NumPy reference operators, one module per attention family.
 
-Arrays are laid out ``(..., n, d)`` (SDPA layout); options are keyword-only. Every operator
-validates its inputs and raises ``TypeError``/``ValueError`` naming the argument at fault.
+Arrays are laid out ``(..., n, d)`` (SDPA layout); options are keyword-only. Every operator validates
+its inputs and raises ``TypeError``/``ValueError`` naming the argument at fault. Import an operator from
+its family module (``from attnlab.reference.softmax import softmax_attention``) or from this package,
+which finds it in the family modules on first use.
 """
 
-from attnlab.reference.differential import differential_attention
-from attnlab.reference.hamming import hamming_attention, hamming_scores, sign_code
-from attnlab.reference.interaction import factorized_interaction, interaction_matrices, softmax_coefficients
-from attnlab.reference.laser import laser_attention, laser_attention_global_shift
-from attnlab.reference.linear import (
-    linear_attention,
-    linear_attention_chunked,
-    linear_attention_quadratic,
-    linear_attention_recurrent,
-)
-from attnlab.reference.mla import MLAWeights, mla_attention
-from attnlab.reference.softmax import (
-    attention_scores,
-    attention_weights,
-    merge_partial_attention,
-    softmax_attention,
-    softmax_attention_lse,
-)
-from attnlab.reference.tensor import khatri_rao, simplicial_attention, tensor_attention
-from attnlab.reference.tensor_poly import tensor_attention_poly, tensor_poly_factors
+from __future__ import annotations
 
-__all__ = [
-    "MLAWeights",
-    "attention_scores",
-    "attention_weights",
-    "differential_attention",
-    "factorized_interaction",
-    "hamming_attention",
-    "hamming_scores",
-    "interaction_matrices",
-    "khatri_rao",
-    "laser_attention",
-    "laser_attention_global_shift",
-    "linear_attention",
-    "linear_attention_chunked",
-    "linear_attention_quadratic",
-    "linear_attention_recurrent",
-    "merge_partial_attention",
-    "mla_attention",
-    "sign_code",
-    "simplicial_attention",
-    "softmax_attention",
-    "softmax_attention_lse",
-    "softmax_coefficients",
-    "tensor_attention",
-    "tensor_attention_poly",
-    "tensor_poly_factors",
-]
+import importlib
+import pkgutil
+from typing import Any
+
+
+def _family_modules() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("__"):
+        raise AttributeError(name)
+    for family in _family_modules():
+        module = importlib.import_module(f"{__name__}.{family}")
+        value = getattr(module, name, None)
+        if value is not None and getattr(value, "__module__", None) == module.__name__ and not name.startswith("_"):
+            globals()[name] = value
+            return value
+    raise AttributeError(f"module {__name__!r} has no operator {name!r}; see its family modules {_family_modules()}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_family_modules()))

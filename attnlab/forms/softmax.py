@@ -184,6 +184,7 @@ FORM = Form(
         "(Dao 2023, arXiv 2307.08691); PyTorch's is_causal is top-left."
     ),
     array_args=("q", "k", "v"),
+    row_args=(0,),
     sample=sh.attention_sample,
     shapes=sh.attention_shapes(options=sh.positive_scale),
     extra_shapes=(
@@ -205,6 +206,7 @@ FORM = Form(
     ),
     peers={"sdpa": "attnlab.fastpath.torch.softmax:sdpa_peer"},
     baseline="sdpa",
+    diagnoses=sh.attention_diagnoses(softmax_attention),
     fast_paths=(
         FastPath(
             "numba",

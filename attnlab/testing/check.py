@@ -234,6 +234,12 @@ def diagnose(form: Form, sample: SampleInput, got: Any, bound: float) -> str:
     return ""
 
 
+def default_causal_as(convention: str, causal_as: str | None) -> str:
+    if causal_as is not None:
+        return causal_as
+    return "mask" if convention == "sdpa" else "flag"
+
+
 def _target_name(fn: Callable[..., Any]) -> str:
     module = getattr(fn, "__module__", "") or ""
     return f"{module}:{getattr(fn, '__qualname__', repr(fn))}"
@@ -250,7 +256,7 @@ def check_kernel(
     layout: str = "bhnd",
     arrays: str = "torch",
     convention: str = "attnlab",
-    causal_as: str = "flag",
+    causal_as: str | None = None,
     k: float = 5.0,
 ) -> KernelReport:
     """Run the lab's validation of ``form`` on a user's kernel and return the report.
@@ -261,14 +267,16 @@ def check_kernel(
         dtype, device: where the kernel runs (``float32``/``float16``/``bfloat16``/``float64``; ``cpu``/``cuda``).
         grad: also check gradients of every array argument (torch kernels).
         samples: run only the first ``samples`` samples (the adversarial ones come first).
-        layout, arrays, convention, causal_as: how to call it (see :class:`Adapter`).
+        layout, arrays, convention, causal_as: how to call it (see :class:`Adapter`); ``causal_as``
+            defaults to ``mask`` for the ``sdpa`` convention (SDPA's ``is_causal`` is top-left aligned)
+            and ``flag`` otherwise.
         k: the fudge factor of the tolerance rule.
     """
     target = load(fn) if isinstance(fn, str) else fn
     if not callable(target):
         raise TypeError(f"fn: expected a callable or 'module:function', got {type(target).__name__}")
     info = get_form(form)
-    adapter = Adapter(layout, arrays, convention, causal_as)
+    adapter = Adapter(layout, arrays, convention, default_causal_as(convention, causal_as))
     if arrays == "numpy" and (grad or device != "cpu" or dtype == "bfloat16"):
         raise ValueError("arrays: a NumPy kernel runs on the CPU in float16/32/64 without gradients")
     if samples is not None and samples < 1:
@@ -361,9 +369,9 @@ def kernel_cases(
     layout: str = "bhnd",
     arrays: str = "torch",
     convention: str = "attnlab",
-    causal_as: str = "flag",
+    causal_as: str | None = None,
     k: float = 5.0,
 ) -> list[KernelCase]:
     """The samples ``attnlab check`` runs, as cases for ``pytest.mark.parametrize`` (``ids=str``)."""
-    adapter = Adapter(layout, arrays, convention, causal_as)
+    adapter = Adapter(layout, arrays, convention, default_causal_as(convention, causal_as))
     return [KernelCase(form, s, dtype, device, adapter, grad, k) for s in kernel_samples(get_form(form))]

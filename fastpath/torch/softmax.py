@@ -110,3 +110,8 @@ def softmax_attention(
     sigma = check_scale(scale, q.shape[-1] ** -0.5)
     allowed, square_causal = visibility(q, k, causal=causal, mask=mask)
     return sdpa(q, k, v, scale=sigma, allowed=allowed, causal_square=square_causal)
+
+
+def sdpa_peer(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool = False, **_: Any) -> torch.Tensor:
+    """Bare PyTorch SDPA, the benchmark peer (its top-left ``is_causal`` equals attnlab's causal when n == m)."""
+    return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=k.shape[-3] != q.shape[-3])
