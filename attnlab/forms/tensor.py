@@ -262,6 +262,7 @@ FORM = Form(
         "numpy": "attnlab.reference.tensor_poly:tensor_attention_poly",
         "numba": "attnlab.fastpath.numba.tensor:tensor_attention_poly",
     },
+    scaling_options={"degree": 2},
     fast_paths=(
         FastPath(
             "numba",
