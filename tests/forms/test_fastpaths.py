@@ -41,10 +41,17 @@ def test_fast_path_rejects_every_declared_bad_input(form, path) -> None:
             args, kwargs = tuple(_as_torch(a) for a in args), {k: _as_torch(v) for k, v in kwargs.items()}
         with pytest.raises(bad.error) as caught:
             fn(*args, **kwargs)
-        assert re.search(bad.match, str(caught.value)), f"{bad.label}: {str(caught.value)!r} does not match {bad.match!r}"
+        assert re.search(bad.match, str(caught.value)), (
+            f"{bad.label}: {str(caught.value)!r} does not match {bad.match!r}"
+        )
 
 
-DETERMINISTIC = [pytest.param(form, path, id=f"{form.name}-{path.name}") for form in FORMS for path in form.fast_paths if path.deterministic]
+DETERMINISTIC = [
+    pytest.param(form, path, id=f"{form.name}-{path.name}")
+    for form in FORMS
+    for path in form.fast_paths
+    if path.deterministic
+]
 
 
 @pytest.mark.parametrize(("form", "path"), DETERMINISTIC)
@@ -86,7 +93,9 @@ def test_oracle_gradients_pass_gradcheck(form) -> None:
     assert torch.autograd.gradcheck(fn, tuple(args[i] for i in positions))
 
 
-VJPS = [pytest.param(form, path, id=f"{form.name}-{path.name}") for form in FORMS for path in form.fast_paths if path.vjp]
+VJPS = [
+    pytest.param(form, path, id=f"{form.name}-{path.name}") for form in FORMS for path in form.fast_paths if path.vjp
+]
 
 
 @pytest.mark.parametrize(("form", "path"), VJPS)
