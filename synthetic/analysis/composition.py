@@ -204,6 +204,12 @@ def project_onto(vectors: ArrayT, basis: ArrayT) -> ArrayT:
     return (vectors @ basis.T) @ basis  # type: ignore[attr-defined]
 
 
+def _centred(values: np.ndarray) -> tuple[np.ndarray, float]:
+    """``values`` minus their column means, and the total sum of squares."""
+    centred = values - values.mean(axis=0)
+    return centred, float(np.sum(centred**2))
+
+
 def variance_explained_by_groups(values: np.ndarray, groups: np.ndarray) -> float:
     """Fraction of the total variance of ``values`` ``(m, k)`` explained by group means (eta squared).
 
@@ -217,8 +223,7 @@ def variance_explained_by_groups(values: np.ndarray, groups: np.ndarray) -> floa
         raise ValueError(
             f"groups: expected shape ({values.shape[0]},) matching values (m, k), got {labels.shape}"
         )
-    centred = values - values.mean(axis=0)
-    total = float(np.sum(centred**2))
+    centred, total = _centred(values)
     if total == 0.0:
         return 0.0
     _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
@@ -242,8 +247,7 @@ def variance_explained_linearly(values: np.ndarray, features: np.ndarray) -> flo
         raise ValueError(
             f"features: expected shape ({values.shape[0]}, p) matching values (m, k), got {features.shape}"
         )
-    centred = values - values.mean(axis=0)
-    total = float(np.sum(centred**2))
+    centred, total = _centred(values)
     if total == 0.0:
         return 0.0
     design = features - features.mean(axis=0)

@@ -1,4 +1,4 @@
-"""Laundry List task of Merullo, Eickhoff & Pavlick (2024), "Talking Heads" (arXiv:2406.09519), toy scale.
+"""Laundry List task of Merullo, Eickhoff & Pavlick (2024), "Talking Heads" (arXiv:2406.09519v4), toy scale.
 
 A prompt lists ``n`` items, a separator, all of them but one again in a fresh order, and a query;
 the answer is the item that was not repeated. Toy attention-only models learn the task; the analysis

@@ -9,7 +9,7 @@
   data-based *inhibition score*: the drop of the mover's attention to the missing item minus a
   repeated one).
 
-The method is that of Merullo, Eickhoff & Pavlick (2024), "Talking Heads", arXiv:2406.09519, §3 (SVD
+The method is that of Merullo, Eickhoff & Pavlick (2024), "Talking Heads", arXiv:2406.09519v4 (SVD
 components scored by composition, then checked by ablation); the composition score is Elhage et al.
 (2021)'s (:mod:`attnlab.synthetic.analysis.composition`).
 """

@@ -4,10 +4,12 @@ The *channel* is the span of the ``channel_rank`` SVD write directions of the in
 with the highest Q-composition with the mover (chosen from the weights alone, before any edit is
 measured). Every edit is compared with the same edit on a random subspace of the same dimension.
 
-* ``position_patch`` (the paper's representation intervention; an oracle, since it uses the true
-  answer position): the channel coordinates of the residual entering the mover at ``QRY`` are set to
-  their mean over calibration prompts whose missing item sits at the same list position
-  (Merullo, Eickhoff & Pavlick 2024, arXiv:2406.09519, §5);
+* ``position_patch`` (an oracle, since it uses the true answer position): the channel coordinates of
+  the residual entering the mover at ``QRY`` are set to their mean over calibration prompts whose
+  missing item sits at the same list position. This is our reading of the representation edit of
+  Merullo, Eickhoff & Pavlick (2024, arXiv:2406.09519v4), whose abstract reports a 3-D subspace that
+  "can be traversed to positionally index items in lists": the patch moves the channel to the point
+  that indexes the answer's position;
 * ``item_patch`` (oracle, vocabulary items only): the same with prompts that share the missing item;
 * ``centred_gain_g`` (no oracle; *channel scaling*): the channel's deviation from its calibration
   mean is multiplied by ``g``;

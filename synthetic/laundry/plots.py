@@ -93,9 +93,10 @@ def plot(results: Results, summary: dict[str, Any], outdir: Path) -> list[Path]:
         ax.axhline(10, color="k", linestyle=":", linewidth=0.8)
         ax.axhline(0, color="k", linewidth=0.8)
         ax.set_xticks(xs, edits, rotation=25, fontsize=6)
-        ax.set(ylabel="accuracy change at the largest n (points)", title=name)
+        ax.set(title=name)
         ax.legend(fontsize=6)
         plotted[name] = {"edits": edits, "channel": channel, "control": control, "patch_by_seed": seed_gains}
+    axes[0][0].set_ylabel("accuracy change at the largest n (points)")
     written += save_figure(fig, outdir, "laundry_intervention", data=plotted)
 
     fig, ax = plt.subplots(figsize=(4.8, 3.3))
