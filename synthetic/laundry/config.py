@@ -2,13 +2,17 @@
 
 One frozen :class:`LaundryConfig` fixes the data, the model, the optimiser and the analysis of a
 setting. The three designs of the experiment are built by :func:`positional`, :func:`item_coded` and
-:func:`value_readout`; :func:`configs` is the experiment the runner sweeps over seeds.
+:func:`value_readout`; :func:`attnlab.synthetic.laundry.experiment.configs` is the experiment the
+runner sweeps over seeds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from attnlab.synthetic.laundry.data import Prompts
 
 ItemSource = Literal["vocabulary", "gaussian"]
 Readout = Literal["unembed", "pointer", "items"]
@@ -166,9 +170,9 @@ class LaundryConfig:
     def lengths(self) -> list[int]:
         return list(range(self.min_length, self.max_length + 1))
 
-    def build(self, seed: int) -> Any:
-        """The held-out prompts of ``seed`` (:func:`attnlab.synthetic.laundry.data.build_test_set`)."""
-        from attnlab.synthetic.laundry.data import build_test_set
+    def build(self, seed: int) -> dict[int, Prompts]:
+        """The held-out prompts of ``seed`` by length (:func:`attnlab.synthetic.laundry.data.build_test_set`)."""
+        from attnlab.synthetic.laundry.data import build_test_set  # data imports this module
 
         return build_test_set(self, seed)
 

@@ -91,6 +91,7 @@ def run_row(config: LaundryConfig, seed: int, metrics: dict[str, Any]) -> dict[s
         "random_subspace_gain": intervention["random_subspace_gain"],
         "channel_position_share": intervention["channel_content"]["channel"]["position_share"],
         "channel_item_share": intervention["channel_content"]["channel"]["item_share"],
+        "non_oracle_edits": non_oracle,
         "best_non_oracle_edit": max(non_oracle, key=lambda key: non_oracle[key]),
         "best_non_oracle_gain": max(non_oracle.values()),
     }

@@ -188,6 +188,13 @@ def test_summary_reports_both_designs_per_seed_and_the_figures(tiny_runs: dict[s
         ("tiny-item-coded", 0),
     }
     assert set(design["accuracy_by_length"]) == set(TINY_POSITIONAL.lengths())
+    for row in summary["per_seed"]:
+        edits = row["non_oracle_edits"]
+        assert {"centred_gain_1.5", "centred_gain_3", "ov_component_scaling_1.5", "ov_component_scaling_3"} <= set(
+            edits
+        )
+        assert row["best_non_oracle_gain"] == max(edits.values())
+        assert 0.0 <= row["layer0_duplicate_matching"] <= 1.0
     for criteria in [summary["criteria"], *(d["criteria"] for d in summary["designs"].values())]:
         for criterion in criteria.values():
             assert {"measured", "threshold", "op", "passed"} <= set(criterion)
