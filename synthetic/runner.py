@@ -589,6 +589,9 @@ class _PoolBackend:
         self.reporter, self.slots = reporter, workers
         self.specs: dict[int, RunSpec] = {}
         self.workers: list[_Worker] = []
+        # Results received but not yet handed to the sweep; kept here so an error or interrupt raised
+        # while reading another worker's messages does not lose them.
+        self.finished: list[tuple[RunSpec, dict[str, Any]]] = []
         context = multiprocessing.get_context("spawn")
         try:
             for _ in range(workers):
@@ -615,17 +618,19 @@ class _PoolBackend:
         worker.job = index
         worker.connection.send((index, spec.config, spec.seed, spec.workdir))
 
-    def _receive(self, worker: _Worker, finished: list[tuple[RunSpec, dict[str, Any]]]) -> None:
+    def _receive(self, worker: _Worker, report: bool = True) -> None:
         while worker.connection.poll():
             message = worker.connection.recv()
             kind = message[0]
+            if kind == "progress" and not report:
+                continue
             if kind == "progress":
                 _, index, fraction, text = message
                 self.reporter.run_progress(self.specs[index].key, fraction, text)
             elif kind == "log":
                 logging.getLogger("attnlab.synthetic.worker").log(message[1], "%s", message[2])
             elif kind == "done":
-                finished.append((self.specs[message[1]], message[2]))
+                self.finished.append((self.specs[message[1]], message[2]))
                 worker.job = None
             elif kind == "failed":
                 _, index, error, remote = message
@@ -635,12 +640,11 @@ class _PoolBackend:
                 raise error
 
     def collect(self, timeout: float) -> list[tuple[RunSpec, dict[str, Any]]]:
-        finished: list[tuple[RunSpec, dict[str, Any]]] = []
         watched: list[Any] = [w.connection for w in self.workers] + [w.process.sentinel for w in self.workers]
         mp_connection.wait(watched, timeout=timeout)
         for worker in self.workers:
             try:
-                self._receive(worker, finished)
+                self._receive(worker)
             except (EOFError, OSError):
                 pass
             if not worker.process.is_alive():
@@ -649,18 +653,19 @@ class _PoolBackend:
                     f"pool worker {worker.process.pid} exited with code {worker.process.exitcode}{holding}; "
                     f"its checkpoints are kept, rerun to resume"
                 )
+        finished, self.finished = self.finished, []
         return finished
 
     def abort(self) -> list[tuple[RunSpec, dict[str, Any]]]:
         """Collect the results already sent, then stop every worker at once."""
-        finished: list[tuple[RunSpec, dict[str, Any]]] = []
         for worker in self.workers:
             with contextlib.suppress(Exception):
-                self._receive(worker, finished)
+                self._receive(worker, report=False)
         for worker in self.workers:
             if worker.process.pid is not None and worker.process.is_alive():
                 worker.process.terminate()
         self._reap()
+        finished, self.finished = self.finished, []
         return finished
 
     def _reap(self) -> None:
@@ -701,6 +706,7 @@ class _DaskBackend:
         self.run = run
         self.slots = max(1, sum(self.client.nthreads().values()))
         self.running: dict[Any, RunSpec] = {}
+        self.finished: list[tuple[RunSpec, dict[str, Any]]] = []
 
     @property
     def busy(self) -> bool:
@@ -713,10 +719,14 @@ class _DaskBackend:
         self.running[future] = spec
 
     def _finished(self) -> list[tuple[RunSpec, dict[str, Any]]]:
-        finished = []
-        for future in [f for f in self.running if f.done()]:
-            spec = self.running.pop(future)
-            finished.append((spec, future.result()))
+        done = [f for f in self.running if f.done()]
+        # Successful results first, kept on the backend, so a failed run raised below loses none of them.
+        for future in [f for f in done if f.status == "finished"]:
+            self.finished.append((self.running.pop(future), future.result()))
+        for future in [f for f in done if f.status != "finished"]:
+            self.running.pop(future)
+            future.result()  # raises the run's own error (or CancelledError)
+        finished, self.finished = self.finished, []
         return finished
 
     def collect(self, timeout: float) -> list[tuple[RunSpec, dict[str, Any]]]:
@@ -728,7 +738,7 @@ class _DaskBackend:
         return self._finished()
 
     def abort(self) -> list[tuple[RunSpec, dict[str, Any]]]:
-        finished = []
+        finished, self.finished = self.finished, []
         for future in [f for f in self.running if f.done() and f.status == "finished"]:
             finished.append((self.running.pop(future), future.result()))
         with contextlib.suppress(Exception):
@@ -849,8 +859,9 @@ class _Sweep:
             self._release(spec)
         self.reporter.run_finished(spec.key)
 
-    def run(self, backend: _Backend) -> None:
+    def run(self, backend: _Backend, on_start: Callable[[], None]) -> None:
         try:
+            on_start()
             while self.waiting or backend.busy:
                 claimed = self._claim(backend)
                 finished = backend.collect(POLL_SECONDS if backend.busy else 0.0)
@@ -925,12 +936,6 @@ def _summarize_and_plot(
         return summary, figures
     problem = _writable(experiment_dir)
     if problem is not None:
-        if replot:
-            raise CacheWriteError(
-                problem.errno or errno.EACCES,
-                f"--replot cannot write figures: {experiment_dir} is not writable "
-                f"({problem.strerror or problem}); the cached summary is unchanged",
-            )
         cache_log.warning(
             "cannot write the summary or figures to %s (%s); results were read from the cache",
             experiment_dir,
@@ -1028,11 +1033,25 @@ def reproduce(
         cache_log.warning(
             "cannot write the config files under %s (read-only); the cached runs are read as they are", root / task.name
         )
+    experiment_dir = root / task.name / experiment_hash(task.name, configs, seed_list, quick)
+    if replot and (problem := _writable(experiment_dir)) is not None:
+        raise CacheWriteError(
+            problem.errno or errno.EACCES,
+            f"--replot cannot write figures: {experiment_dir} is not writable ({problem.strerror or problem}); "
+            f"nothing was changed",
+        )
+    if pending and (problem := _writable(root / task.name)) is not None:
+        raise CacheWriteError(
+            problem.errno or errno.EACCES,
+            f"cannot write to the results folder {root / task.name} ({problem.strerror or problem}); "
+            f"{len(pending)} run(s) need computing",
+        )
     pending_keys = {p.key for p in pending}
     for spec in specs:
         if spec.key not in pending_keys:
             _heal_temporaries(spec.run_dir, spec.lock_path, recursive=True)
-    reporter.sweep_started(len(specs), len(specs) - len(pending))
+    for config_dir in {s.config_dir for s in specs}:
+        _heal_temporaries(config_dir, config_dir / LOCK_NAME, recursive=False)
     sweep = _Sweep(pending, reporter)
     if pending:
         backend: _Backend
@@ -1047,18 +1066,20 @@ def reproduce(
                         backend = _SerialBackend(task.run, reporter)
                 except KeyboardInterrupt as error:
                     raise sweep.interrupted(error) from error
-                sweep.run(backend)
+                # Announced once the backend is up, so a scheduler that cannot be reached is one error
+                # line with no progress display before it.
+                sweep.run(backend, on_start=lambda: reporter.sweep_started(len(specs), len(specs) - len(pending)))
             finally:
                 with contextlib.suppress(CacheWriteError):
                     _sync_config_metrics(specs, writer)
     else:
+        reporter.sweep_started(len(specs), len(specs))
         try:
             _sync_config_metrics(specs, writer)
         except CacheWriteError as error:
             cache_log.warning("%s; the per-config metrics files were left as they are", error)
     metrics_by_key = {key: c.metrics for key, c in inspected.items() if c.metrics is not None} | sweep.results
     results = [(s.config, s.seed, metrics_by_key[s.key]) for s in specs]
-    experiment_dir = root / task.name / experiment_hash(task.name, configs, seed_list, quick)
     experiment = {
         "task": task.name,
         "quick": quick,
