@@ -477,10 +477,11 @@ class _SerialBackend:
         pass
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Make this process exit when ``parent_pid`` dies: the kernel's parent-death signal on Linux and a
-    watchdog thread everywhere (it also covers a parent that died before the signal was armed)."""
-    if sys.platform.startswith("linux"):
+def _die_with_parent(parent_pid: int, *, kernel_signal: bool = True) -> None:
+    """Make this process exit when ``parent_pid`` dies: the kernel's parent-death signal on Linux (unless
+    ``kernel_signal`` is false) and a watchdog thread everywhere, which also covers a parent that died
+    before the signal was armed."""
+    if kernel_signal and sys.platform.startswith("linux"):
         import ctypes
 
         pr_set_pdeathsig = 1

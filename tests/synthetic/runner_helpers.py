@@ -150,6 +150,23 @@ def main() -> None:
     app(sys.argv[1:], prog_name="attnlab")
 
 
+def _watched_child(parent_pid: int) -> None:
+    from attnlab.synthetic.runner import _die_with_parent
+
+    _die_with_parent(parent_pid, kernel_signal=False)
+    time.sleep(120)
+
+
+def watchdog_parent() -> None:
+    """Start a child that relies on the runner's watchdog alone, print its pid, then wait to be killed."""
+    import multiprocessing
+
+    child = multiprocessing.get_context("spawn").Process(target=_watched_child, args=(os.getpid(),))
+    child.start()
+    print(child.pid, flush=True)
+    time.sleep(120)
+
+
 # ----------------------------------------------------------------------------- real tasks, tiny
 
 

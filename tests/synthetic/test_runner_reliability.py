@@ -3,6 +3,7 @@ read-only caches and concurrent sweeps (a torch-free fake task keeps each test t
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
@@ -145,9 +146,11 @@ def test_killing_a_pool_sweep_leaves_no_worker_and_a_rerun_matches(
     assert not [p for p in root.rglob("*.tmp")]
 
 
+@pytest.mark.parametrize("target", ["parent", "process group"])
 def test_sigint_stops_the_workers_at_once_and_keeps_finished_runs(
-    tmp_path: Path, log_dir: Path, spawn_cli: Callable[..., subprocess.Popen[str]]
+    tmp_path: Path, log_dir: Path, spawn_cli: Callable[..., subprocess.Popen[str]], target: str
 ) -> None:
+    """SIGINT to the sweep alone (``kill -INT``) or to its whole process group (Ctrl-C in a terminal)."""
     root = tmp_path / "results"
     configs = [FakeConfig("fast", steps=2), *SLOW[:2]]
     env = _cli_env(log_dir, helpers.configs_env(configs), {"slow0": 0.25, "slow1": 0.25})
@@ -157,7 +160,10 @@ def test_sigint_stops_the_workers_at_once_and_keeps_finished_runs(
     descendants = psutil.Process(sweep.pid).children(recursive=True)
 
     sent = time.monotonic()
-    os.kill(sweep.pid, signal.SIGINT)  # the parent alone, as `kill -INT` does
+    if target == "parent":
+        os.kill(sweep.pid, signal.SIGINT)
+    else:
+        os.killpg(sweep.pid, signal.SIGINT)
     assert sweep.wait(timeout=20) == 128 + signal.SIGINT
     assert time.monotonic() - sent < 8  # the slow runs had about 10 s left
     _out, err = sweep.communicate()
@@ -171,6 +177,29 @@ def test_sigint_stops_the_workers_at_once_and_keeps_finished_runs(
     resumed = reproduce(task, root=root, quick=True, seeds=[0])
     assert resumed.executed == 2 and resumed.cached == 1
     assert _fake_metrics(resumed) == _fake_metrics(reproduce(task, root=tmp_path / "reference", quick=True, seeds=[0]))
+
+
+def test_the_watchdog_alone_stops_a_worker_whose_parent_died() -> None:
+    """Where there is no parent-death signal (not Linux), the worker's watchdog notices the new parent."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(helpers.HERE), os.environ.get("PYTHONPATH", "")]))
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import runner_helpers; runner_helpers.watchdog_parent()"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        _wait_for(lambda: any(t.id for t in psutil.Process(child).threads()[1:]), 30, "the watchdog thread")
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+        _wait_for(lambda: not _alive(child), 5, "the orphaned child to exit")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(parent.pid, signal.SIGKILL)
+        parent.communicate()
 
 
 class _InterruptAfterTheFastRun:
@@ -531,3 +560,34 @@ def test_interrupted_runs_resume_identically_with_the_pool(tmp_path: Path, log_d
     assert again.executed == 2
     assert _fake_metrics(again) == _fake_metrics(reference)
     assert [e["start_step"] for e in helpers.events(log_dir)[calls:]] == [2, 2]
+
+
+# ----------------------------------------------------------------------------- a real task, tiny
+
+
+def test_a_real_task_heals_a_corrupt_checkpoint_and_then_reads_without_writing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from attnlab.synthetic import ocr
+    from attnlab.synthetic.base import Task
+
+    tiny = ocr.OCRConfig(steps=20, eval_every=10, checkpoint_every=10, eval_per_subject=1, device="cpu")
+    task = Task(
+        name="ocr", configs=lambda quick: [tiny], run=helpers.mixed_run, summarize=ocr.summarize, plot=helpers.no_plot
+    )
+    reference = reproduce(task, root=tmp_path / "reference", quick=True, seeds=[0, 1])
+    root = tmp_path / "results"
+    reproduce(task, root=root, quick=True, seeds=[0, 1])
+    run_dir = root / "ocr" / config_hash(tiny) / "seed-1"
+    (run_dir / "metrics.json").unlink()
+    checkpoint = run_dir / "work" / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    caplog.set_level(logging.WARNING, logger="attnlab")
+    healed = reproduce(task, root=root, quick=True, seeds=[0, 1])
+    (message,) = _cache_warnings(caplog)
+    assert str(checkpoint) in message and len(_quarantined(checkpoint)) == 1
+    assert healed.executed == 1 and _fake_metrics(healed) == _fake_metrics(reference)
+    assert healed.summary == reference.summary
+    before = _snapshot(root)
+    assert reproduce(task, root=root, quick=True, seeds=[0, 1]).summary == reference.summary
+    assert _snapshot(root) == before
