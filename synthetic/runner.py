@@ -354,44 +354,25 @@ def _heal_temporaries(folder: Path, lock_path: Path, *, recursive: bool) -> None
         lock.release()
 
 
-class _Writer:
-    """Writes derived cache files only when their content changes; remembers whether it wrote."""
-
-    def __init__(self) -> None:
-        self.wrote = False
-
-    def sync(self, path: Path, text: str) -> bool:
-        """Make ``path`` hold ``text``; returns whether it had to write. A file that is not JSON is
-        quarantined first. Call with the folder's lock held."""
-        current = _read_text(path)
-        if current == text:
-            return False
-        if path.exists() and not _parses_as_json(current):
-            quarantine(path, "not valid JSON" if current is not None else "not UTF-8 text")
-        try:
-            atomic_write_text(path, text)
-        except OSError as error:
-            raise _write_error(path, error) from error
-        self.wrote = True
-        return True
-
-    def sync_many(self, folder: Path, files: dict[str, str]) -> bool:
-        """:meth:`sync` each ``name → text`` in ``folder`` under the folder's lock, taken only when a file
-        needs writing."""
-        stale = {name: text for name, text in files.items() if _read_text(folder / name) != text}
-        if not stale:
-            return False
-        with _holding(folder / LOCK_NAME):
-            remove_stale_temporaries(folder, recursive=False)
-            changed = [self.sync(folder / name, text) for name, text in stale.items()]
-        return any(changed)
+def _sync(path: Path, text: str) -> None:
+    """Make ``path`` hold ``text``, writing only if it does not already; a file that is not JSON is
+    quarantined first. Call with the folder's lock held."""
+    current = _read_text(path)
+    if current == text:
+        return
+    if path.exists() and not _parses_as_json(current):
+        quarantine(path, "not valid JSON" if current is not None else "not UTF-8 text")
+    try:
+        atomic_write_text(path, text)
+    except OSError as error:
+        raise _write_error(path, error) from error
 
 
 def _config_text(config: Any) -> str:
     return json_text(config_to_dict(config))
 
 
-def _sync_config_files(specs: Sequence[RunSpec], writer: _Writer) -> None:
+def _sync_config_files(specs: Sequence[RunSpec]) -> None:
     for config_dir, config in {s.config_dir: s.config for s in specs}.items():
         path = config_dir / "config.json"
         expected = _config_text(config)
@@ -402,7 +383,9 @@ def _sync_config_files(specs: Sequence[RunSpec], writer: _Writer) -> None:
             if json.loads(current or "null") == json.loads(expected):
                 continue  # the same config, written by another version's formatting: leave it
             cache_log.warning("%s describes another config than its folder's hash; rewriting it", path)
-        writer.sync_many(config_dir, {"config.json": expected})
+        with _holding(config_dir / LOCK_NAME):
+            remove_stale_temporaries(config_dir, recursive=False)
+            _sync(path, expected)
 
 
 def _config_metrics_text(config_dir: Path) -> str:
@@ -414,14 +397,14 @@ def _config_metrics_text(config_dir: Path) -> str:
     return json_text({"seeds": seeds})
 
 
-def _sync_config_metrics(specs: Sequence[RunSpec], writer: _Writer) -> None:
+def _sync_config_metrics(specs: Sequence[RunSpec]) -> None:
     for config_dir in {s.config_dir for s in specs}:
         if not config_dir.is_dir():
             continue
         if _read_text(config_dir / "metrics.json") == _config_metrics_text(config_dir):
             continue
         with _holding(config_dir / LOCK_NAME):
-            writer.sync(config_dir / "metrics.json", _config_metrics_text(config_dir))
+            _sync(config_dir / "metrics.json", _config_metrics_text(config_dir))
 
 
 # ----------------------------------------------------------------------------- execution backends
@@ -926,7 +909,7 @@ def _writable(folder: Path) -> OSError | None:
 
 
 def _summarize_and_plot(
-    task: Task, results: list[Result], experiment_dir: Path, experiment: dict[str, Any], replot: bool, writer: _Writer
+    task: Task, results: list[Result], experiment_dir: Path, experiment: dict[str, Any], replot: bool
 ) -> tuple[dict[str, Any], list[Path]]:
     summary = task.summarize(results)
     files = {"config.json": json_text(experiment), "metrics.json": json_text(summary)}
@@ -946,16 +929,15 @@ def _summarize_and_plot(
     with _holding(experiment_dir / LOCK_NAME):
         remove_stale_temporaries(experiment_dir, recursive=False)
         for name, text in files.items():
-            writer.sync(experiment_dir / name, text)
+            _sync(experiment_dir / name, text)
         if figures is None or replot or not unchanged:
             figures = list(task.plot(results, summary, experiment_dir))
-            writer.wrote = True
             names = [
                 p.resolve().relative_to(experiment_dir.resolve()).as_posix()
                 for p in figures
                 if p.resolve().is_relative_to(experiment_dir.resolve())
             ]
-            writer.sync(experiment_dir / FIGURES_MANIFEST, json_text({"figures": names}))
+            _sync(experiment_dir / FIGURES_MANIFEST, json_text({"figures": names}))
     return summary, figures
 
 
@@ -1025,15 +1007,6 @@ def reproduce(
     pending = [s for s in specs if inspected[s.key].metrics is None]
     if replot and pending:
         raise CacheMissError(_cache_miss_message(task, specs, inspected))
-    writer = _Writer()
-    try:
-        _sync_config_files(specs, writer)
-    except CacheWriteError:
-        if pending:
-            raise
-        cache_log.warning(
-            "cannot write the config files under %s (read-only); the cached runs are read as they are", root / task.name
-        )
     experiment_dir = root / task.name / experiment_hash(task.name, configs, seed_list, quick)
     if replot and (problem := _writable(experiment_dir)) is not None:
         raise CacheWriteError(
@@ -1042,10 +1015,20 @@ def reproduce(
             f"nothing was changed",
         )
     if pending and (problem := _writable(root / task.name)) is not None:
+        corrupt = [s for s in pending if inspected[s.key].problem is not None]
+        unreadable = f", {len(corrupt)} of them unreadable (first: {corrupt[0].metrics_path})" if corrupt else ""
         raise CacheWriteError(
             problem.errno or errno.EACCES,
             f"cannot write to the results folder {root / task.name} ({problem.strerror or problem}); "
-            f"{len(pending)} run(s) need computing",
+            f"{len(pending)} run(s) need computing{unreadable}",
+        )
+    try:
+        _sync_config_files(specs)
+    except CacheWriteError:
+        if pending:
+            raise
+        cache_log.warning(
+            "cannot write the config files under %s (read-only); the cached runs are read as they are", root / task.name
         )
     pending_keys = {p.key for p in pending}
     for spec in specs:
@@ -1072,11 +1055,11 @@ def reproduce(
                 sweep.run(backend, on_start=lambda: reporter.sweep_started(len(specs), len(specs) - len(pending)))
             finally:
                 with contextlib.suppress(CacheWriteError):
-                    _sync_config_metrics(specs, writer)
+                    _sync_config_metrics(specs)
     else:
         reporter.sweep_started(len(specs), len(specs))
         try:
-            _sync_config_metrics(specs, writer)
+            _sync_config_metrics(specs)
         except CacheWriteError as error:
             cache_log.warning("%s; the per-config metrics files were left as they are", error)
     metrics_by_key = {key: c.metrics for key, c in inspected.items() if c.metrics is not None} | sweep.results
@@ -1087,7 +1070,7 @@ def reproduce(
         "seeds": seed_list,
         "configs": {config_hash(c): config_to_dict(c) for c in configs},
     }
-    summary, figures = _summarize_and_plot(task, results, experiment_dir, experiment, replot, writer)
+    summary, figures = _summarize_and_plot(task, results, experiment_dir, experiment, replot)
     return SweepOutcome(
         task=task.name,
         results=results,

@@ -155,6 +155,7 @@ def test_a_missing_task_argument_is_one_line(tmp_path: Path) -> None:
 
 def test_an_unreachable_scheduler_is_one_line_only_when_a_run_needs_it(tmp_path: Path, fake_task: Path) -> None:
     import dask
+    import distributed  # noqa: F401  (registers its config defaults, which dask.config.set must not shadow)
 
     runner = CliRunner()
     args = ["reproduce", "fake", "--quick", "--seeds", "1", "--out", str(tmp_path / "results")]

@@ -178,7 +178,7 @@ def backend_outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
     }
     try:
         cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
-    except Exception as error:  # a sandbox without sockets cannot host even an in-process cluster
+    except OSError as error:  # a sandbox without sockets cannot host even an in-process cluster
         pytest.skip(f"a Dask LocalCluster cannot start here: {error}")
     with cluster:
         outcomes["dask"] = reproduce(
