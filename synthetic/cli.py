@@ -140,6 +140,14 @@ class RichReporter:
             self.progress.advance(self.sweep)
 
 
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return f"{value:.4g}"
+    return "-" if value is None else one_line(value, limit=40)
+
+
 def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     loss = summary.get("loss", {})
     if isinstance(loss, dict) and loss and all(isinstance(v, dict) for v in loss.values()):
@@ -157,12 +165,11 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
         for column in ("criterion", "measured", "threshold", "passed"):
             table.add_column(column)
         for name, item in criteria.items():
-            table.add_row(
-                name,
-                f"{item['measured']:.4g}",
-                f"{item['op']} {item['threshold']:g}",
-                "yes" if item["passed"] else "NO",
-            )
+            # Tasks state a criterion as {measured, op, threshold: number} or {value, threshold: text or number}.
+            measured = item.get("measured", item.get("value"))
+            threshold = item.get("threshold")
+            bound = f"{item['op']} {_cell(threshold)}" if "op" in item else _cell(threshold)
+            table.add_row(name, _cell(measured), bound, "yes" if item.get("passed") else "NO")
         console.print(table)
     if "reproduced" in summary:
         console.print(f"reproduced: {'yes' if summary['reproduced'] else 'no'}")
@@ -187,7 +194,12 @@ def reproduce(
     ] = _DEFAULT_ROOT,
 ) -> None:
     """Run (or reuse from the cache) a synthetic-task experiment, then write its summary and figures
-    under OUT/TASK/<hash>/."""
+    under OUT/TASK/<hash>/.
+
+    Finished runs are reused, interrupted ones resume, corrupt cache files are recomputed.
+    Concurrent runs into one OUT share the work.
+    A fully cached run only reads OUT, which may be read-only.
+    --replot on a read-only OUT stops with an error and writes nothing."""
     try:
         task_obj = get_task(task)
     except TaskUnavailableError as error:

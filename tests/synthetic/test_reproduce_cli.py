@@ -196,3 +196,34 @@ def test_a_corrupt_cache_file_is_reported_in_one_warning_line(tmp_path: Path, fa
     assert json.loads(again.stdout) == json.loads(first.stdout)
     warnings = [line for line in again.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and str(metrics) in warnings[0] and "corrupt" in warnings[0]
+
+
+def test_the_summary_table_shows_every_tasks_criterion_format() -> None:
+    import io
+
+    from rich.console import Console
+
+    from attnlab.synthetic.cli import _print_summary
+
+    summary = {
+        "task": "mixed",
+        "criteria": {
+            "icl_style": {"measured": 0.0123, "op": "<=", "threshold": 0.02, "passed": True},
+            "ocr_style": {"value": 0.5, "threshold": "within 0.050 ± 0.030", "passed": False, "per_seed": [0.5]},
+            "no_value": {"value": None, "threshold": ">= 0.99", "passed": False, "per_seed": []},
+            "laundry_style": {"value": 2.5, "threshold": 2.0, "passed": True},
+        },
+        "reproduced": False,
+    }
+    buffer = io.StringIO()
+    _print_summary(Console(file=buffer, width=200), summary)
+    rows = {
+        line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:5]]
+        for line in buffer.getvalue().splitlines()
+        if line.count("│") >= 5
+    }
+    assert rows["icl_style"] == ["0.0123", "<= 0.02", "yes"]
+    assert rows["ocr_style"] == ["0.5", "within 0.050 ± 0.030", "NO"]
+    assert rows["no_value"] == ["-", ">= 0.99", "NO"]
+    assert rows["laundry_style"] == ["2.5", "2", "yes"]
+    assert "reproduced: no" in buffer.getvalue()
