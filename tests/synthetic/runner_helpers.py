@@ -171,24 +171,41 @@ def watchdog_parent() -> None:
 
 
 def mixed_configs(quick: bool) -> list[Any]:
-    """Two tiny in-context-regression configs (a trained softmax model, the closed-form baselines) and a
-    tiny OCR config with the seeded ``default`` initialisation."""
+    """Two tiny in-context-regression configs (a trained softmax model, the closed-form baselines), a
+    tiny OCR config with the seeded ``default`` initialisation and a tiny positional Laundry List model."""
     from dataclasses import replace
 
     from attnlab.synthetic import icl, ocr
+    from attnlab.synthetic.laundry.config import positional
 
     small = [c for c in icl.smoke_configs(quick) if c.name in ("softmax_h2", "baselines")]
     tiny_ocr = ocr.OCRConfig(
         init="default", steps=20, eval_every=10, checkpoint_every=10, eval_per_subject=1, device="cpu"
     )
-    return [*(replace(c, steps=20, eval_prompts=200) for c in small), tiny_ocr]
+    tiny_laundry = positional(
+        name="tiny-laundry",
+        d_model=16,
+        max_length=3,
+        d_heads=(4, 4, 0),
+        qk_widths=(4, 4, 2),
+        steps=20,
+        batch_size=16,
+        eval_size=32,
+        calibration_size=64,
+        checkpoint_every=10,
+        channel_rank=2,
+    )
+    return [*(replace(c, steps=20, eval_prompts=200) for c in small), tiny_ocr, tiny_laundry]
 
 
 def mixed_run(config: Any, seed: int, progress: Progress, workdir: Path) -> dict[str, Any]:
-    from attnlab.synthetic import icl, ocr
+    from attnlab.synthetic import icl, laundry, ocr
+    from attnlab.synthetic.laundry.config import LaundryConfig
 
     if isinstance(config, icl.ICLConfig):
         return icl.run(config, seed, progress, workdir)
+    if isinstance(config, LaundryConfig):
+        return laundry.TASK.run(config, seed, progress, workdir)
     metrics = ocr.run(config, seed, progress, workdir)
     metrics.pop("runtime_s")  # wall time differs between runs; everything else must not
     return metrics
@@ -199,7 +216,12 @@ def mixed_summarize(results: list[tuple[Any, int, dict[str, Any]]]) -> dict[str,
 
     icl_results = [r for r in results if isinstance(r[0], icl.ICLConfig)]
     ocr_results = [r for r in results if isinstance(r[0], ocr.OCRConfig)]
-    return {"icl": icl.summarize(icl_results), "ocr": ocr.summarize(ocr_results)}
+    laundry_runs = {(c.name, s): m["intervention"] for c, s, m in results if getattr(c, "name", "") == "tiny-laundry"}
+    return {
+        "icl": icl.summarize(icl_results),
+        "ocr": ocr.summarize(ocr_results),
+        "laundry": sorted(laundry_runs.items()),
+    }
 
 
 def no_plot(results: list[tuple[Any, int, dict[str, Any]]], summary: dict[str, Any], outdir: Path) -> list[Path]:

@@ -168,7 +168,7 @@ def _metrics(outcome: Any) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def backend_outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Tiny real ICL and OCR runs, seeds 0 and 1, through the serial, pool and Dask runners."""
+    """Tiny real ICL, OCR and Laundry List runs, seeds 0 and 1, through the serial, pool and Dask runners."""
     from distributed import LocalCluster
 
     task, root = helpers.mixed_task(), tmp_path_factory.mktemp("backends")
@@ -189,7 +189,7 @@ def backend_outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
 
 def test_process_pool_and_dask_give_the_in_process_metrics(backend_outcomes: dict[str, Any]) -> None:
     serial, pooled, dasked = (backend_outcomes[k] for k in ("serial", "pool", "dask"))
-    assert serial.executed == pooled.executed == dasked.executed == 6
+    assert serial.executed == pooled.executed == dasked.executed == 8
     assert _metrics(pooled) == _metrics(serial)
     assert _metrics(dasked) == _metrics(serial)
     assert dasked.summary == serial.summary and pooled.summary == serial.summary
@@ -201,7 +201,12 @@ def _by_run(outcome: Any) -> dict[tuple[str, int], dict[str, Any]]:
 
 #: What each kind of run learned or computed from its seed's data: trained ICL models, the ICL closed-form
 #: baselines, OCR models.
-_LEARNED = {"softmax_h2": ("kq", "loss"), "baselines": ("loss", "eta"), "main/factorized": ("history", "norms")}
+_LEARNED = {
+    "softmax_h2": ("kq", "loss"),
+    "baselines": ("loss", "eta"),
+    "main/factorized": ("history", "norms"),
+    "tiny-laundry": ("accuracy_by_length", "composition"),
+}
 
 
 @pytest.mark.parametrize("backend", ["serial", "pool", "dask"])
