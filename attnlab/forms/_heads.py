@@ -1,0 +1,65 @@
+"""Helpers shared by the head-structured form declarations (MoH, SQA, DIFF V2, GDA).
+
+Written from the definitions, like :mod:`attnlab.forms._shared`, and kept apart from the references:
+the GQA head expansion here is ``np.repeat`` on the head axis, the bad-input builders keep every
+positional argument of calls that take more than ``(q, k, v)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from attnlab.core import BadInput, SampleInput, Shape
+from attnlab.forms import _shared as sh
+
+
+def with_arg(sample: SampleInput, index: int, value: Any) -> tuple[Any, ...]:
+    """The sample's positional arguments with argument ``index`` replaced by ``value``."""
+    args = list(sample.args)
+    args[index] = value
+    return tuple(args)
+
+
+def bad_arg(
+    label: str, sample: SampleInput, index: int, value: Any, error: type[Exception], match: str, **kwargs: Any
+) -> BadInput:
+    """A bad input that replaces one positional argument (and optionally some keyword options)."""
+    return BadInput(label, with_arg(sample, index, value), {**sample.kwargs, **kwargs}, error, match)
+
+
+def bad_option(label: str, sample: SampleInput, error: type[Exception], match: str, **kwargs: Any) -> BadInput:
+    return BadInput(label, sample.args, {**sample.kwargs, **kwargs}, error, match)
+
+
+def expand_heads(x: np.ndarray, heads: int) -> np.ndarray:
+    """KV heads repeated contiguously to ``heads`` heads on axis −3 (head ``h`` reads KV head ``h // G``)."""
+    return np.repeat(x, heads // x.shape[-3], axis=-3) if x.shape[-3] != heads else np.array(x)
+
+
+def qkv_shape_cases(sample: SampleInput, names: Sequence[str] = ("q", "k", "v")) -> list[BadInput]:
+    """Head-dim and length mismatches of the ``(q, k, v)`` leading arguments, other arguments kept."""
+    q, k, v = sample.args[:3]
+    qn, kn, vn = names
+    narrower = k[..., :-1] if k.shape[-1] > 1 else np.concatenate([k, k], -1)
+    return [
+        bad_arg(f"{kn}-head-dim", sample, 1, narrower, ValueError, rf"\b{kn}\b.*d_k"),
+        bad_arg(f"{kn}{vn}-length-mismatch", sample, 2, np.concatenate([v, v], -2), ValueError, rf"\b{kn}\b.*\b{vn}\b"),
+    ]
+
+
+def layout_sample(seed: int, shape: Shape, options: dict[str, Any]) -> SampleInput:
+    """``(q, k, v)`` with exactly ``shape.kv_heads`` KV heads (for layouts where ``H_kv`` need not divide
+    ``H``), the shape's value distribution, ``causal``, an optional mask and ``options``."""
+    rng = np.random.default_rng(seed)
+    q = sh.qk_values(rng, (shape.batch, shape.heads, shape.n, shape.d), shape.values)
+    k = sh.qk_values(rng, (shape.batch, shape.kv_heads, shape.keys, shape.d), shape.values)
+    if shape.values in ("tied", "near_tied"):
+        q[..., ::3, :] = 0.0
+    v = sh.value_values(rng, (shape.batch, shape.kv_heads, shape.keys, shape.d_v), shape.values)
+    kwargs: dict[str, Any] = {"causal": shape.causal, **options}
+    if shape.masked:
+        kwargs["mask"] = sh.sample_mask(rng, shape)
+    return SampleInput((q, k, v), kwargs, shape.label())
