@@ -82,7 +82,8 @@ def check_layout(q: np.ndarray, k: np.ndarray, ratio: Any) -> tuple[int, int, in
     heads, kv_heads = q.shape[-3], k.shape[-3]
     if heads == 0 or heads % (r + 1):
         raise ValueError(
-            f"q: expected H query heads in groups of ratio + 1 = {r + 1} ([signal x {r}, noise]), got {heads} heads in shape {q.shape}"
+            f"q: expected H query heads in groups of ratio + 1 = {r + 1} ([signal x {r}, noise]), "
+            f"got {heads} heads in shape {tuple(q.shape)}"
         )
     noise_heads = heads // (r + 1)
     if kv_heads < 2 or kv_heads % 2 or noise_heads % (kv_heads // 2):

@@ -58,7 +58,9 @@ def combine(shared: np.ndarray, picked: np.ndarray, mix: np.ndarray, *, top_k: i
     return np.concatenate([mix[..., :1] * shared, mix[..., 1:] * picked], axis=-1)
 
 
-def route(x: np.ndarray, w_shared: np.ndarray, w_routed: np.ndarray, w_mix: np.ndarray, *, top_k: int, gating: str) -> np.ndarray:
+def route(
+    x: np.ndarray, w_shared: np.ndarray, w_routed: np.ndarray, w_mix: np.ndarray, *, top_k: int, gating: str
+) -> np.ndarray:
     """Per-token head gates ``(..., n, H)`` (shared heads first): the router of the module docstring."""
     routed = router_scores(x, w_routed)
     picked = np.where(top_k_mask(routed, top_k), routed, 0.0)
@@ -71,7 +73,9 @@ def check_router(
     """Validate the router's shapes and options; returns ``K``."""
     heads, n, width = q.shape[-3], q.shape[-2], x.shape[-1]
     if x.shape[-2] != n:
-        raise ValueError(f"x: expected the router inputs (..., n, D) with n = {n} tokens (the queries'), got shape {x.shape}")
+        raise ValueError(
+            f"x: expected the router inputs (..., n, D) with n = {n} tokens (the queries'), got shape {x.shape}"
+        )
     for name, w in (("w_shared", w_shared), ("w_routed", w_routed), ("w_mix", w_mix)):
         if w.shape[-1] != width:
             raise ValueError(f"{name}: expected shape (heads, D) with D = {width} (the last axis of x), got {w.shape}")
@@ -90,7 +94,9 @@ def check_router(
     try:
         np.broadcast_shapes(x.shape[:-2], q.shape[:-3])
     except ValueError:
-        raise ValueError(f"x: leading dims {x.shape[:-2]} must broadcast with the batch dims {q.shape[:-3]} of q") from None
+        raise ValueError(
+            f"x: leading dims {x.shape[:-2]} must broadcast with the batch dims {q.shape[:-3]} of q"
+        ) from None
     return k
 
 
@@ -127,7 +133,10 @@ def moh_attention(
     """
     q = as_float_array("q", q, min_ndim=3)
     x = as_float_array("x", x)
-    w_s, w_r, w_m = (as_float_array(name, w, ndim=2) for name, w in (("w_shared", w_shared), ("w_routed", w_routed), ("w_mix", w_mix)))
+    w_s, w_r, w_m = (
+        as_float_array(name, w, ndim=2)
+        for name, w in (("w_shared", w_shared), ("w_routed", w_routed), ("w_mix", w_mix))
+    )
     top = check_router(q, x, w_s, w_r, w_m, top_k, gating)
     heads = softmax_attention(q, k, v, scale=scale, causal=causal, mask=mask)
     gates = route(x, w_s, w_r, w_m, top_k=top, gating=gating)

@@ -37,7 +37,9 @@ def merge_heads(o: np.ndarray, w_o: np.ndarray) -> np.ndarray:
     return np.einsum("...hne,hed->...nd", o, w_o)
 
 
-def check_weights(x: np.ndarray, context: np.ndarray, w_q: np.ndarray, w_k: np.ndarray, w_v: np.ndarray, w_o: np.ndarray) -> None:
+def check_weights(
+    x: np.ndarray, context: np.ndarray, w_q: np.ndarray, w_k: np.ndarray, w_v: np.ndarray, w_o: np.ndarray
+) -> None:
     """Shapes of the four per-head weights against the inputs; the GQA head counts."""
     h_q, h_kv = w_q.shape[0], w_k.shape[0]
     expected = {
@@ -58,7 +60,9 @@ def check_weights(x: np.ndarray, context: np.ndarray, w_q: np.ndarray, w_k: np.n
             f"got {h_kv} heads in shape {w_k.shape}"
         )
     if w_o.shape[:2] != (h_q, w_v.shape[2]):
-        raise ValueError(f"w_o: expected shape ({h_q}, {w_v.shape[2]}, D_out) (query heads, d_v of w_v), got {w_o.shape}")
+        raise ValueError(
+            f"w_o: expected shape ({h_q}, {w_v.shape[2]}, D_out) (query heads, d_v of w_v), got {w_o.shape}"
+        )
 
 
 def sqa_attention(
@@ -89,7 +93,9 @@ def sqa_attention(
     """
     x = as_float_array("x", x)
     context = as_float_array("context", context)
-    w_q, w_k, w_v, w_o = (as_float_array(name, w, ndim=3) for name, w in zip(("w_q", "w_k", "w_v", "w_o"), (w_q, w_k, w_v, w_o)))
+    w_q, w_k, w_v, w_o = (
+        as_float_array(name, w, ndim=3) for name, w in zip(("w_q", "w_k", "w_v", "w_o"), (w_q, w_k, w_v, w_o))
+    )
     check_weights(x, context, w_q, w_k, w_v, w_o)
     lead = broadcast_batch(("x", "context"), (x, context))
     allowed = allowed_positions(x.shape[-2], context.shape[-2], causal=causal, mask=mask, lead=lead)

@@ -41,8 +41,8 @@ def expand_heads(x: np.ndarray, heads: int) -> np.ndarray:
 
 def qkv_shape_cases(sample: SampleInput, names: Sequence[str] = ("q", "k", "v")) -> list[BadInput]:
     """Head-dim and length mismatches of the ``(q, k, v)`` leading arguments, other arguments kept."""
-    q, k, v = sample.args[:3]
-    qn, kn, vn = names
+    k, v = sample.args[1:3]
+    kn, vn = names[1:3]
     narrower = k[..., :-1] if k.shape[-1] > 1 else np.concatenate([k, k], -1)
     return [
         bad_arg(f"{kn}-head-dim", sample, 1, narrower, ValueError, rf"\b{kn}\b.*d_k"),

@@ -51,7 +51,10 @@ def brute_force(
     gates = np.broadcast_to(lam, (batch, two_h // 2, n, 1))
     out = np.zeros((batch, two_h // 2, n, v.shape[-1]))
     for b in range(batch):
-        heads = [sh.softmax_rows_loop(sigma * sh.dot_loop(q[b, j], k[b, j // group]), vis[b, j], v[b, j // group]) for j in range(two_h)]
+        heads = [
+            sh.softmax_rows_loop(sigma * sh.dot_loop(q[b, j], k[b, j // group]), vis[b, j], v[b, j // group])
+            for j in range(two_h)
+        ]
         for h in range(two_h // 2):
             for i in range(n):
                 x = gates[b, h, i, 0]
@@ -109,8 +112,13 @@ def _reduces_to_v1(ops: Any, sample: SampleInput) -> None:
     tied[..., 1::2, :, :] = v[..., 0::2, :, :]
     got = ops.diff_v2_attention(q, k, tied, lam, **sample.kwargs)
     want = differential_attention(
-        q[..., 0::2, :, :], k[..., 0::2, :, :], q[..., 1::2, :, :], k[..., 1::2, :, :], v[..., 0::2, :, :],
-        lam=1.0 / (1.0 + np.exp(-lam)), **sample.kwargs,
+        q[..., 0::2, :, :],
+        k[..., 0::2, :, :],
+        q[..., 1::2, :, :],
+        k[..., 1::2, :, :],
+        v[..., 0::2, :, :],
+        lam=1.0 / (1.0 + np.exp(-lam)),
+        **sample.kwargs,
     )
     sh.close("V2 with a shared value per pair vs DIFF V1 with λ = sigmoid(λ_v2)", got, want)
 
@@ -118,7 +126,10 @@ def _reduces_to_v1(ops: Any, sample: SampleInput) -> None:
 def _gate_slope(ops: Any, sample: SampleInput) -> None:
     q, k, v, lam = _expanded(sample)
     lam_a, lam_b = np.zeros_like(lam), np.full_like(lam, math.log(3.0))  # gates 1/2 and 3/4
-    slope = (ops.diff_v2_attention(*sample.args[:3], lam_a, **sample.kwargs) - ops.diff_v2_attention(*sample.args[:3], lam_b, **sample.kwargs)) / 0.25
+    slope = (
+        ops.diff_v2_attention(*sample.args[:3], lam_a, **sample.kwargs)
+        - ops.diff_v2_attention(*sample.args[:3], lam_b, **sample.kwargs)
+    ) / 0.25
     odd = softmax_attention(q[..., 1::2, :, :], k[..., 1::2, :, :], v[..., 1::2, :, :], **sample.kwargs)
     sh.close("(O(λ_a) − O(λ_b)) / (σ(λ_b) − σ(λ_a)) vs the odd heads' own attention", slope, odd, atol=1e-9)
 
@@ -173,7 +184,11 @@ MUTANTS = (
     sh.ignores_mask(OP),
     sh.output_nudged(OP),
     Mutant("no_sigmoid", "λ used as the subtraction weight without the sigmoid", {"sigmoid": lambda orig: lambda x: x}),
-    Mutant("gate_complement", "weight 1 − sigmoid(λ) instead of sigmoid(λ)", {"sigmoid": lambda orig: lambda x: 1.0 - orig(x)}),
+    Mutant(
+        "gate_complement",
+        "weight 1 − sigmoid(λ) instead of sigmoid(λ)",
+        {"sigmoid": lambda orig: lambda x: 1.0 - orig(x)},
+    ),
     Mutant("odd_minus_even", "the even head subtracted from the odd one", {"pair_heads": _odd_minus_even}),
     Mutant("pairs_split_in_halves", "pairs (h, h + H) instead of (2h, 2h + 1)", {"pair_heads": _halves}),
     Mutant("shared_pair_kv", "both heads of a pair read the even head's KV head", {OP: _shared_pair_kv}),
@@ -225,7 +240,13 @@ def bad_inputs() -> list[BadInput]:
         *hd.qkv_shape_cases(s),
         hd.bad_arg("q-odd-heads", s, 0, q[..., :3, :, :], ValueError, r"\bq\b.*even"),
         hd.bad_arg("q-no-head-axis", s, 0, q[0, 0], ValueError, r"\bq\b"),
-        BadInput("kv-heads-not-dividing", (q, np.concatenate([k] * 3, -3), np.concatenate([v] * 3, -3), lam), s.kwargs, ValueError, r"\bk\b.*heads"),
+        BadInput(
+            "kv-heads-not-dividing",
+            (q, np.concatenate([k] * 3, -3), np.concatenate([v] * 3, -3), lam),
+            s.kwargs,
+            ValueError,
+            r"\bk\b.*heads",
+        ),
         hd.bad_arg("lam-last-axis", s, 3, np.concatenate([lam, lam], -1), ValueError, r"\blam\b.*\(\.\.\., H, n, 1\)"),
         hd.bad_arg("lam-wrong-heads", s, 3, np.concatenate([lam] * 3, -3), ValueError, r"\blam\b.*broadcastable"),
         hd.bad_arg("lam-wrong-length", s, 3, lam[..., :-1, :], ValueError, r"\blam\b"),
@@ -235,7 +256,11 @@ def bad_inputs() -> list[BadInput]:
 FORM = Form(
     name="diff_v2",
     title="Differential attention V2 (2H paired query heads, sigmoid gate)",
-    equation=r"O_h = \operatorname{softmax}(\sigma Q_{2h}K_{g(2h)}^\top + M)V_{g(2h)} - \operatorname{sigmoid}(\lambda_h)\odot\operatorname{softmax}(\sigma Q_{2h+1}K_{g(2h+1)}^\top + M)V_{g(2h+1)}",
+    equation=(
+        r"O_h = \operatorname{softmax}(\sigma Q_{2h}K_{g(2h)}^\top + M)V_{g(2h)}"
+        r" - \operatorname{sigmoid}(\lambda_h)\odot"
+        r"\operatorname{softmax}(\sigma Q_{2h+1}K_{g(2h+1)}^\top + M)V_{g(2h+1)}"
+    ),
     reference=diff_v2_attention,
     module=module,
     brute_force=brute_force,

@@ -63,7 +63,11 @@ def oracle(
     noise = attend(noise_q, k[..., 1::2, :, :], noise_allowed)
     out = attend(signal_q, k[..., 0::2, :, :], signal_allowed) - lam * torch.repeat_interleave(noise, ratio, dim=-3)
     if norm:
-        weight = torch.ones(out.shape[-1], dtype=out.dtype, device=out.device) if norm_weight is None else T.tensor(norm_weight, like=out)
+        weight = (
+            torch.ones(out.shape[-1], dtype=out.dtype, device=out.device)
+            if norm_weight is None
+            else T.tensor(norm_weight, like=out)
+        )
         mean_square = torch.mean(out * out, dim=-1, keepdim=True) + eps
         safe = torch.where(mean_square > 0, mean_square, torch.ones_like(mean_square))
         out = torch.where(mean_square > 0, out / torch.sqrt(safe), torch.zeros_like(out)) * weight
@@ -100,7 +104,9 @@ def brute_force(
             pair = g // (groups // pairs)
             values = np.concatenate([v[b, 2 * pair], v[b, 2 * pair + 1]], axis=-1)
             noise_head = g * (ratio + 1) + ratio
-            noise = sh.softmax_rows_loop(sigma * sh.dot_loop(q[b, noise_head], k[b, 2 * pair + 1]), vis[b, noise_head], values)
+            noise = sh.softmax_rows_loop(
+                sigma * sh.dot_loop(q[b, noise_head], k[b, 2 * pair + 1]), vis[b, noise_head], values
+            )
             for s in range(ratio):
                 head = g * (ratio + 1) + s
                 signal = sh.softmax_rows_loop(sigma * sh.dot_loop(q[b, head], k[b, 2 * pair]), vis[b, head], values)
@@ -185,7 +191,13 @@ def _ratio_one_is_diff(ops: Any, sample: SampleInput) -> None:
     got = ops.gda_attention(q, k, v, **{**sample.kwargs, **BARE})
     values = np.concatenate([v[..., 0::2, :, :], v[..., 1::2, :, :]], axis=-1)
     want = differential_attention(
-        q[..., 0::2, :, :], k[..., 0::2, :, :], q[..., 1::2, :, :], k[..., 1::2, :, :], values, lam=sample.kwargs["lam"], **_options(sample)
+        q[..., 0::2, :, :],
+        k[..., 0::2, :, :],
+        q[..., 1::2, :, :],
+        k[..., 1::2, :, :],
+        values,
+        lam=sample.kwargs["lam"],
+        **_options(sample),
     )
     sh.close("GDA with r = 1 vs DIFF V1 (query heads 2h / 2h + 1, KV heads 2j / 2j + 1)", got, want)
 
@@ -194,7 +206,9 @@ def _grouped_is_diff(ops: Any, sample: SampleInput) -> None:
     signal_q, noise_q, k1, k2, values, _ = _layout(sample)
     r = sample.kwargs["ratio"]
     got = ops.gda_attention(*sample.args, **{**sample.kwargs, **BARE})
-    want = differential_attention(signal_q, k1, np.repeat(noise_q, r, axis=-3), k2, values, lam=sample.kwargs["lam"], **_options(sample))
+    want = differential_attention(
+        signal_q, k1, np.repeat(noise_q, r, axis=-3), k2, values, lam=sample.kwargs["lam"], **_options(sample)
+    )
     sh.close("GDA vs DIFF V1 with each noise query repeated for the r signal heads of its group", got, want)
 
 
@@ -206,7 +220,9 @@ def _norm_is_headwise_rms(ops: Any, sample: SampleInput) -> None:
     got = ops.gda_attention(*sample.args, **{**sample.kwargs, "norm": True, "eps": 0.0})
     rms = np.sqrt(np.mean(bare * bare, axis=-1, keepdims=True))
     want = factor * np.where(rms > 0, bare / np.where(rms > 0, rms, 1.0), 0.0) * weight
-    sh.close("normalised output vs (1 − λ_init) · w ⊙ O / RMS(O) over the 2 d_v features of each head", got, want, atol=1e-9)
+    sh.close(
+        "normalised output vs (1 − λ_init) · w ⊙ O / RMS(O) over the 2 d_v features of each head", got, want, atol=1e-9
+    )
 
 
 def _value_scale(ops: Any, sample: SampleInput) -> None:
@@ -223,7 +239,9 @@ def _rows_sum(ops: Any, sample: SampleInput) -> None:
     out = ops.gda_attention(q, k, np.ones((*v.shape[:-1], 1)), **{**kwargs, **BARE})
     signal_q = _layout(sample)[0]
     has = np.any(sh.visible_of(sample, signal_q, k[..., :1, :, :]), axis=-1, keepdims=True)
-    sh.close("rows of A1 − λ A2 (V = 1)", out, np.broadcast_to(np.where(has, 1.0 - sample.kwargs["lam"], 0.0), out.shape))
+    sh.close(
+        "rows of A1 − λ A2 (V = 1)", out, np.broadcast_to(np.where(has, 1.0 - sample.kwargs["lam"], 0.0), out.shape)
+    )
 
 
 def _kv_pair_expansion(ops: Any, sample: SampleInput) -> None:
@@ -268,7 +286,9 @@ def _noise_first(original: Any) -> Any:
 def _norm_on_halves(original: Any) -> Any:
     def halves(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
         half = x.shape[-1] // 2
-        return np.concatenate([original(x[..., :half], weight[:half], eps), original(x[..., half:], weight[half:], eps)], axis=-1)
+        return np.concatenate(
+            [original(x[..., :half], weight[:half], eps), original(x[..., half:], weight[half:], eps)], axis=-1
+        )
 
     return halves
 
@@ -302,9 +322,17 @@ MUTANTS = (
     sh.wrong_default_scale(OP),
     sh.ignores_mask(OP),
     sh.output_nudged(OP),
-    Mutant("kv_pairs_as_halves", "K1/K2 taken as the first/second half of the KV heads, not interleaved pairs", {"split_kv_pairs": _halves}),
+    Mutant(
+        "kv_pairs_as_halves",
+        "K1/K2 taken as the first/second half of the KV heads, not interleaved pairs",
+        {"split_kv_pairs": _halves},
+    ),
     Mutant("noise_tiled", "noise heads tiled (g mod H₂) instead of repeated per group", {"share_noise": _tiled_noise}),
-    Mutant("noise_head_first", "groups laid out [noise, signal × r] instead of [signal × r, noise]", {"split_query_heads": _noise_first}),
+    Mutant(
+        "noise_head_first",
+        "groups laid out [noise, signal × r] instead of [signal × r, noise]",
+        {"split_query_heads": _noise_first},
+    ),
     Mutant("norm_on_halves", "RMSNorm over each d_v half instead of the 2 d_v head", {"rms_norm": _norm_on_halves}),
     Mutant("norm_missing", "no headwise RMSNorm", {"rms_norm": lambda orig: lambda x, weight, eps: x * weight}),
     Mutant("lambda_sign", "O1 + λ O2 instead of O1 − λ O2", {OP: _lam_sign}),
@@ -371,7 +399,14 @@ INVARIANTS = (
     sh.matches_brute_force(
         OP,
         brute_force,
-        mutants=("top_left_causal", "wrong_scale", "ignores_mask", "output_nudged", "noise_tiled", "kv_pairs_as_halves"),
+        mutants=(
+            "top_left_causal",
+            "wrong_scale",
+            "ignores_mask",
+            "output_nudged",
+            "noise_tiled",
+            "kv_pairs_as_halves",
+        ),
     ),
 )
 
@@ -384,12 +419,14 @@ def flops(sample: SampleInput) -> float:
     return 4.0 * lead * q.shape[-2] * k.shape[-2] * d * (0.5 if sample.kwargs.get("causal") else 1.0)
 
 
-BAD_SHAPE = Shape(batch=1, heads=6, kv_heads=4, n=5, m=6, d=4, d_v=3, options=(("lam", 0.5), ("lam_init", 0.2), ("ratio", 2)))
+BAD_SHAPE = Shape(
+    batch=1, heads=6, kv_heads=4, n=5, m=6, d=4, d_v=3, options=(("lam", 0.5), ("lam_init", 0.2), ("ratio", 2))
+)
 
 
 def bad_inputs() -> list[BadInput]:
     s = sample(0, BAD_SHAPE)
-    q, k, v = s.args
+    k = s.args[1]
     return [
         *sh.bad_arrays(("q", "k", "v"), s),
         *sh.bad_options(s, ("scale", "causal", "mask")),
@@ -398,7 +435,9 @@ def bad_inputs() -> list[BadInput]:
         hd.bad_option("ratio-float", s, TypeError, r"\bratio\b", ratio=2.0),
         hd.bad_option("ratio-not-dividing", s, ValueError, r"\bq\b.*groups", ratio=3),
         hd.bad_arg("kv-heads-odd", s, 1, k[..., :3, :, :], ValueError, r"\bk\b.*even"),
-        hd.bad_arg("kv-pairs-not-dividing", s, 1, np.concatenate([k, k[..., :2, :, :]], -3), ValueError, r"\bk\b.*divid"),
+        hd.bad_arg(
+            "kv-pairs-not-dividing", s, 1, np.concatenate([k, k[..., :2, :, :]], -3), ValueError, r"\bk\b.*divid"
+        ),
         hd.bad_option("lam-nan", s, ValueError, r"\blam\b.*finite", lam=float("nan")),
         hd.bad_option("lam-string", s, TypeError, r"\blam\b", lam="big"),
         hd.bad_option("lam-init-inf", s, ValueError, r"\blam_init\b.*finite", lam_init=float("inf")),
@@ -413,7 +452,10 @@ BENCH_OPTIONS = (("lam", 0.55), ("lam_init", lambda_init(1)), ("ratio", 3))
 FORM = Form(
     name="gda",
     title="Grouped Differential Attention (r signal heads per noise head)",
-    equation=r"O_i = (1-\lambda_{\text{init}})\,\operatorname{subln}\!\big(A(Q^1_i, K^1)[V^1\|V^2] - \lambda\, A(Q^2_{\lfloor i/r\rfloor}, K^2)[V^1\|V^2]\big)",
+    equation=(
+        r"O_i = (1-\lambda_{\text{init}})\,\operatorname{subln}\!\big(A(Q^1_i, K^1)[V^1\|V^2]"
+        r" - \lambda\, A(Q^2_{\lfloor i/r\rfloor}, K^2)[V^1\|V^2]\big)"
+    ),
     reference=gda_attention,
     module=module,
     brute_force=brute_force,
@@ -433,7 +475,17 @@ FORM = Form(
     adapt=adapt,
     shapes=shapes(),
     extra_shapes=(
-        Shape(batch=1, heads=6, kv_heads=4, n=7, m=9, d=4, d_v=3, causal=True, options=(("gain", True), ("lam", 0.8), ("ratio", 2))),
+        Shape(
+            batch=1,
+            heads=6,
+            kv_heads=4,
+            n=7,
+            m=9,
+            d=4,
+            d_v=3,
+            causal=True,
+            options=(("gain", True), ("lam", 0.8), ("ratio", 2)),
+        ),
         Shape(batch=2, heads=9, kv_heads=6, n=5, d=3, d_v=2, masked=True, options=(("lam", 0.3), ("ratio", 2))),
         Shape(batch=1, heads=8, kv_heads=4, n=6, d=4, d_v=2, options=(("lam", 1.2), ("norm", False), ("ratio", 1))),
     ),
@@ -446,9 +498,15 @@ FORM = Form(
     ),
     bench=(
         BenchCase(Shape(batch=1, heads=4, kv_heads=2, n=16, d=8, d_v=8, causal=True, options=BENCH_OPTIONS), ("tiny",)),
-        BenchCase(Shape(batch=1, heads=16, kv_heads=4, n=512, d=64, d_v=64, causal=True, options=BENCH_OPTIONS), ("quick",)),
-        BenchCase(Shape(batch=1, heads=16, kv_heads=4, n=2048, d=64, d_v=64, causal=True, options=BENCH_OPTIONS), ("full",)),
-        BenchCase(Shape(batch=4, heads=32, kv_heads=8, n=4096, d=128, d_v=128, causal=True, options=BENCH_OPTIONS), ("cuda",)),
+        BenchCase(
+            Shape(batch=1, heads=16, kv_heads=4, n=512, d=64, d_v=64, causal=True, options=BENCH_OPTIONS), ("quick",)
+        ),
+        BenchCase(
+            Shape(batch=1, heads=16, kv_heads=4, n=2048, d=64, d_v=64, causal=True, options=BENCH_OPTIONS), ("full",)
+        ),
+        BenchCase(
+            Shape(batch=4, heads=32, kv_heads=8, n=4096, d=128, d_v=128, causal=True, options=BENCH_OPTIONS), ("cuda",)
+        ),
     ),
     diagnoses=sh.attention_diagnoses(gda_attention),
     fast_paths=(

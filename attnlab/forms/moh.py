@@ -86,7 +86,9 @@ def brute_force(
     for b in range(heads.shape[0]):
         for t in range(heads.shape[-2]):
             token = x[b, t]
-            shared, routed, mix = ([sum(w[e, c] * token[c] for c in range(len(token))) for e in range(w.shape[0])] for w in (w_s, w_r, w_m))
+            shared, routed, mix = (
+                [sum(w[e, c] * token[c] for c in range(len(token))) for e in range(w.shape[0])] for w in (w_s, w_r, w_m)
+            )
             shared, routed, mix = _softmax_loop(shared), _softmax_loop(routed), _softmax_loop(mix)
             chosen = sorted(range(h_r), key=lambda e: (-routed[e], e))[:top_k]
             mass = sum(routed[e] for e in chosen)
@@ -114,7 +116,12 @@ def adapt(shape: Shape) -> Shape:
     kv = heads if shape.kv_heads == shape.heads else (shape.kv_heads if heads % shape.kv_heads == 0 else 1)
     opts = shape.option_dict
     shared = int(opts.get("shared_heads", 1 if heads <= 3 else 2))
-    options = {"shared_heads": shared, "top_k": (heads - shared + 1) // 2, "gating": "code" if shape.n % 2 == 0 else "paper", **opts}
+    options = {
+        "shared_heads": shared,
+        "top_k": (heads - shared + 1) // 2,
+        "gating": "code" if shape.n % 2 == 0 else "paper",
+        **opts,
+    }
     return replace(shape, heads=heads, kv_heads=kv).with_options(**options)
 
 
@@ -139,7 +146,9 @@ def router(rng: np.random.Generator, batch: int, n: int, shared: int, routed: in
 def sample(seed: int, shape: Shape) -> SampleInput:
     opts = shape.option_dict
     shared = int(opts.get("shared_heads", 1))
-    base = sh.attention_sample(seed, replace(shape, options=tuple((k, v) for k, v in shape.options if k not in SAMPLE_ONLY)))
+    base = sh.attention_sample(
+        seed, replace(shape, options=tuple((k, v) for k, v in shape.options if k not in SAMPLE_ONLY))
+    )
     routing = router(np.random.default_rng(seed + 104729), shape.batch, shape.n, shared, shape.heads - shared)
     return SampleInput((*base.args, *routing), base.kwargs, base.label)
 
@@ -150,7 +159,11 @@ def shapes(draw: Any) -> Shape:
     heads = draw(st.sampled_from([2, 3, 4, 5, 6]))
     kv = draw(st.sampled_from([g for g in range(1, heads + 1) if heads % g == 0]))
     shared = draw(st.integers(1, heads - 1))
-    options = {"shared_heads": shared, "top_k": draw(st.integers(1, heads - shared)), "gating": draw(st.sampled_from(["paper", "code"]))}
+    options = {
+        "shared_heads": shared,
+        "top_k": draw(st.integers(1, heads - shared)),
+        "gating": draw(st.sampled_from(["paper", "code"])),
+    }
     return replace(base, heads=heads, kv_heads=kv).with_options(**options)
 
 
@@ -171,7 +184,11 @@ def _uniform_router_is_mha(ops: Any, sample: SampleInput) -> None:
     q, k, v, x, w_s, w_r, w_m = sample.args
     zeros = (np.zeros_like(w_s), np.zeros_like(w_r), np.zeros_like(w_m))
     out = ops.moh_attention(q, k, v, x, *zeros, **{**sample.kwargs, "top_k": w_r.shape[0], "gating": "code"})
-    sh.close("MoH (code gates, uniform routers, every head selected) vs multi-head softmax", out, softmax_attention(q, k, v, **_attention_options(sample)))
+    sh.close(
+        "MoH (code gates, uniform routers, every head selected) vs multi-head softmax",
+        out,
+        softmax_attention(q, k, v, **_attention_options(sample)),
+    )
 
 
 def _gate_budget(ops: Any, sample: SampleInput) -> None:
@@ -188,13 +205,17 @@ def _gate_budget(ops: Any, sample: SampleInput) -> None:
     chosen = np.argsort(-routed_p, axis=-1)[:, :top_k]
     routed = gates[:, h_s:]
     assert np.all(np.sum(routed != 0.0, axis=-1) == top_k), "a token does not activate exactly top_k routed heads"
-    assert np.all(np.take_along_axis(routed, chosen, axis=-1) != 0.0), "an active routed head is not among the top_k scores"
+    assert np.all(np.take_along_axis(routed, chosen, axis=-1) != 0.0), (
+        "an active routed head is not among the top_k scores"
+    )
     if gating == "code":
         sh.close("Σ shared gates vs 2 α_1 h_s", gates[:, :h_s].sum(-1), 2.0 * alpha[:, 0] * h_s)
         sh.close("Σ routed gates vs 2 α_2 K", routed.sum(-1), 2.0 * alpha[:, 1] * top_k)
     else:
         sh.close("shared gates vs α_1 softmax(W_s x)", gates[:, :h_s], alpha[:, :1] * _softmax_rows(tokens @ w_s.T))
-        sh.close("active routed gates vs α_2 softmax(W_r x)", routed, np.where(routed != 0.0, alpha[:, 1:] * routed_p, 0.0))
+        sh.close(
+            "active routed gates vs α_2 softmax(W_r x)", routed, np.where(routed != 0.0, alpha[:, 1:] * routed_p, 0.0)
+        )
 
 
 def _routed_permutation(ops: Any, sample: SampleInput) -> None:
@@ -204,7 +225,11 @@ def _routed_permutation(ops: Any, sample: SampleInput) -> None:
     perm = np.concatenate([np.arange(h_s), h_s + order])
     k_e, v_e = hd.expand_heads(k, heads)[..., perm, :, :], hd.expand_heads(v, heads)[..., perm, :, :]
     got = ops.moh_attention(q[..., perm, :, :], k_e, v_e, x, w_s, w_r[order], w_m, **sample.kwargs)
-    sh.close("output after permuting the routed heads and their router rows", got, sample.call(ops.moh_attention)[..., perm, :, :])
+    sh.close(
+        "output after permuting the routed heads and their router rows",
+        got,
+        sample.call(ops.moh_attention)[..., perm, :, :],
+    )
 
 
 def _router_is_tokenwise(ops: Any, sample: SampleInput) -> None:
@@ -212,11 +237,15 @@ def _router_is_tokenwise(ops: Any, sample: SampleInput) -> None:
     moved = np.array(x)
     moved[..., 1::2, :] += np.random.default_rng(6).standard_normal(moved[..., 1::2, :].shape)
     got = ops.moh_attention(q, k, v, moved, w_s, w_r, w_m, **sample.kwargs)
-    sh.close("even tokens' outputs after perturbing the odd tokens' router inputs", got[..., 0::2, :], sample.call(ops.moh_attention)[..., 0::2, :])
+    sh.close(
+        "even tokens' outputs after perturbing the odd tokens' router inputs",
+        got[..., 0::2, :],
+        sample.call(ops.moh_attention)[..., 0::2, :],
+    )
 
 
 def _paper_is_code_rescaled(ops: Any, sample: SampleInput) -> None:
-    q, k, v, x, w_s, w_r, w_m = sample.args
+    w_s, w_r = sample.args[4:6]
     h_s, h_r = w_s.shape[0], w_r.shape[0]
     every = {**sample.kwargs, "top_k": h_r}
     code = ops.moh_attention(*sample.args, **{**every, "gating": "code"})
@@ -230,7 +259,9 @@ def _paper_is_code_rescaled(ops: Any, sample: SampleInput) -> None:
 
 
 def _rolled(original: Any) -> Any:
-    def mutated(x: np.ndarray, w_shared: np.ndarray, w_routed: np.ndarray, w_mix: np.ndarray, **kwargs: Any) -> np.ndarray:
+    def mutated(
+        x: np.ndarray, w_shared: np.ndarray, w_routed: np.ndarray, w_mix: np.ndarray, **kwargs: Any
+    ) -> np.ndarray:
         gates = np.array(original(x, w_shared, w_routed, w_mix, **kwargs))
         h_s = w_shared.shape[0]
         gates[..., h_s:] = np.roll(gates[..., h_s:], 1, axis=-1)
@@ -243,7 +274,9 @@ def _not_renormalised(original: Any) -> Any:
     def mutated(shared: np.ndarray, picked: np.ndarray, mix: np.ndarray, *, top_k: int, gating: str) -> np.ndarray:
         if gating != "code":
             return original(shared, picked, mix, top_k=top_k, gating=gating)
-        return np.concatenate([2.0 * mix[..., :1] * shared * shared.shape[-1], 2.0 * mix[..., 1:] * picked * top_k], axis=-1)
+        return np.concatenate(
+            [2.0 * mix[..., :1] * shared * shared.shape[-1], 2.0 * mix[..., 1:] * picked * top_k], axis=-1
+        )
 
     return mutated
 
@@ -268,17 +301,37 @@ MUTANTS = (
     sh.wrong_default_scale(OP),
     sh.ignores_mask(OP),
     sh.output_nudged(OP),
-    Mutant("top_k_plus_one", "K + 1 routed heads activated", {"top_k_mask": lambda orig: lambda s, k: orig(s, min(k + 1, s.shape[-1]))}),
+    Mutant(
+        "top_k_plus_one",
+        "K + 1 routed heads activated",
+        {"top_k_mask": lambda orig: lambda s, k: orig(s, min(k + 1, s.shape[-1]))},
+    ),
     Mutant(
         "pooled_router",
         "the router reads the sequence mean of x (not each token)",
         {"router_scores": lambda orig: lambda x, w: orig(np.broadcast_to(x.mean(axis=-2, keepdims=True), x.shape), w)},
     ),
     Mutant("rolled_routed_gates", "routed gate j applied to routed head j + 1", {"route": _rolled}),
-    Mutant("not_renormalised", "code gating without renormalising the selected routed scores", {"combine": _not_renormalised}),
-    Mutant("mix_ignored", "the shared/routed mixing router replaced by [1/2, 1/2]", {"combine": lambda orig: lambda s, p, m, **kw: orig(s, p, np.full_like(m, 0.5), **kw)}),
-    Mutant("shared_scale_missing", "code gating without the factor h_s on shared gates", {"combine": _code_only(lambda s, p, m: (s / s.shape[-1], p, m))}),
-    Mutant("mix_not_doubled", "code gating without the factor 2 on [α_1, α_2]", {"combine": _code_only(lambda s, p, m: (s, p, m / 2.0))}),
+    Mutant(
+        "not_renormalised",
+        "code gating without renormalising the selected routed scores",
+        {"combine": _not_renormalised},
+    ),
+    Mutant(
+        "mix_ignored",
+        "the shared/routed mixing router replaced by [1/2, 1/2]",
+        {"combine": lambda orig: lambda s, p, m, **kw: orig(s, p, np.full_like(m, 0.5), **kw)},
+    ),
+    Mutant(
+        "shared_scale_missing",
+        "code gating without the factor h_s on shared gates",
+        {"combine": _code_only(lambda s, p, m: (s / s.shape[-1], p, m))},
+    ),
+    Mutant(
+        "mix_not_doubled",
+        "code gating without the factor 2 on [α_1, α_2]",
+        {"combine": _code_only(lambda s, p, m: (s, p, m / 2.0))},
+    ),
 )
 
 
@@ -289,13 +342,15 @@ def _has_code_gating(sample: SampleInput) -> bool:
 INVARIANTS = (
     Invariant(
         "uniform_router_is_mha",
-        "code gates with zero router weights and every routed head selected are all 1: MoH is multi-head softmax attention",
+        "code gates with zero router weights and every routed head selected are all 1: MoH is multi-head "
+        "softmax attention",
         _uniform_router_is_mha,
         ("shared_scale_missing", "mix_not_doubled"),
     ),
     Invariant(
         "gate_budget",
-        "each token activates exactly its top_k routed heads; code: Σ shared = 2α_1 h_s, Σ routed = 2α_2 K; paper: g = α p",
+        "each token activates exactly its top_k routed heads; code: Σ shared = 2α_1 h_s, Σ routed = 2α_2 K; "
+        "paper: g = α p",
         _gate_budget,
         ("top_k_plus_one", "not_renormalised", "mix_ignored", "rolled_routed_gates"),
     ),
@@ -326,11 +381,20 @@ INVARIANTS = (
     sh.matches_brute_force(
         OP,
         brute_force,
-        mutants=("top_left_causal", "wrong_scale", "ignores_mask", "output_nudged", "top_k_plus_one", "rolled_routed_gates"),
+        mutants=(
+            "top_left_causal",
+            "wrong_scale",
+            "ignores_mask",
+            "output_nudged",
+            "top_k_plus_one",
+            "rolled_routed_gates",
+        ),
     ),
 )
 
-BAD_SHAPE = Shape(batch=1, heads=4, kv_heads=2, n=5, m=6, d=4, d_v=3, options=(("gating", "paper"), ("shared_heads", 1), ("top_k", 2)))
+BAD_SHAPE = Shape(
+    batch=1, heads=4, kv_heads=2, n=5, m=6, d=4, d_v=3, options=(("gating", "paper"), ("shared_heads", 1), ("top_k", 2))
+)
 
 
 def bad_inputs() -> list[BadInput]:
@@ -349,14 +413,23 @@ def bad_inputs() -> list[BadInput]:
         hd.bad_arg("w-mix-three-rows", s, 6, np.concatenate([w_m, w_m[:1]]), ValueError, r"\bw_mix\b.*\(2, D\)"),
         hd.bad_arg("head-count-mismatch", s, 5, w_r[:-1], ValueError, r"\bw_shared/w_routed\b.*h_s \+ h_r"),
         hd.bad_arg("q-no-head-axis", s, 0, q[0, 0], ValueError, r"\bq\b"),
-        BadInput("kv-heads-not-dividing", (q, np.concatenate([k] * 3, -3), np.concatenate([v] * 3, -3), x, w_s, w_r, w_m), s.kwargs, ValueError, r"\bk\b.*heads"),
+        BadInput(
+            "kv-heads-not-dividing",
+            (q, np.concatenate([k] * 3, -3), np.concatenate([v] * 3, -3), x, w_s, w_r, w_m),
+            s.kwargs,
+            ValueError,
+            r"\bk\b.*heads",
+        ),
     ]
 
 
 FORM = Form(
     name="moh",
     title="Mixture-of-Head attention (shared + top-K routed heads, per-token gates)",
-    equation=r"O_{t,h} = g_{t,h}\,\operatorname{softmax}(\sigma Q_h K_{g(h)}^\top + M)_t V_{g(h)},\quad g_{t,h} = \alpha_{1}p^s_h \ (h < h_s),\ \alpha_{2}p^r_h\,[h \in \mathrm{TopK}]",
+    equation=(
+        r"O_{t,h} = g_{t,h}\,\operatorname{softmax}(\sigma Q_h K_{g(h)}^\top + M)_t V_{g(h)},"
+        r"\quad g_{t,h} = \alpha_{1}p^s_h \ (h < h_s),\ \alpha_{2}p^r_h\,[h \in \mathrm{TopK}]"
+    ),
     reference=moh_attention,
     module=module,
     brute_force=brute_force,
@@ -377,8 +450,27 @@ FORM = Form(
     adapt=adapt,
     shapes=shapes(),
     extra_shapes=(
-        Shape(batch=1, heads=6, kv_heads=3, n=7, m=9, d=4, d_v=3, causal=True, options=(("gating", "code"), ("scale", 0.4), ("shared_heads", 2), ("top_k", 3))),
-        Shape(batch=2, heads=5, kv_heads=5, n=6, d=3, d_v=2, masked=True, options=(("gating", "paper"), ("shared_heads", 1), ("top_k", 1))),
+        Shape(
+            batch=1,
+            heads=6,
+            kv_heads=3,
+            n=7,
+            m=9,
+            d=4,
+            d_v=3,
+            causal=True,
+            options=(("gating", "code"), ("scale", 0.4), ("shared_heads", 2), ("top_k", 3)),
+        ),
+        Shape(
+            batch=2,
+            heads=5,
+            kv_heads=5,
+            n=6,
+            d=3,
+            d_v=2,
+            masked=True,
+            options=(("gating", "paper"), ("shared_heads", 1), ("top_k", 1)),
+        ),
     ),
     invariants=INVARIANTS,
     mutants=MUTANTS,
@@ -386,10 +478,56 @@ FORM = Form(
     flops=sh.softmax_flops,
     flop_convention=sh.SOFTMAX_FLOPS + ", for every head (the reference and the code compute unselected heads too)",
     bench=(
-        BenchCase(Shape(batch=1, heads=4, kv_heads=2, n=16, d=8, d_v=8, causal=True, options=(("gating", "code"), ("shared_heads", 2), ("top_k", 1))), ("tiny",)),
-        BenchCase(Shape(batch=1, heads=8, kv_heads=8, n=512, d=64, d_v=64, options=(("gating", "code"), ("shared_heads", 2), ("top_k", 4))), ("quick",)),
-        BenchCase(Shape(batch=1, heads=8, kv_heads=8, n=2048, d=64, d_v=64, options=(("gating", "code"), ("shared_heads", 2), ("top_k", 4))), ("full",)),
-        BenchCase(Shape(batch=4, heads=16, kv_heads=16, n=4096, d=128, d_v=128, causal=True, options=(("gating", "code"), ("shared_heads", 4), ("top_k", 8))), ("cuda",)),
+        BenchCase(
+            Shape(
+                batch=1,
+                heads=4,
+                kv_heads=2,
+                n=16,
+                d=8,
+                d_v=8,
+                causal=True,
+                options=(("gating", "code"), ("shared_heads", 2), ("top_k", 1)),
+            ),
+            ("tiny",),
+        ),
+        BenchCase(
+            Shape(
+                batch=1,
+                heads=8,
+                kv_heads=8,
+                n=512,
+                d=64,
+                d_v=64,
+                options=(("gating", "code"), ("shared_heads", 2), ("top_k", 4)),
+            ),
+            ("quick",),
+        ),
+        BenchCase(
+            Shape(
+                batch=1,
+                heads=8,
+                kv_heads=8,
+                n=2048,
+                d=64,
+                d_v=64,
+                options=(("gating", "code"), ("shared_heads", 2), ("top_k", 4)),
+            ),
+            ("full",),
+        ),
+        BenchCase(
+            Shape(
+                batch=4,
+                heads=16,
+                kv_heads=16,
+                n=4096,
+                d=128,
+                d_v=128,
+                causal=True,
+                options=(("gating", "code"), ("shared_heads", 4), ("top_k", 8)),
+            ),
+            ("cuda",),
+        ),
     ),
     diagnoses=sh.attention_diagnoses(moh_attention),
     fast_paths=(

@@ -19,7 +19,16 @@ OP = "sqa_attention"
 
 
 def oracle(
-    x: Any, context: Any, w_q: Any, w_k: Any, w_v: Any, w_o: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None
+    x: Any,
+    context: Any,
+    w_q: Any,
+    w_k: Any,
+    w_v: Any,
+    w_o: Any,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
 ) -> Any:
     """Projections, GQA softmax attention with the scores materialised and the output projection, in torch."""
     import torch
@@ -41,7 +50,16 @@ def oracle(
 
 
 def brute_force(
-    x: Any, context: Any, w_q: Any, w_k: Any, w_v: Any, w_o: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None
+    x: Any,
+    context: Any,
+    w_q: Any,
+    w_k: Any,
+    w_v: Any,
+    w_o: Any,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
 ) -> np.ndarray:
     """Scalar loops: projections as explicit sums, query head ``h`` on KV head ``h // (H_q / H_kv)``."""
     x, context, w_q, w_k, w_v, w_o = (np.asarray(a, dtype=np.float64) for a in (x, context, w_q, w_k, w_v, w_o))
@@ -106,7 +124,9 @@ def _equals_projected_softmax(ops: Any, sample: SampleInput) -> None:
     mask = sample.kwargs.get("mask")
     heads = softmax_attention(q, k, v, **_options(sample), mask=None if mask is None else mask[..., None, :, :])
     want = np.einsum("bhne,hed->bnd", heads, w_o)
-    sh.close("SQA vs GQA softmax attention (H_q query heads) between the projections", sample.call(ops.sqa_attention), want)
+    sh.close(
+        "SQA vs GQA softmax attention (H_q query heads) between the projections", sample.call(ops.sqa_attention), want
+    )
 
 
 def _query_head_pruning(ops: Any, sample: SampleInput) -> None:
@@ -120,7 +140,11 @@ def _query_head_pruning(ops: Any, sample: SampleInput) -> None:
         wide_q[2 * g * group : 2 * g * group + group] = w_q[g * group : (g + 1) * group]
         wide_o[2 * g * group : 2 * g * group + group] = w_o[g * group : (g + 1) * group]
     got = ops.sqa_attention(x, context, wide_q, w_k, w_v, wide_o, **sample.kwargs)
-    sh.close("GQA layer with 2 H_q query heads, half of them with W_O = 0, vs SQA with H_q", got, sample.call(ops.sqa_attention))
+    sh.close(
+        "GQA layer with 2 H_q query heads, half of them with W_O = 0, vs SQA with H_q",
+        got,
+        sample.call(ops.sqa_attention),
+    )
 
 
 def _head_group_permutation(ops: Any, sample: SampleInput) -> None:
@@ -151,9 +175,19 @@ MUTANTS = (
     sh.drops_last_key(OP, (1,)),
     sh.ignores_mask(OP),
     sh.output_nudged(OP),
-    Mutant("scale_from_model_width", "default scale D^-1/2 (the model width) instead of d_h^-1/2", {OP: _scale_from_width}),
-    Mutant("mean_over_heads", "the output projection averages the query heads instead of summing them", {"merge_heads": lambda orig: lambda o, w: orig(o, w) / w.shape[0]}),
-    Mutant("output_heads_reversed", "W_O^h applied to head H_q − 1 − h", {"merge_heads": lambda orig: lambda o, w: orig(o, w[::-1])}),
+    Mutant(
+        "scale_from_model_width", "default scale D^-1/2 (the model width) instead of d_h^-1/2", {OP: _scale_from_width}
+    ),
+    Mutant(
+        "mean_over_heads",
+        "the output projection averages the query heads instead of summing them",
+        {"merge_heads": lambda orig: lambda o, w: orig(o, w) / w.shape[0]},
+    ),
+    Mutant(
+        "output_heads_reversed",
+        "W_O^h applied to head H_q − 1 − h",
+        {"merge_heads": lambda orig: lambda o, w: orig(o, w[::-1])},
+    ),
 )
 
 INVARIANTS = (
@@ -200,7 +234,13 @@ def bad_inputs() -> list[BadInput]:
         hd.bad_arg("w-v-heads", s, 4, w_v[:1], ValueError, r"\bw_v\b.*KV heads"),
         hd.bad_arg("w-o-heads", s, 5, w_o[:-1], ValueError, r"\bw_o\b.*query heads"),
         hd.bad_arg("kv-heads-above-query-heads", s, 2, w_q[:1], ValueError, r"\bw_k\b.*divides"),
-        BadInput("kv-heads-not-dividing", (x, context, w_q, w_k[:1].repeat(3, 0), w_v[:1].repeat(3, 0), w_o), s.kwargs, ValueError, r"\bw_k\b.*divides"),
+        BadInput(
+            "kv-heads-not-dividing",
+            (x, context, w_q, w_k[:1].repeat(3, 0), w_v[:1].repeat(3, 0), w_o),
+            s.kwargs,
+            ValueError,
+            r"\bw_k\b.*divides",
+        ),
         hd.bad_arg("batch-mismatch", s, 1, np.concatenate([context] * 3, 0), ValueError, r"\bx/context\b.*broadcast"),
     ]
 
@@ -216,7 +256,10 @@ def flops(sample: SampleInput) -> float:
 FORM = Form(
     name="sqa",
     title="Sparse Query Attention (H_q < H query heads, GQA keys/values)",
-    equation=r"Y = \sum_{h < H_q} \operatorname{softmax}\!\big(\sigma (XW_Q^h)(CW_K^{g(h)})^\top + M\big)(CW_V^{g(h)})W_O^h,\quad g(h) = \lfloor h H_{kv}/H_q \rfloor",
+    equation=(
+        r"Y = \sum_{h < H_q} \operatorname{softmax}\!\big(\sigma (XW_Q^h)(CW_K^{g(h)})^\top + M\big)(CW_V^{g(h)})W_O^h,"
+        r"\quad g(h) = \lfloor h H_{kv}/H_q \rfloor"
+    ),
     reference=sqa_attention,
     module=module,
     brute_force=brute_force,

@@ -20,7 +20,9 @@ from attnlab.reference.diff_v2 import check_lam
 
 def check_heads(q: np.ndarray) -> None:
     if q.ndim < 3 or q.shape[-3] % 2:
-        raise ValueError(f"q: expected an even number 2H of query heads on axis -3 (pairs 2h, 2h + 1), got shape {q.shape}")
+        raise ValueError(
+            f"q: expected an even number 2H of query heads on axis -3 (pairs 2h, 2h + 1), got shape {q.shape}"
+        )
 
 
 def gate_of(lam: Any, out_shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:

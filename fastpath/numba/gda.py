@@ -43,7 +43,19 @@ class Layout:
 
 
 def prepare(
-    q: Any, k: Any, v: Any, *, ratio: Any, lam: Any, lam_init: Any, norm: Any, norm_weight: Any, eps: Any, scale: Any, causal: Any, mask: Any
+    q: Any,
+    k: Any,
+    v: Any,
+    *,
+    ratio: Any,
+    lam: Any,
+    lam_init: Any,
+    norm: Any,
+    norm_weight: Any,
+    eps: Any,
+    scale: Any,
+    causal: Any,
+    mask: Any,
 ) -> Layout:
     """Validate a call (the reference's checks and messages) and split it into the two branches."""
     dtype = fast_dtype(q, k, v)
@@ -77,7 +89,24 @@ def prepare(
     k1, k2 = split_kv_pairs(ka)
     v1, v2 = split_kv_pairs(va)
     values = np.concatenate([v1, v2], axis=-1)
-    return Layout(signal_q, noise_q, k1, k2, values, signal_mask, noise_mask, causal, r, lam_value, factor, apply_norm, weight, eps_value, scale, dtype)
+    return Layout(
+        signal_q,
+        noise_q,
+        k1,
+        k2,
+        values,
+        signal_mask,
+        noise_mask,
+        causal,
+        r,
+        lam_value,
+        factor,
+        apply_norm,
+        weight,
+        eps_value,
+        scale,
+        dtype,
+    )
 
 
 def branches(c: Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +143,20 @@ def gda_attention(
     Args and shapes as :func:`attnlab.reference.gda.gda_attention`. Returns ``(..., H₁, n, 2 d_v)`` in the
     input float dtype (float32 stays float32).
     """
-    c = prepare(q, k, v, ratio=ratio, lam=lam, lam_init=lam_init, norm=norm, norm_weight=norm_weight, eps=eps, scale=scale, causal=causal, mask=mask)
+    c = prepare(
+        q,
+        k,
+        v,
+        ratio=ratio,
+        lam=lam,
+        lam_init=lam_init,
+        norm=norm,
+        norm_weight=norm_weight,
+        eps=eps,
+        scale=scale,
+        causal=causal,
+        mask=mask,
+    )
     signal, noise = branches(c)
     z = signal - c.dtype.type(c.lam) * share_noise(noise, c.ratio)
     if c.norm:

@@ -42,7 +42,9 @@ def project(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.matmul(x[..., None, :, :], w)
 
 
-def prepare(x: Any, context: Any, w_q: Any, w_k: Any, w_v: Any, w_o: Any, *, scale: Any, causal: Any, mask: Any) -> Projected:
+def prepare(
+    x: Any, context: Any, w_q: Any, w_k: Any, w_v: Any, w_o: Any, *, scale: Any, causal: Any, mask: Any
+) -> Projected:
     dtype = fast_dtype(x, context, w_q, w_k, w_v, w_o)
     xa, ca = float_arrays(NAMES[:2], (x, context), dtype)
     with precision(dtype):
@@ -55,11 +57,22 @@ def prepare(x: Any, context: Any, w_q: Any, w_k: Any, w_v: Any, w_o: Any, *, sca
     if mask is not None:
         allowed = allowed_positions(xa.shape[-2], ca.shape[-2], causal=False, mask=mask, lead=lead)[..., None, :, :]
     sigma = check_scale(scale, wq.shape[-1] ** -0.5)
-    return Projected(xa, ca, (wq, wk, wv, wo), project(xa, wq), project(ca, wk), project(ca, wv), allowed, causal, sigma, dtype)
+    return Projected(
+        xa, ca, (wq, wk, wv, wo), project(xa, wq), project(ca, wk), project(ca, wv), allowed, causal, sigma, dtype
+    )
 
 
 def sqa_attention(
-    x: Any, context: Any, w_q: Any, w_k: Any, w_v: Any, w_o: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None
+    x: Any,
+    context: Any,
+    w_q: Any,
+    w_k: Any,
+    w_v: Any,
+    w_o: Any,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
 ) -> np.ndarray:
     """SQA layer ``Y = Σ_{h < H_q} softmax(σ (X W_Q^h)(C W_K^{g(h)})ᵀ + M)(C W_V^{g(h)}) W_O^h``.
 

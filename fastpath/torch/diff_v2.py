@@ -25,10 +25,14 @@ def check_lam(lam: Any, like: torch.Tensor, out_shape: tuple[int, ...]) -> torch
         ok = False
     if not ok:
         raise ValueError(
-            f"lam: expected the pre-sigmoid weights of shape (..., H, n, 1) broadcastable to {target}, got shape {tuple(lam.shape)}"
+            f"lam: expected the pre-sigmoid weights of shape (..., H, n, 1) broadcastable to {target}, "
+            f"got shape {tuple(lam.shape)}"
         )
     if lam.dtype != like.dtype or lam.device != like.device:
-        raise TypeError(f"q/lam: expected one dtype and one device, got q: {like.dtype} on {like.device}, lam: {lam.dtype} on {lam.device}")
+        raise TypeError(
+            f"q/lam: expected one dtype and one device, got q: {like.dtype} on {like.device}, "
+            f"lam: {lam.dtype} on {lam.device}"
+        )
     return lam
 
 
@@ -47,7 +51,9 @@ def diff_v2_attention(
     """
     q, k, v = check_qkv(q, k, v)
     if q.ndim < 3 or q.shape[-3] % 2:
-        raise ValueError(f"q: expected an even number 2H of query heads on axis -3 (pairs 2h, 2h + 1), got shape {tuple(q.shape)}")
+        raise ValueError(
+            f"q: expected an even number 2H of query heads on axis -3 (pairs 2h, 2h + 1), got shape {tuple(q.shape)}"
+        )
     sigma = check_scale(scale, q.shape[-1] ** -0.5)
     allowed, square_causal = visibility(q, k, causal=causal, mask=mask)
     heads = sdpa(q, k, v, scale=sigma, allowed=allowed, causal_square=square_causal)

@@ -60,8 +60,14 @@ def gda_attention(
     q, k, v = (check_tensor(name, t, min_ndim=3) for name, t in zip(("q", "k", "v"), (q, k, v)))
     check_same_dtype(("q", "k", "v"), (q, k, v))
     r, _, _ = check_layout(q, k, ratio)
-    if k.shape[:-1] != v.shape[:-1] or k.shape[-1] != q.shape[-1]:
-        raise ValueError(f"q/k/v: expected k (..., H_kv, m, d) with q's d and v (..., H_kv, m, d_v), got k{tuple(k.shape)} and v{tuple(v.shape)}")
+    if k.shape[-1] != q.shape[-1]:
+        raise ValueError(
+            f"k: expected last axis of size {q.shape[-1]} (d_k, the last axis of q), got shape {tuple(k.shape)}"
+        )
+    if k.shape[:-1] != v.shape[:-1]:
+        raise ValueError(
+            f"k/v: expected the same leading dims and length (..., m, *), got k{tuple(k.shape)} and v{tuple(v.shape)}"
+        )
     lam_value = check_float("lam", lam)
     factor = 1.0 if lam_init is None else 1.0 - check_float("lam_init", lam_init)
     apply_norm = check_bool("norm", norm)
@@ -69,7 +75,11 @@ def gda_attention(
     sigma = check_scale(scale, q.shape[-1] ** -0.5)
     n, m, heads = q.shape[-2], k.shape[-2], q.shape[-3]
     square_causal = check_bool("causal", causal) and n == m and mask is None
-    allowed = None if square_causal else allowed_mask(n, m, causal=causal, mask=mask, lead=tuple(q.shape[:-2]), device=q.device)
+    allowed = (
+        None
+        if square_causal
+        else allowed_mask(n, m, causal=causal, mask=mask, lead=tuple(q.shape[:-2]), device=q.device)
+    )
     signal_mask = noise_mask = allowed
     if allowed is not None and allowed.ndim >= 3 and allowed.shape[-3] == heads > 1:
         signal_mask, noise_mask = split_groups(allowed, r)
@@ -86,6 +96,8 @@ def gda_attention(
             given = norm_weight if isinstance(norm_weight, torch.Tensor) else torch.as_tensor(np.asarray(norm_weight))
             weight = check_tensor("norm_weight", given.to(device=out.device, dtype=out.dtype), min_ndim=1, ndim=1)
             if tuple(weight.shape) != (d_out,):
-                raise ValueError(f"norm_weight: expected shape ({d_out},) (2 d_v, the output width), got {tuple(weight.shape)}")
+                raise ValueError(
+                    f"norm_weight: expected shape ({d_out},) (2 d_v, the output width), got {tuple(weight.shape)}"
+                )
         out = headwise_rms_norm(out, weight, eps_value)
     return factor * out if factor != 1.0 else out

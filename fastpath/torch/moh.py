@@ -60,10 +60,15 @@ def moh_attention(
     if q.ndim < 3:
         raise ValueError(f"q: expected at least 3 dims laid out (..., H, n, d), got shape {tuple(q.shape)}")
     x = check_tensor("x", x)
-    routers = [check_tensor(name, w, ndim=2) for name, w in (("w_shared", w_shared), ("w_routed", w_routed), ("w_mix", w_mix))]
+    routers = [
+        check_tensor(name, w, ndim=2) for name, w in (("w_shared", w_shared), ("w_routed", w_routed), ("w_mix", w_mix))
+    ]
     for name, t in zip(("x", "w_shared", "w_routed", "w_mix"), (x, *routers)):
         if t.dtype != q.dtype or t.device != q.device:
-            raise TypeError(f"q/{name}: expected one dtype and one device, got q: {q.dtype} on {q.device}, {name}: {t.dtype} on {t.device}")
+            raise TypeError(
+                f"q/{name}: expected one dtype and one device, got q: {q.dtype} on {q.device}, "
+                f"{name}: {t.dtype} on {t.device}"
+            )
     top = check_router(q, x, *routers, top_k, gating)
     sigma = check_scale(scale, q.shape[-1] ** -0.5)
     allowed, square_causal = visibility(q, k, causal=causal, mask=mask)

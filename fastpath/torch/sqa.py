@@ -10,13 +10,29 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import allowed_mask, broadcast_lead, check_bool, check_same_dtype, check_scale, check_tensor
+from attnlab.fastpath.torch._common import (
+    allowed_mask,
+    broadcast_lead,
+    check_bool,
+    check_same_dtype,
+    check_scale,
+    check_tensor,
+)
 from attnlab.fastpath.torch.softmax import sdpa
 from attnlab.reference.sqa import check_weights
 
 
 def sqa_attention(
-    x: Any, context: Any, w_q: Any, w_k: Any, w_v: Any, w_o: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None
+    x: Any,
+    context: Any,
+    w_q: Any,
+    w_k: Any,
+    w_v: Any,
+    w_o: Any,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
 ) -> torch.Tensor:
     """SQA layer ``Y = Σ_{h < H_q} softmax(σ (X W_Q^h)(C W_K^{g(h)})ᵀ + M)(C W_V^{g(h)}) W_O^h`` on PyTorch SDPA.
 
@@ -39,5 +55,7 @@ def sqa_attention(
     q = torch.einsum("...nd,hde->...hne", x, w_q)
     k = torch.einsum("...md,hde->...hme", context, w_k)
     v = torch.einsum("...md,hde->...hme", context, w_v)
-    heads = sdpa(q, k, v, scale=sigma, allowed=None if allowed is None else allowed.unsqueeze(-3), causal_square=square_causal)
+    heads = sdpa(
+        q, k, v, scale=sigma, allowed=None if allowed is None else allowed.unsqueeze(-3), causal_square=square_causal
+    )
     return torch.einsum("...hne,hed->...nd", heads, w_o)

@@ -22,7 +22,15 @@ from attnlab.validation import check_last_dim, check_scale
 
 
 def diff_v2_vjp(
-    grad_out: Any, q: Any, k: Any, v: Any, lam: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None
+    grad_out: Any,
+    q: Any,
+    k: Any,
+    v: Any,
+    lam: Any,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Vector-Jacobian product of :func:`attnlab.fastpath.numba.diff_v2.diff_v2_attention`.
 
@@ -47,7 +55,9 @@ def diff_v2_vjp(
     head_grad = np.empty((*lead, n, d_v), dtype=dtype)
     head_grad[..., 0::2, :, :] = grad
     head_grad[..., 1::2, :, :] = -gate * grad
-    dq, dk, dv = softmax_grads(head_grad, np.broadcast_to(qa, (*lead, n, d)), ka, va, scale=sigma, causal=causal, mask=mask)
+    dq, dk, dv = softmax_grads(
+        head_grad, np.broadcast_to(qa, (*lead, n, d)), ka, va, scale=sigma, causal=causal, mask=mask
+    )
     odd = heads[..., 1::2, :, :]
     dlam = -np.sum(grad * odd, axis=-1, keepdims=True, dtype=np.float64) * gate * (1.0 - gate)
     return sum_to_shape(dq, qa.shape), dk, dv, sum_to_shape(dlam.astype(dtype), lam_arr.shape)

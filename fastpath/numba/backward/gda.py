@@ -23,10 +23,14 @@ from attnlab.reference.gda import RMS_EPS, share_noise
 from attnlab.validation import check_last_dim, check_scale
 
 
-def _branch_grads(grad: np.ndarray, q: np.ndarray, k: np.ndarray, c: Layout, mask: Any, sigma: float) -> tuple[np.ndarray, ...]:
+def _branch_grads(
+    grad: np.ndarray, q: np.ndarray, k: np.ndarray, c: Layout, mask: Any, sigma: float
+) -> tuple[np.ndarray, ...]:
     check_last_dim("k", k, q.shape[-1], "d_k, the last axis of q")
     lead, _, _ = attention_maps(q, k, c.values)
-    dq, dk, dv = softmax_grads(grad, np.broadcast_to(q, (*lead, *q.shape[-2:])), k, c.values, scale=sigma, causal=c.causal, mask=mask)
+    dq, dk, dv = softmax_grads(
+        grad, np.broadcast_to(q, (*lead, *q.shape[-2:])), k, c.values, scale=sigma, causal=c.causal, mask=mask
+    )
     return sum_to_shape(dq, q.shape), dk, dv
 
 
@@ -55,7 +59,20 @@ def gda_vjp(
     Returns:
         ``(dq, dk, dv)`` shaped and typed like ``q``, ``k``, ``v``.
     """
-    c = prepare(q, k, v, ratio=ratio, lam=lam, lam_init=lam_init, norm=norm, norm_weight=norm_weight, eps=eps, scale=scale, causal=causal, mask=mask)
+    c = prepare(
+        q,
+        k,
+        v,
+        ratio=ratio,
+        lam=lam,
+        lam_init=lam_init,
+        norm=norm,
+        norm_weight=norm_weight,
+        eps=eps,
+        scale=scale,
+        causal=causal,
+        mask=mask,
+    )
     dtype, r = c.dtype, c.ratio
     sigma = check_scale(scale, c.signal_q.shape[-1] ** -0.5)
     signal, noise = branches(c)

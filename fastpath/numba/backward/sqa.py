@@ -32,7 +32,17 @@ def _input_grad(grads: np.ndarray, w: np.ndarray, shape: tuple[int, ...]) -> np.
 
 
 def sqa_vjp(
-    grad_out: Any, x: Any, context: Any, w_q: Any, w_k: Any, w_v: Any, w_o: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None
+    grad_out: Any,
+    x: Any,
+    context: Any,
+    w_q: Any,
+    w_k: Any,
+    w_v: Any,
+    w_o: Any,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
 ) -> tuple[np.ndarray, ...]:
     """Vector-Jacobian product of :func:`attnlab.fastpath.numba.sqa.sqa_attention`.
 
@@ -54,7 +64,9 @@ def sqa_vjp(
     dq, dk, dv = softmax_grads(d_heads, q_b, p.k, p.v, scale=p.scale, causal=p.causal, mask=p.mask)
     dq = sum_to_shape(dq, p.q.shape)
     dx = _input_grad(dq, wq, p.x.shape)
-    dcontext = sum_to_shape(_input_grad(dk, wk, p.context.shape) + _input_grad(dv, wv, p.context.shape), p.context.shape)
+    dcontext = sum_to_shape(
+        _input_grad(dk, wk, p.context.shape) + _input_grad(dv, wv, p.context.shape), p.context.shape
+    )
     return (
         dx,
         dcontext,
