@@ -114,6 +114,14 @@ def time_call(fn: Callable[[], Any], repeats: int, warmup: int = 1, budget_s: fl
     return statistics.median(times), len(times), out
 
 
+def prepared(form: Form, case: BenchCase, implementation: str, dtype: str) -> tuple[Callable[[], Any], SampleInput]:
+    """A no-argument call of one implementation on the case's (converted) input, and the float64 sample."""
+    impl = implementations(form)[implementation]
+    sample = form.sample(BENCH_SEED, case.shape)
+    args, kwargs = convert(sample, impl.kind, dtype)
+    return functools.partial(_call, impl, args, kwargs, dtype), sample
+
+
 def gate_sample(form: Form, sample: SampleInput, rows: int) -> tuple[SampleInput, int | None]:
     """The sample restricted to its last ``rows`` queries (bottom-right causal alignment is preserved)."""
     if not form.row_args:
@@ -178,6 +186,7 @@ def scaling(form: Form, lengths: tuple[int, ...], repeats: int, dtype: str = "fl
     impls = {name: load(ref) for name, ref in form.scaling.items()}
     if not impls:
         return []
+    tag = "".join(f"-{k[0]}{v}" for k, v in form.scaling_options.items())
     golden_fn = next(iter(impls.values()))
     records: list[dict[str, Any]] = []
     for name, fn in impls.items():
@@ -185,15 +194,15 @@ def scaling(form: Form, lengths: tuple[int, ...], repeats: int, dtype: str = "fl
         for n in lengths:
             rng = np.random.default_rng(n)
             arrays = [rng.uniform(-1.0, 1.0, (1, 4, n, d)).astype(dtype) for _ in range(5)]
-            seconds, timed, out = time_call(functools.partial(fn, *arrays), repeats)
+            seconds, timed, out = time_call(functools.partial(fn, *arrays, **form.scaling_options), repeats)
             if n == lengths[0]:
-                want = golden_fn(*[a.astype(np.float64) for a in arrays])
+                want = golden_fn(*[a.astype(np.float64) for a in arrays], **form.scaling_options)
                 err = float(np.max(np.abs(np.asarray(out, np.float64) - want)))
                 tol = 1e-10 if dtype == "float64" else 1e-4
                 verdict = "pass" if err <= tol else f"fail: error {err:.2e} > {tol:.0e}"
             times.append(seconds)
             records.append(
-                {"form": form.name, "implementation": name, "shape": f"B1-H4-n{n}-d{d}", "dtype": dtype, "time_s": seconds, "repeats": timed, "gate": verdict}
+                {"form": form.name, "implementation": name, "shape": f"B1-H4-n{n}-d{d}{tag}", "dtype": dtype, "time_s": seconds, "repeats": timed, "gate": verdict}
             )
         slope = float(np.polyfit(np.log(lengths), np.log(times), 1)[0]) if len(lengths) > 1 else None
         records.append(
@@ -460,4 +469,4 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-__all__ = ["cases", "gate", "get_form", "implementations", "run_benchmarks", "run_case", "run_cuda_benchmarks", "scaling"]
+__all__ = ["cases", "gate", "get_form", "implementations", "prepared", "run_benchmarks", "run_case", "run_cuda_benchmarks", "scaling"]

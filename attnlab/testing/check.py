@@ -312,7 +312,7 @@ def _check_sample(form: Form, impl: Implementation, sample: SampleInput, dtype: 
             verdict.error.abs,
             verdict.bound,
             None if verdict.first_index is None else list(verdict.first_index),
-            "" if verdict.passed else (verdict.problem or diagnose(form, sample, got, verdict.bound)),
+            "" if verdict.passed else (diagnose(form, sample, got, verdict.bound) or verdict.problem),
         )
     ]
     if grad and verdict.passed:

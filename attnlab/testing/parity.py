@@ -171,3 +171,14 @@ def assert_gradients(
         if res.judgement is not None and not res.judgement.passed:
             raise AssertionError(res.judgement.message(where))
     return results
+
+
+def check_path(
+    form: str, path: str, sample: SampleInput, dtype: str, device: str = "cpu", *, grad: bool = False
+) -> Judgement | list[GradientJudgement]:
+    """Assert the tolerance rule for one declared fast path (``grad``: its gradients) on ``sample``."""
+    from attnlab.forms import get_form
+
+    info = get_form(form)
+    impl = Implementation.of(info.fast_path(path))
+    return assert_gradients(info, impl, sample, dtype, device) if grad else assert_forward(info, impl, sample, dtype, device)
