@@ -49,11 +49,12 @@ def diff_v2_attention(
     Returns:
         ``(..., H, n, d_v)`` in the inputs' dtype and device; differentiable in ``q``, ``k``, ``v``, ``lam``.
     """
-    q, k, v = check_qkv(q, k, v)
-    if q.ndim < 3 or q.shape[-3] % 2:
+    q = check_tensor("q", q, min_ndim=3)
+    if q.shape[-3] % 2:
         raise ValueError(
             f"q: expected an even number 2H of query heads on axis -3 (pairs 2h, 2h + 1), got shape {tuple(q.shape)}"
         )
+    q, k, v = check_qkv(q, k, v)
     sigma = check_scale(scale, q.shape[-1] ** -0.5)
     allowed, square_causal = visibility(q, k, causal=causal, mask=mask)
     heads = sdpa(q, k, v, scale=sigma, allowed=allowed, causal_square=square_causal)
