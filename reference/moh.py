@@ -1,7 +1,7 @@
 """Mixture-of-Head attention (MoH): heads as experts, a per-token router weighting their outputs.
 
 Source: Jin, Zhu, Yuan & Yan, "MoH: Multi-Head Attention as Mixture-of-Head Attention", 2024
-(arXiv 2410.11842), §3 (shared and routed heads, two-stage routing); code: SkyworkAI/MoH
+(arXiv 2410.11842; shared and routed heads, two-stage routing); code: SkyworkAI/MoH
 (``MoH-ViT/attention.py``, ``MoH-DiT/models.py``).
 
 Multi-head attention is ``Σ_h O_h W_O^h``; MoH weights the sum per token, ``Σ_h g_{t,h} O_{t,h} W_O^h``.

@@ -460,7 +460,9 @@ FORM = Form(
     module=module,
     brute_force=brute_force,
     oracle=oracle,
-    source=Source(paper("lim2025gda"), "§3 (grouped differential attention)", abstract_level=True),
+    source=Source(
+        paper("lim2025gda"), "unbalanced signal/noise heads, noise heads shared by groups", abstract_level=True
+    ),
     status="reading",
     note=(
         "The head layout is the vLLM GROUPED_DIFF_ATTN backend's (query groups [signal x r, noise], interleaved "

@@ -434,7 +434,7 @@ FORM = Form(
     module=module,
     brute_force=brute_force,
     oracle=oracle,
-    source=Source(paper("jin2024moh"), "§3, shared and routed heads with two-stage routing"),
+    source=Source(paper("jin2024moh"), "shared and routed heads, two-stage routing", abstract_level=True),
     status="exact",
     note=(
         "gating='paper' (default): g = α_1 softmax(W_s x) on shared heads, α_2 softmax(W_r x) on the top-K routed "
@@ -442,7 +442,8 @@ FORM = Form(
         "to sum 1, and the shared, routed and mixing softmaxes multiplied by h_s, K and 2, so uniform routers with "
         "every head active give gates of 1 (multi-head attention). Returns the gated head outputs before W_O; "
         "every head's attention is computed, as in the code. Needs h_s >= 1 and h_r >= 1 (the code's h_s = 0 "
-        "variant, routed gates only, is not covered)."
+        "variant, routed gates only, is not covered). The paper's gate equations are taken from its description "
+        "of two-stage routing (its body was not re-read here); the code variant was checked against the release."
     ),
     array_args=("q", "k", "v", "x", "w_shared", "w_routed", "w_mix"),
     row_args=(0, 3),

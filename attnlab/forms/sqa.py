@@ -264,7 +264,7 @@ FORM = Form(
     module=module,
     brute_force=brute_force,
     oracle=oracle,
-    source=Source(paper("filipek2025sqa"), "§3, SQA formulation"),
+    source=Source(paper("filipek2025sqa"), "query-head reduction H_q < H", abstract_level=True),
     status="exact",
     note=(
         "A layer operator (x, context, per-head W_Q, W_K, W_V, W_O); pass context = x for self-attention. "
