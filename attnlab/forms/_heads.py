@@ -7,12 +7,12 @@ positional argument of calls that take more than ``(q, k, v)``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from attnlab.core import BadInput, SampleInput, Shape
+from attnlab.core import BadInput, BenchCase, Invariant, Mutant, SampleInput, Shape
 from attnlab.forms import _shared as sh
 
 
@@ -63,3 +63,59 @@ def layout_sample(seed: int, shape: Shape, options: dict[str, Any]) -> SampleInp
     if shape.masked:
         kwargs["mask"] = sh.sample_mask(rng, shape)
     return SampleInput((q, k, v), kwargs, shape.label())
+
+
+def attention_mutants(
+    op: str,
+    *,
+    key_args: Sequence[int] = (1, 2),
+    gqa_args: Sequence[int] | None = (1, 2),
+    gqa_q_arg: int = 0,
+    scale: bool = True,
+) -> tuple[Mutant, ...]:
+    """The generic mutants of an operator whose first argument carries the queries: top-left and leaky
+    causal, the interleaved GQA map (``gqa_args``: the KV-head arguments, read against the query heads of
+    argument ``gqa_q_arg``; None without GQA), a dropped last key, a wrong default scale (``scale``), an
+    ignored mask and a nudged output row."""
+    mutants = [sh.top_left_causal(op, key_arg=key_args[0]), sh.leaky_causal(op, key_arg=key_args[0])]
+    if gqa_args is not None:
+        mutants.append(sh.interleaved_gqa(op, gqa_args, q_arg=gqa_q_arg))
+    mutants.append(sh.drops_last_key(op, key_args))
+    if scale:
+        mutants.append(sh.wrong_default_scale(op))
+    return (*mutants, sh.ignores_mask(op), sh.output_nudged(op))
+
+
+def attention_invariants(
+    op: str,
+    brute: Callable[..., np.ndarray],
+    *,
+    query_args: Sequence[int],
+    key_args: Sequence[int],
+    brute_mutants: Sequence[str],
+    gqa_args: Sequence[int] | None = None,
+    q_arg: int = 0,
+) -> tuple[Invariant, ...]:
+    """The generic invariants claiming the mutants of :func:`attention_mutants`: causal prefix, key and
+    query permutations, GQA = MHA (``gqa_args``) and the brute-force loop (with ``brute_mutants`` too)."""
+    invariants = [
+        sh.causal_prefix(op, query_args, key_args, mutants=("leaky_causal",)),
+        sh.key_permutation(op, key_args, mutants=("drops_last_key",)),
+        sh.query_permutation(op, query_args, key_arg=key_args[0], mutants=("output_nudged",)),
+    ]
+    if gqa_args is not None:
+        invariants.append(sh.gqa_equals_mha(op, gqa_args, mutants=("interleaved_gqa",), q_arg=q_arg))
+    brute_force = sh.matches_brute_force(
+        op, brute, mutants=("top_left_causal", "ignores_mask", "output_nudged", *brute_mutants)
+    )
+    return (*invariants, brute_force)
+
+
+def bench_cases(
+    options: dict[str, Any], *rows: tuple[tuple[str, ...], int, int, int, int, int, bool]
+) -> tuple[BenchCase, ...]:
+    """Benchmark cases ``(modes, batch, heads, kv_heads, n, d, causal)`` with ``d_v = d`` and the same options."""
+    return tuple(
+        BenchCase(Shape(batch=b, heads=h, kv_heads=kv, n=n, d=d, d_v=d, causal=causal).with_options(**options), modes)
+        for modes, b, h, kv, n, d, causal in rows
+    )

@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import attnlab.reference.diff_v2 as module
-from attnlab.core import BadInput, BenchCase, FastPath, Form, Invariant, Mutant, SampleInput, Shape, Tolerance
+from attnlab.core import BadInput, FastPath, Form, Invariant, Mutant, SampleInput, Shape, Tolerance
 from attnlab.forms import _heads as hd
 from attnlab.forms import _shared as sh
 from attnlab.papers import Source, paper
@@ -176,13 +176,7 @@ def _shared_pair_kv(original: Any) -> Any:
 
 
 MUTANTS = (
-    sh.top_left_causal(OP),
-    sh.leaky_causal(OP),
-    sh.interleaved_gqa(OP, (1, 2)),
-    sh.drops_last_key(OP, (1, 2)),
-    sh.wrong_default_scale(OP),
-    sh.ignores_mask(OP),
-    sh.output_nudged(OP),
+    *hd.attention_mutants(OP),
     Mutant("no_sigmoid", "λ used as the subtraction weight without the sigmoid", {"sigmoid": lambda orig: lambda x: x}),
     Mutant(
         "gate_complement",
@@ -219,14 +213,13 @@ INVARIANTS = (
         _rows_sum,
         ("no_sigmoid", "gate_complement"),
     ),
-    sh.causal_prefix(OP, [0, 3], [1, 2], mutants=("leaky_causal",)),
-    sh.key_permutation(OP, [1, 2], mutants=("drops_last_key",)),
-    sh.query_permutation(OP, [0, 3], mutants=("output_nudged",)),
-    sh.gqa_equals_mha(OP, [1, 2], mutants=("interleaved_gqa",)),
-    sh.matches_brute_force(
+    *hd.attention_invariants(
         OP,
         brute_force,
-        mutants=("top_left_causal", "wrong_scale", "ignores_mask", "output_nudged", "no_sigmoid", "shared_pair_kv"),
+        query_args=[0, 3],
+        key_args=[1, 2],
+        gqa_args=[1, 2],
+        brute_mutants=("wrong_scale", "no_sigmoid", "shared_pair_kv"),
     ),
 )
 
@@ -287,11 +280,12 @@ FORM = Form(
     bad_inputs=bad_inputs,
     flops=sh.softmax_flops,
     flop_convention=sh.SOFTMAX_FLOPS + ", over all 2H query heads (the pair subtraction is O(H n d_v))",
-    bench=(
-        BenchCase(Shape(batch=1, heads=4, kv_heads=2, n=16, d=8, d_v=8, causal=True), ("tiny",)),
-        BenchCase(Shape(batch=1, heads=16, kv_heads=4, n=512, d=64, d_v=64, causal=True), ("quick",)),
-        BenchCase(Shape(batch=1, heads=16, kv_heads=4, n=2048, d=64, d_v=64, causal=True), ("full",)),
-        BenchCase(Shape(batch=4, heads=32, kv_heads=8, n=4096, d=128, d_v=128, causal=True), ("cuda",)),
+    bench=hd.bench_cases(
+        {},
+        (("tiny",), 1, 4, 2, 16, 8, True),
+        (("quick",), 1, 16, 4, 512, 64, True),
+        (("full",), 1, 16, 4, 2048, 64, True),
+        (("cuda",), 4, 32, 8, 4096, 128, True),
     ),
     diagnoses=sh.attention_diagnoses(diff_v2_attention),
     fast_paths=(

@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import attnlab.reference.gda as module
-from attnlab.core import BadInput, BenchCase, FastPath, Form, Invariant, Mutant, SampleInput, Shape, Tolerance
+from attnlab.core import BadInput, FastPath, Form, Invariant, Mutant, SampleInput, Shape, Tolerance
 from attnlab.forms import _heads as hd
 from attnlab.forms import _shared as sh
 from attnlab.papers import Source, paper
@@ -316,12 +316,7 @@ def _noise_reads_k1(original: Any) -> Any:
 
 
 MUTANTS = (
-    sh.top_left_causal(OP),
-    sh.leaky_causal(OP),
-    sh.drops_last_key(OP, (1, 2)),
-    sh.wrong_default_scale(OP),
-    sh.ignores_mask(OP),
-    sh.output_nudged(OP),
+    *hd.attention_mutants(OP, gqa_args=None),
     Mutant(
         "kv_pairs_as_halves",
         "K1/K2 taken as the first/second half of the KV heads, not interleaved pairs",
@@ -393,20 +388,12 @@ INVARIANTS = (
         _several_pairs,
         min_samples=1,
     ),
-    sh.causal_prefix(OP, [0], [1, 2], mutants=("leaky_causal",)),
-    sh.key_permutation(OP, [1, 2], mutants=("drops_last_key",)),
-    sh.query_permutation(OP, [0], mutants=("output_nudged",)),
-    sh.matches_brute_force(
+    *hd.attention_invariants(
         OP,
         brute_force,
-        mutants=(
-            "top_left_causal",
-            "wrong_scale",
-            "ignores_mask",
-            "output_nudged",
-            "noise_tiled",
-            "kv_pairs_as_halves",
-        ),
+        query_args=[0],
+        key_args=[1, 2],
+        brute_mutants=("wrong_scale", "noise_tiled", "kv_pairs_as_halves"),
     ),
 )
 
@@ -446,8 +433,6 @@ def bad_inputs() -> list[BadInput]:
         hd.bad_option("norm-weight-shape", s, ValueError, r"\bnorm_weight\b.*2 d_v", norm_weight=np.ones(3)),
     ]
 
-
-BENCH_OPTIONS = (("lam", 0.55), ("lam_init", lambda_init(1)), ("ratio", 3))
 
 FORM = Form(
     name="gda",
@@ -498,17 +483,12 @@ FORM = Form(
     flop_convention=(
         sh.SOFTMAX_FLOPS + ", for the H₁ signal heads and the H₂ noise heads (each computed once), value width 2 d_v"
     ),
-    bench=(
-        BenchCase(Shape(batch=1, heads=4, kv_heads=2, n=16, d=8, d_v=8, causal=True, options=BENCH_OPTIONS), ("tiny",)),
-        BenchCase(
-            Shape(batch=1, heads=16, kv_heads=4, n=512, d=64, d_v=64, causal=True, options=BENCH_OPTIONS), ("quick",)
-        ),
-        BenchCase(
-            Shape(batch=1, heads=16, kv_heads=4, n=2048, d=64, d_v=64, causal=True, options=BENCH_OPTIONS), ("full",)
-        ),
-        BenchCase(
-            Shape(batch=4, heads=32, kv_heads=8, n=4096, d=128, d_v=128, causal=True, options=BENCH_OPTIONS), ("cuda",)
-        ),
+    bench=hd.bench_cases(
+        {"lam": 0.55, "lam_init": lambda_init(1), "ratio": 3},
+        (("tiny",), 1, 4, 2, 16, 8, True),
+        (("quick",), 1, 16, 4, 512, 64, True),
+        (("full",), 1, 16, 4, 2048, 64, True),
+        (("cuda",), 4, 32, 8, 4096, 128, True),
     ),
     diagnoses=sh.attention_diagnoses(gda_attention),
     fast_paths=(

@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import attnlab.reference.moh as module
-from attnlab.core import BadInput, BenchCase, FastPath, Form, Invariant, Mutant, SampleInput, Shape, Tolerance
+from attnlab.core import BadInput, FastPath, Form, Invariant, Mutant, SampleInput, Shape, Tolerance
 from attnlab.forms import _heads as hd
 from attnlab.forms import _shared as sh
 from attnlab.papers import Source, paper
@@ -294,13 +294,7 @@ def _code_only(change: Any) -> Any:
 
 
 MUTANTS = (
-    sh.top_left_causal(OP),
-    sh.leaky_causal(OP),
-    sh.interleaved_gqa(OP, (1, 2)),
-    sh.drops_last_key(OP, (1, 2)),
-    sh.wrong_default_scale(OP),
-    sh.ignores_mask(OP),
-    sh.output_nudged(OP),
+    *hd.attention_mutants(OP),
     Mutant(
         "top_k_plus_one",
         "K + 1 routed heads activated",
@@ -374,21 +368,13 @@ INVARIANTS = (
         _paper_is_code_rescaled,
         ("shared_scale_missing", "mix_not_doubled"),
     ),
-    sh.causal_prefix(OP, [0, 3], [1, 2], mutants=("leaky_causal",)),
-    sh.key_permutation(OP, [1, 2], mutants=("drops_last_key",)),
-    sh.query_permutation(OP, [0, 3], mutants=("output_nudged",)),
-    sh.gqa_equals_mha(OP, [1, 2], mutants=("interleaved_gqa",)),
-    sh.matches_brute_force(
+    *hd.attention_invariants(
         OP,
         brute_force,
-        mutants=(
-            "top_left_causal",
-            "wrong_scale",
-            "ignores_mask",
-            "output_nudged",
-            "top_k_plus_one",
-            "rolled_routed_gates",
-        ),
+        query_args=[0, 3],
+        key_args=[1, 2],
+        gqa_args=[1, 2],
+        brute_mutants=("wrong_scale", "top_k_plus_one", "rolled_routed_gates"),
     ),
 )
 
@@ -478,57 +464,12 @@ FORM = Form(
     bad_inputs=bad_inputs,
     flops=sh.softmax_flops,
     flop_convention=sh.SOFTMAX_FLOPS + ", for every head (the reference and the code compute unselected heads too)",
-    bench=(
-        BenchCase(
-            Shape(
-                batch=1,
-                heads=4,
-                kv_heads=2,
-                n=16,
-                d=8,
-                d_v=8,
-                causal=True,
-                options=(("gating", "code"), ("shared_heads", 2), ("top_k", 1)),
-            ),
-            ("tiny",),
-        ),
-        BenchCase(
-            Shape(
-                batch=1,
-                heads=8,
-                kv_heads=8,
-                n=512,
-                d=64,
-                d_v=64,
-                options=(("gating", "code"), ("shared_heads", 2), ("top_k", 4)),
-            ),
-            ("quick",),
-        ),
-        BenchCase(
-            Shape(
-                batch=1,
-                heads=8,
-                kv_heads=8,
-                n=2048,
-                d=64,
-                d_v=64,
-                options=(("gating", "code"), ("shared_heads", 2), ("top_k", 4)),
-            ),
-            ("full",),
-        ),
-        BenchCase(
-            Shape(
-                batch=4,
-                heads=16,
-                kv_heads=16,
-                n=4096,
-                d=128,
-                d_v=128,
-                causal=True,
-                options=(("gating", "code"), ("shared_heads", 4), ("top_k", 8)),
-            ),
-            ("cuda",),
-        ),
+    bench=hd.bench_cases(
+        {"gating": "code", "shared_heads": 2, "top_k": 4},
+        (("tiny",), 1, 6, 2, 16, 8, True),
+        (("quick",), 1, 8, 8, 512, 64, False),
+        (("full",), 1, 8, 8, 2048, 64, False),
+        (("cuda",), 4, 16, 16, 4096, 128, True),
     ),
     diagnoses=sh.attention_diagnoses(moh_attention),
     fast_paths=(

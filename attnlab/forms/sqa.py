@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 import attnlab.reference.sqa as module
-from attnlab.core import BadInput, BenchCase, FastPath, Form, Invariant, Mutant, SampleInput, Shape, Tolerance
+from attnlab.core import BadInput, FastPath, Form, Invariant, Mutant, SampleInput, Shape, Tolerance
 from attnlab.forms import _heads as hd
 from attnlab.forms import _shared as sh
 from attnlab.papers import Source, paper
@@ -169,12 +169,7 @@ def _scale_from_width(original: Any) -> Any:
 
 
 MUTANTS = (
-    sh.top_left_causal(OP),
-    sh.leaky_causal(OP),
-    sh.interleaved_gqa(OP, (3, 4), q_arg=2),
-    sh.drops_last_key(OP, (1,)),
-    sh.ignores_mask(OP),
-    sh.output_nudged(OP),
+    *hd.attention_mutants(OP, key_args=(1,), gqa_args=(3, 4), gqa_q_arg=2, scale=False),
     Mutant(
         "scale_from_model_width", "default scale D^-1/2 (the model width) instead of d_h^-1/2", {OP: _scale_from_width}
     ),
@@ -210,14 +205,14 @@ INVARIANTS = (
         ("interleaved_gqa",),
         lambda s: s.args[3].shape[0] >= 2,
     ),
-    sh.causal_prefix(OP, [0], [1], mutants=("leaky_causal",)),
-    sh.key_permutation(OP, [1], mutants=("drops_last_key",)),
-    sh.query_permutation(OP, [0], mutants=("output_nudged",)),
-    sh.gqa_equals_mha(OP, [3, 4], mutants=("interleaved_gqa",), q_arg=2),
-    sh.matches_brute_force(
+    *hd.attention_invariants(
         OP,
         brute_force,
-        mutants=("top_left_causal", "scale_from_model_width", "ignores_mask", "output_nudged", "output_heads_reversed"),
+        query_args=[0],
+        key_args=[1],
+        gqa_args=[3, 4],
+        q_arg=2,
+        brute_mutants=("scale_from_model_width", "output_heads_reversed"),
     ),
 )
 
@@ -285,11 +280,12 @@ FORM = Form(
     bad_inputs=bad_inputs,
     flops=flops,
     flop_convention=sh.SOFTMAX_FLOPS + ", over the H_q query heads (projections not counted): H_q / H of MHA's",
-    bench=(
-        BenchCase(Shape(batch=1, heads=2, kv_heads=1, n=16, d=8, d_v=8, causal=True), ("tiny",)),
-        BenchCase(Shape(batch=1, heads=4, kv_heads=2, n=512, d=64, d_v=64), ("quick",)),
-        BenchCase(Shape(batch=1, heads=4, kv_heads=2, n=2048, d=64, d_v=64, causal=True), ("full",)),
-        BenchCase(Shape(batch=4, heads=8, kv_heads=4, n=4096, d=128, d_v=128, causal=True), ("cuda",)),
+    bench=hd.bench_cases(
+        {},
+        (("tiny",), 1, 2, 1, 16, 8, True),
+        (("quick",), 1, 4, 2, 512, 64, False),
+        (("full",), 1, 4, 2, 2048, 64, True),
+        (("cuda",), 4, 8, 4, 4096, 128, True),
     ),
     # top-left causal, ignored causal, ignored mask, ignored explicit scale (x and context carry n and m)
     diagnoses=sh.attention_diagnoses(sqa_attention)[:4],
