@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference.softmax import softmax_attention
-from attnlab.validation import allowed_positions, as_float_array, check_bool, check_positive_int
+from attnlab.validation import allowed_positions, as_float_array, check_bool, check_positive_int, compute_dtype
 
 #: RMSNorm ε of DIFF V1's headwise normalisation (``RMSNorm(2 d, eps=1e-5)``).
 RMS_EPS = 1e-5
@@ -144,7 +144,11 @@ def gda_attention(
     apply_norm = check_bool("norm", norm)
     eps_value = check_float("eps", eps, minimum=0.0)
     d_out = 2 * v.shape[-1]
-    weight = np.ones(d_out) if norm_weight is None else as_float_array("norm_weight", norm_weight, min_ndim=1, ndim=1)
+    weight = (
+        np.ones(d_out, dtype=compute_dtype())
+        if norm_weight is None
+        else as_float_array("norm_weight", norm_weight, min_ndim=1, ndim=1)
+    )
     if weight.shape != (d_out,):
         raise ValueError(f"norm_weight: expected shape ({d_out},) (2 d_v, the output width), got {weight.shape}")
     allowed = allowed_positions(q.shape[-2], k.shape[-2], causal=causal, mask=mask, lead=q.shape[:-2])

@@ -7,12 +7,13 @@ positional argument of calls that take more than ``(q, k, v)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from attnlab.core import BadInput, BenchCase, Invariant, Mutant, SampleInput, Shape
+from attnlab.core import BadInput, BenchCase, FastPath, Invariant, Mutant, SampleInput, Shape
 from attnlab.forms import _shared as sh
 
 
@@ -119,3 +120,25 @@ def bench_cases(
         BenchCase(Shape(batch=b, heads=h, kv_heads=kv, n=n, d=d, d_v=d, causal=causal).with_options(**options), modes)
         for modes, b, h, kv, n, d, causal in rows
     )
+
+
+def torch_path(fn: str) -> FastPath:
+    """The autograd torch path ``fn`` (``"module:attr"``) on CPU and CUDA in every torch float dtype,
+    held to the default tolerance rule."""
+    return FastPath(
+        "torch",
+        fn,
+        "torch",
+        dtypes=("float32", "float64", "bfloat16", "float16"),
+        devices=("cpu", "cuda"),
+        differentiable=True,
+    )
+
+
+def query_head_flops(sample: SampleInput, *, value_width: int = 1) -> float:
+    """FlashAttention's count for the query heads of ``(q, k, v, ...)``: ``4·(B·H)·n·m·(d_k + w·d_v)/2``,
+    halved when causal; ``value_width`` ``w`` multiplies the value dim (GDA attends ``[V1 ‖ V2]``). Counted
+    over the query heads, so GQA samples (fewer KV heads) are counted by the work done."""
+    q, k, v = sample.args[:3]
+    d = (q.shape[-1] + value_width * v.shape[-1]) / 2
+    return 4.0 * math.prod(q.shape[:-2]) * q.shape[-2] * k.shape[-2] * d * (0.5 if sample.kwargs.get("causal") else 1.0)

@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import attnlab.reference.diff_v2 as module
-from attnlab.core import BadInput, FastPath, Form, Invariant, Mutant, SampleInput, Shape, Tolerance
+from attnlab.core import BadInput, FastPath, Form, Invariant, Mutant, SampleInput, Shape
 from attnlab.forms import _heads as hd
 from attnlab.forms import _shared as sh
 from attnlab.papers import Source, paper
@@ -278,7 +278,7 @@ FORM = Form(
     invariants=INVARIANTS,
     mutants=MUTANTS,
     bad_inputs=bad_inputs,
-    flops=sh.softmax_flops,
+    flops=hd.query_head_flops,
     flop_convention=sh.SOFTMAX_FLOPS + ", over all 2H query heads (the pair subtraction is O(H n d_v))",
     bench=hd.bench_cases(
         {},
@@ -296,14 +296,6 @@ FORM = Form(
             vjp="attnlab.fastpath.numba.backward.diff_v2:diff_v2_vjp",
             differentiable=True,
         ),
-        FastPath(
-            "torch",
-            "attnlab.fastpath.torch.diff_v2:diff_v2_attention",
-            "torch",
-            dtypes=("float32", "float64", "bfloat16", "float16"),
-            devices=("cpu", "cuda"),
-            differentiable=True,
-            tolerance=Tolerance(),
-        ),
+        hd.torch_path("attnlab.fastpath.torch.diff_v2:diff_v2_attention"),
     ),
 )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 
 import attnlab.reference.gda as module
-from attnlab.core import BadInput, FastPath, Form, Invariant, Mutant, SampleInput, Shape, Tolerance
+from attnlab.core import BadInput, FastPath, Form, Invariant, Mutant, SampleInput, Shape
 from attnlab.forms import _heads as hd
 from attnlab.forms import _shared as sh
 from attnlab.papers import Source, paper
@@ -398,14 +399,6 @@ INVARIANTS = (
 )
 
 
-def flops(sample: SampleInput) -> float:
-    """Every query head (signal and noise, each once) against value width ``2 d_v``."""
-    q, k, v = sample.args
-    lead = math.prod(q.shape[:-2])
-    d = (q.shape[-1] + 2 * v.shape[-1]) / 2
-    return 4.0 * lead * q.shape[-2] * k.shape[-2] * d * (0.5 if sample.kwargs.get("causal") else 1.0)
-
-
 BAD_SHAPE = Shape(
     batch=1, heads=6, kv_heads=4, n=5, m=6, d=4, d_v=3, options=(("lam", 0.5), ("lam_init", 0.2), ("ratio", 2))
 )
@@ -479,7 +472,7 @@ FORM = Form(
     invariants=INVARIANTS,
     mutants=MUTANTS,
     bad_inputs=bad_inputs,
-    flops=flops,
+    flops=partial(hd.query_head_flops, value_width=2),
     flop_convention=(
         sh.SOFTMAX_FLOPS + ", for the H₁ signal heads and the H₂ noise heads (each computed once), value width 2 d_v"
     ),
@@ -499,14 +492,6 @@ FORM = Form(
             vjp="attnlab.fastpath.numba.backward.gda:gda_vjp",
             differentiable=True,
         ),
-        FastPath(
-            "torch",
-            "attnlab.fastpath.torch.gda:gda_attention",
-            "torch",
-            dtypes=("float32", "float64", "bfloat16", "float16"),
-            devices=("cpu", "cuda"),
-            differentiable=True,
-            tolerance=Tolerance(),
-        ),
+        hd.torch_path("attnlab.fastpath.torch.gda:gda_attention"),
     ),
 )

@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import attnlab.reference.moh as module
-from attnlab.core import BadInput, FastPath, Form, Invariant, Mutant, SampleInput, Shape, Tolerance
+from attnlab.core import BadInput, Form, Invariant, Mutant, SampleInput, Shape
 from attnlab.forms import _heads as hd
 from attnlab.forms import _shared as sh
 from attnlab.papers import Source, paper
@@ -462,7 +462,7 @@ FORM = Form(
     invariants=INVARIANTS,
     mutants=MUTANTS,
     bad_inputs=bad_inputs,
-    flops=sh.softmax_flops,
+    flops=hd.query_head_flops,
     flop_convention=sh.SOFTMAX_FLOPS + ", for every head (the reference and the code compute unselected heads too)",
     bench=hd.bench_cases(
         {"gating": "code", "shared_heads": 2, "top_k": 4},
@@ -472,15 +472,5 @@ FORM = Form(
         (("cuda",), 4, 16, 16, 4096, 128, True),
     ),
     diagnoses=sh.attention_diagnoses(moh_attention),
-    fast_paths=(
-        FastPath(
-            "torch",
-            "attnlab.fastpath.torch.moh:moh_attention",
-            "torch",
-            dtypes=("float32", "float64", "bfloat16", "float16"),
-            devices=("cpu", "cuda"),
-            differentiable=True,
-            tolerance=Tolerance(),
-        ),
-    ),
+    fast_paths=(hd.torch_path("attnlab.fastpath.torch.moh:moh_attention"),),
 )

@@ -306,14 +306,6 @@ FORM = Form(
                 ),
             ),
         ),
-        FastPath(
-            "torch",
-            "attnlab.fastpath.torch.sqa:sqa_attention",
-            "torch",
-            dtypes=("float32", "float64", "bfloat16", "float16"),
-            devices=("cpu", "cuda"),
-            differentiable=True,
-            tolerance=Tolerance(),
-        ),
+        hd.torch_path("attnlab.fastpath.torch.sqa:sqa_attention"),
     ),
 )

@@ -73,3 +73,13 @@ def test_lambda_helpers_follow_diff_v1() -> None:
     assert reparameterised_lambda(zeros, zeros, zeros, zeros, 0.35) == pytest.approx(0.35)
     a, b = np.full(4, 0.5), np.full(4, 0.25)
     assert reparameterised_lambda(a, a, b, b, 0.1) == pytest.approx(np.exp(1.0) - np.exp(0.25) + 0.1)
+
+
+def test_reference_keeps_the_compute_dtype() -> None:
+    """Under ``reference_precision`` (the benchmark's NumPy row) the default RMSNorm gain follows the dtype."""
+    from attnlab.validation import reference_precision
+
+    s = sample(0, Shape(batch=1, heads=4, kv_heads=2, n=5, d=4, d_v=3, options=(("lam", 0.5), ("ratio", 3))))
+    with reference_precision("float32"):
+        out = gda_attention(*(a.astype(np.float32) for a in s.args), **s.kwargs)
+    assert out.dtype == np.float32
