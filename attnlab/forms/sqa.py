@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from hypothesis import strategies as st
 
 import attnlab.reference.sqa as module
 from attnlab.core import BadInput, FastPath, Form, Invariant, Mutant, SampleInput, Shape, Tolerance
@@ -108,6 +110,16 @@ def sample(seed: int, shape: Shape) -> SampleInput:
     if shape.masked:
         kwargs["mask"] = sh.sample_mask(rng, shape)
     return SampleInput((x, context, w_q, w_k, w_v, w_o), kwargs, shape.label())
+
+
+@st.composite
+def shapes(draw: Any) -> Shape:
+    """The attention shapes with ``H_q`` in 1 … 6 (non-powers of two included) and ``H_kv | H_q``."""
+    base = draw(sh.attention_shapes(options=sh.positive_scale))
+    heads = draw(st.sampled_from([1, 2, 3, 4, 6]))
+    return replace(
+        base, heads=heads, kv_heads=draw(st.sampled_from([g for g in range(1, heads + 1) if heads % g == 0]))
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,7 +282,7 @@ FORM = Form(
     array_args=("x", "context", "w_q", "w_k", "w_v", "w_o"),
     row_args=(0,),
     sample=sample,
-    shapes=sh.attention_shapes(options=sh.positive_scale),
+    shapes=shapes(),
     extra_shapes=(
         Shape(batch=1, heads=6, kv_heads=3, n=7, m=9, d=4, d_v=3, causal=True, options=(("scale", 0.4),)),
         Shape(batch=2, heads=3, kv_heads=1, n=5, d=3, d_v=2, masked=True),
