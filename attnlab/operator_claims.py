@@ -35,7 +35,9 @@ def invariant_check(form: Form, invariant: Invariant) -> Callable[..., CheckResu
             with mutated(form.module, form.mutant(mutant)):
                 run()
         if failures:
-            return CheckResult("falsified", f"violated on {failures[0]}", {"failures": failures, "samples": len(samples)})
+            return CheckResult(
+                "falsified", f"violated on {failures[0]}", {"failures": failures, "samples": len(samples)}
+            )
         return CheckResult("holds", f"checked on {len(samples)} fixed samples", {"samples": len(samples)})
 
     return check
@@ -45,7 +47,9 @@ def operator_claims() -> list[Claim]:
     claims = []
     for form in all_forms():
         for inv in form.invariants:
-            source: Any = Source(form.source.paper, form.source.locator + " (the operator; the invariant is the lab's lemma)")
+            source: Any = Source(
+                form.source.paper, form.source.locator + " (the operator; the invariant is the lab's lemma)"
+            )
             claims.append(
                 Claim(
                     id=f"operators.{form.name}.{inv.name}",

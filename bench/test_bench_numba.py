@@ -25,7 +25,11 @@ from attnlab import bench
 torch.set_num_threads(1)
 numba.set_num_threads(1)
 
-CASES = {f"{form.name}-{case.label}": (form, case) for form, case in bench.cases("full") if any(p.name == "numba" for p in form.fast_paths)}
+CASES = {
+    f"{form.name}-{case.label}": (form, case)
+    for form, case in bench.cases("full")
+    if any(p.name == "numba" for p in form.fast_paths)
+}
 
 
 def _params() -> list:

@@ -19,8 +19,19 @@ from attnlab.forms import get_form
 torch.set_num_threads(1)
 
 RECORD_KEYS = {
-    "form", "implementation", "shape", "dtype", "time_s", "repeats", "baseline", "speedup", "speedup_vs_numpy",
-    "gate", "error_abs", "gflops", "threads",
+    "form",
+    "implementation",
+    "shape",
+    "dtype",
+    "time_s",
+    "repeats",
+    "baseline",
+    "speedup",
+    "speedup_vs_numpy",
+    "gate",
+    "error_abs",
+    "gflops",
+    "threads",
 }
 
 
@@ -29,12 +40,19 @@ def _tiny(form: str):
 
 
 def test_cli_json_records_parse_and_follow_the_schema() -> None:
-    result = CliRunner().invoke(build_app(), ["bench", "--tiny", "--json", "--form", "softmax", "--form", "linear", "--impl", "torch", "--no-scaling"])
+    result = CliRunner().invoke(
+        build_app(),
+        ["bench", "--tiny", "--json", "--form", "softmax", "--form", "linear", "--impl", "torch", "--no-scaling"],
+    )
     assert result.exit_code == 0, result.output
     records = json.loads(result.stdout)
     assert {(r["form"], r["implementation"]) for r in records} == {
-        ("softmax", "sdpa"), ("softmax", "torch"), ("softmax", "numpy"),
-        ("linear", "composed"), ("linear", "torch"), ("linear", "numpy"),
+        ("softmax", "sdpa"),
+        ("softmax", "torch"),
+        ("softmax", "numpy"),
+        ("linear", "composed"),
+        ("linear", "torch"),
+        ("linear", "numpy"),
     }
     for r in records:
         assert set(r) == RECORD_KEYS
@@ -55,7 +73,7 @@ def _with_path(form_name: str, name: str, fn) -> object:
 
 
 def test_gate_refuses_a_wrong_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    form, case = _tiny("softmax")
+    _, case = _tiny("softmax")
     import attnlab.fastpath.torch.softmax as module
 
     def off_by_one_percent(*args, **kwargs):
@@ -77,7 +95,7 @@ def test_an_implementation_that_raises_is_reported(monkeypatch: pytest.MonkeyPat
         raise RuntimeError("kernel exploded")
 
     monkeypatch.setattr(module, "broken_for_test", broken, raising=False)
-    form, case = _tiny("laser")
+    _, case = _tiny("laser")
     broken_form = _with_path("laser", "torch", "attnlab.fastpath.torch.laser:broken_for_test")
     records = {r.implementation: r for r in bench.run_case(broken_form, case, "float32", 1, 1, only={"torch"})}
     assert records["torch"].gate.startswith("error: RuntimeError: kernel exploded")
@@ -106,7 +124,10 @@ def test_scaling_reports_a_slope() -> None:
 
 def test_save_writes_json_atomically(tmp_path: Path) -> None:
     target = tmp_path / "out" / "bench.json"
-    result = CliRunner().invoke(build_app(), ["bench", "--tiny", "--form", "hamming", "--impl", "torch", "--no-scaling", "--output", str(target)])
+    result = CliRunner().invoke(
+        build_app(),
+        ["bench", "--tiny", "--form", "hamming", "--impl", "torch", "--no-scaling", "--output", str(target)],
+    )
     assert result.exit_code == 0, result.output
     saved = json.loads(target.read_text())
     assert saved["meta"]["mode"] == "tiny" and "4·B·H·n·m·d" in saved["meta"]["flop_convention"]["hamming"]
@@ -116,7 +137,14 @@ def test_save_writes_json_atomically(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["--form", "nonsense"], ["--dtype", "float16"], ["--dtype", "nosuch"], ["--threads", "0"], ["--repeats", "0"], ["--device", "tpu"]],
+    [
+        ["--form", "nonsense"],
+        ["--dtype", "float16"],
+        ["--dtype", "nosuch"],
+        ["--threads", "0"],
+        ["--repeats", "0"],
+        ["--device", "tpu"],
+    ],
     ids=lambda a: "-".join(a),
 )
 def test_bad_options_exit_2_with_a_one_line_message(args: list[str]) -> None:

@@ -91,12 +91,32 @@ def test_gradients_are_checked_with_grad() -> None:
 
 def test_cli_exit_codes_json_and_table() -> None:
     runner = CliRunner()
-    ok = runner.invoke(build_app(), ["check", "torch.nn.functional:scaled_dot_product_attention", "--form", "softmax", "--convention", "sdpa", "--json"])
+    ok = runner.invoke(
+        build_app(),
+        [
+            "check",
+            "torch.nn.functional:scaled_dot_product_attention",
+            "--form",
+            "softmax",
+            "--convention",
+            "sdpa",
+            "--json",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["passed"] is True
     bad = runner.invoke(
         build_app(),
-        ["check", "torch.nn.functional:scaled_dot_product_attention", "--form", "softmax", "--convention", "sdpa", "--causal-as", "flag"],
+        [
+            "check",
+            "torch.nn.functional:scaled_dot_product_attention",
+            "--form",
+            "softmax",
+            "--convention",
+            "sdpa",
+            "--causal-as",
+            "flag",
+        ],
         env={"COLUMNS": "220"},
     )
     assert bad.exit_code == 1
@@ -130,6 +150,10 @@ def test_kernel_cases_in_a_users_pytest_suite(case) -> None:
 
 
 def test_a_failing_case_raises_with_the_diagnosis() -> None:
-    causal_cross = next(c for c in kernel_cases("softmax", convention="sdpa", causal_as="flag") if "causal" in str(c) and "mask" not in str(c) and re.search(r"-m\d", str(c)))
+    causal_cross = next(
+        c
+        for c in kernel_cases("softmax", convention="sdpa", causal_as="flag")
+        if "causal" in str(c) and "mask" not in str(c) and re.search(r"-m\d", str(c))
+    )
     with pytest.raises(AssertionError, match=TOP_LEFT):
         causal_cross.check(F.scaled_dot_product_attention)

@@ -36,12 +36,20 @@ def _public_modules(folder: str, package: str) -> list[str]:
 
 def test_every_declaration_module_is_listed_and_every_listed_form_declared() -> None:
     modules = {m.rpartition(".")[2] for m in _public_modules("attnlab/forms", "attnlab.forms")}
-    assert modules == set(FORMS), f"declaration modules not in FORMS: {sorted(modules - set(FORMS))}; listed without a module: {sorted(set(FORMS) - modules)}"
+    assert modules == set(FORMS), (
+        f"declaration modules not in FORMS: {sorted(modules - set(FORMS))}; listed "
+        f"without a module: {sorted(set(FORMS) - modules)}"
+    )
 
 
 @pytest.mark.parametrize(
     ("folder", "package"),
-    [("fastpath/numba", "attnlab.fastpath.numba"), ("fastpath/numba/backward", "attnlab.fastpath.numba.backward"), ("fastpath/torch", "attnlab.fastpath.torch"), ("reference", "attnlab.reference")],
+    [
+        ("fastpath/numba", "attnlab.fastpath.numba"),
+        ("fastpath/numba/backward", "attnlab.fastpath.numba.backward"),
+        ("fastpath/torch", "attnlab.fastpath.torch"),
+        ("reference", "attnlab.reference"),
+    ],
 )
 def test_every_fast_path_and_reference_module_belongs_to_a_declaration(folder: str, package: str) -> None:
     referenced = _referenced_modules()
@@ -87,7 +95,11 @@ def _string_constants(path: Path) -> set[str]:
         and isinstance(node.body[0], ast.Expr)
         and isinstance(node.body[0].value, ast.Constant)
     }
-    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings}
+    return {
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+    }
 
 
 def test_no_module_outside_a_form_keeps_a_table_of_form_names() -> None:
@@ -98,7 +110,11 @@ def test_no_module_outside_a_form_keeps_a_table_of_form_names() -> None:
     offenders = []
     for form in FORM_LIST:
         own = _form_files(form) | {(ROOT / "attnlab" / "forms" / "__init__.py").resolve()}
-        offenders += [f"{p.relative_to(ROOT)}: {form.name!r}" for p in sources if p.resolve() not in own and form.name in literals[p.resolve()]]
+        offenders += [
+            f"{p.relative_to(ROOT)}: {form.name!r}"
+            for p in sources
+            if p.resolve() not in own and form.name in literals[p.resolve()]
+        ]
     assert not offenders, offenders
 
 

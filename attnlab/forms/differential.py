@@ -16,12 +16,34 @@ from attnlab.reference.differential import differential_attention
 OP = "differential_attention"
 
 
-def brute_force(q1: Any, k1: Any, q2: Any, k2: Any, v: Any, *, lam: Any, scale: float | None = None, causal: bool = False, mask: Any = None) -> np.ndarray:
+def brute_force(
+    q1: Any,
+    k1: Any,
+    q2: Any,
+    k2: Any,
+    v: Any,
+    *,
+    lam: Any,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
+) -> np.ndarray:
     first = sh.attention_loop(q1, k1, v, scale=scale, causal=causal, mask=mask)
     return first - np.asarray(lam) * sh.attention_loop(q2, k2, v, scale=scale, causal=causal, mask=mask)
 
 
-def oracle(q1: Any, k1: Any, q2: Any, k2: Any, v: Any, *, lam: Any, scale: float | None = None, causal: bool = False, mask: Any = None) -> Any:
+def oracle(
+    q1: Any,
+    k1: Any,
+    q2: Any,
+    k2: Any,
+    v: Any,
+    *,
+    lam: Any,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
+) -> Any:
     """``softmax(σQ1K1ᵀ + M)V − λ softmax(σQ2K2ᵀ + M)V`` with both score matrices materialised."""
     from attnlab.forms import _torch as T
     from attnlab.forms.softmax import oracle as softmax
@@ -59,21 +81,31 @@ def _no_lam(sample: SampleInput) -> dict[str, Any]:
 
 def _lambda_zero(ops: Any, sample: SampleInput) -> None:
     q1, k1, _, _, v = sample.args
-    sh.close("lambda = 0 vs softmax", ops.differential_attention(*sample.args, **{**sample.kwargs, "lam": 0.0}), sh.attention_loop(q1, k1, v, **_no_lam(sample)))
+    sh.close(
+        "lambda = 0 vs softmax",
+        ops.differential_attention(*sample.args, **{**sample.kwargs, "lam": 0.0}),
+        sh.attention_loop(q1, k1, v, **_no_lam(sample)),
+    )
 
 
 def _same_maps(ops: Any, sample: SampleInput) -> None:
     q1, k1, _, _, v = sample.args
     lam = sample.kwargs["lam"]
     want = (1 - np.asarray(lam)) * sh.attention_loop(q1, k1, v, **_no_lam(sample))
-    sh.close("Q2 = Q1, K2 = K1 vs (1 - lambda) softmax", ops.differential_attention(q1, k1, q1, k1, v, **sample.kwargs), want)
+    sh.close(
+        "Q2 = Q1, K2 = K1 vs (1 - lambda) softmax", ops.differential_attention(q1, k1, q1, k1, v, **sample.kwargs), want
+    )
 
 
 def _value_split(ops: Any, sample: SampleInput) -> None:
     q1, k1, q2, k2, v = sample.args
     cut = v.shape[-1] // 2
-    halves = [ops.differential_attention(q1, k1, q2, k2, part, **sample.kwargs) for part in (v[..., :cut], v[..., cut:])]
-    sh.close("two value halves concatenated vs one call", np.concatenate(halves, -1), sample.call(ops.differential_attention))
+    halves = [
+        ops.differential_attention(q1, k1, q2, k2, part, **sample.kwargs) for part in (v[..., :cut], v[..., cut:])
+    ]
+    sh.close(
+        "two value halves concatenated vs one call", np.concatenate(halves, -1), sample.call(ops.differential_attention)
+    )
 
 
 def _row_mass(ops: Any, sample: SampleInput) -> None:
@@ -118,7 +150,11 @@ MUTANTS = (
     Mutant("swapped_keys", "the second map uses K1 and the first K2", {OP: _swapped_maps}),
     Mutant("lambda_squared", "lambda enters squared", {OP: _lambda_squared}),
     Mutant("value_cross_talk", "value channels leak into each other", {OP: _value_cross_talk}),
-    Mutant("row_mass_offset", "every output shifted by 1e-3 lambda (the rows no longer sum to 1 - lambda)", {OP: _unnormalised_second}),
+    Mutant(
+        "row_mass_offset",
+        "every output shifted by 1e-3 lambda (the rows no longer sum to 1 - lambda)",
+        {OP: _unnormalised_second},
+    ),
     sh.leaky_causal(OP, key_arg=1),
     sh.interleaved_gqa(OP, (1, 3, 4)),
     sh.top_left_causal(OP, key_arg=1),
@@ -127,13 +163,27 @@ MUTANTS = (
 )
 
 INVARIANTS = (
-    Invariant("lambda_zero_is_softmax", "lambda = 0 gives softmax attention with (Q1, K1)", _lambda_zero, ("swapped_keys",)),
-    Invariant("same_maps_scale", "Q2 = Q1, K2 = K1 gives (1 - lambda) softmax attention", _same_maps, ("lambda_squared",)),
-    Invariant("value_split_linearity", "splitting V into halves and concatenating equals one call", _value_split, ("value_cross_talk",), lambda s: s.args[4].shape[-1] >= 2),
-    Invariant("row_mass", "the combined weights of each visible row sum to 1 - lambda", _row_mass, ("row_mass_offset",)),
+    Invariant(
+        "lambda_zero_is_softmax", "lambda = 0 gives softmax attention with (Q1, K1)", _lambda_zero, ("swapped_keys",)
+    ),
+    Invariant(
+        "same_maps_scale", "Q2 = Q1, K2 = K1 gives (1 - lambda) softmax attention", _same_maps, ("lambda_squared",)
+    ),
+    Invariant(
+        "value_split_linearity",
+        "splitting V into halves and concatenating equals one call",
+        _value_split,
+        ("value_cross_talk",),
+        lambda s: s.args[4].shape[-1] >= 2,
+    ),
+    Invariant(
+        "row_mass", "the combined weights of each visible row sum to 1 - lambda", _row_mass, ("row_mass_offset",)
+    ),
     sh.causal_prefix(OP, [0, 2], [1, 3, 4], mutants=("leaky_causal",)),
     sh.gqa_equals_mha(OP, [1, 3, 4], mutants=("interleaved_gqa",)),
-    sh.matches_brute_force(OP, brute_force, mutants=("top_left_causal", "ignores_mask", "output_nudged", "swapped_keys")),
+    sh.matches_brute_force(
+        OP, brute_force, mutants=("top_left_causal", "ignores_mask", "output_nudged", "swapped_keys")
+    ),
 )
 
 
@@ -151,20 +201,34 @@ def _bad_inputs() -> list[BadInput]:
 FORM = Form(
     name="differential",
     title="Differential attention (DIFF Transformer core)",
-    equation=r"O = \operatorname{softmax}(\sigma Q_1K_1^\top + M)V - \lambda\, \operatorname{softmax}(\sigma Q_2K_2^\top + M)V",
+    equation=(
+        r"O = \operatorname{softmax}(\sigma Q_1K_1^\top + M)V - \lambda\, "
+        r"\operatorname{softmax}(\sigma Q_2K_2^\top + M)V"
+    ),
     reference=differential_attention,
     module=module,
     brute_force=brute_force,
     oracle=oracle,
     source=Source(paper("ye2025differential"), "§2.1, Eq. (1)"),
     status="exact",
-    note="v1 operator: lambda a float; an array broadcastable to (..., H, n, 1) gives token- and head-dependent lambda.",
+    note=(
+        "v1 operator: lambda a float; an array broadcastable to (..., H, n, 1) gives token- and head-dependent lambda."
+    ),
     array_args=("q1", "k1", "q2", "k2", "v"),
     row_args=(0, 2),
     sample=sample,
     shapes=sh.attention_shapes(options=_options),
     extra_shapes=(
-        Shape(batch=1, heads=4, kv_heads=2, n=6, d=4, d_v=4, causal=True, options=(("lam_per_token", True), ("scale", 0.5))),
+        Shape(
+            batch=1,
+            heads=4,
+            kv_heads=2,
+            n=6,
+            d=4,
+            d_v=4,
+            causal=True,
+            options=(("lam_per_token", True), ("scale", 0.5)),
+        ),
         Shape(batch=1, heads=2, kv_heads=2, n=5, m=8, d=3, d_v=2, masked=True, options=(("scale", 1.3),)),
     ),
     invariants=INVARIANTS,

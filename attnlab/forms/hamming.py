@@ -17,7 +17,14 @@ OP = "hamming_attention"
 
 
 def brute_force(
-    q: Any, k: Any, v: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None, top_n: int | None = None
+    q: Any,
+    k: Any,
+    v: Any,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
+    top_n: int | None = None,
 ) -> np.ndarray:
     """Logits ``σ (d − 2·#{t: sign q_it ≠ sign k_jt})`` counted bit by bit, an own top-N with ties, then
     the scalar softmax loop."""
@@ -42,7 +49,16 @@ def brute_force(
     return out
 
 
-def oracle(q: Any, k: Any, v: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None, top_n: int | None = None) -> Any:
+def oracle(
+    q: Any,
+    k: Any,
+    v: Any,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
+    top_n: int | None = None,
+) -> Any:
     """Softmax over ``σ ŝ(q)·ŝ(k)`` with ``ŝ(x) = +1 if x >= 0 else −1``, top-N keeping ties, in torch."""
     import torch
 
@@ -52,7 +68,9 @@ def oracle(q: Any, k: Any, v: Any, *, scale: float | None = None, causal: bool =
     codes_q = torch.where(q.detach() >= 0, 1.0, -1.0).to(q.dtype)
     codes_k = torch.where(k.detach() >= 0, 1.0, -1.0).to(k.dtype)
     exact = torch.float64 if q.dtype == torch.float64 else torch.float32  # integer dot products, exact
-    scores = (T.default_scale(scale, q.shape[-1]) * (codes_q.to(exact) @ codes_k.to(exact).transpose(-1, -2))).to(q.dtype)
+    scores = (T.default_scale(scale, q.shape[-1]) * (codes_q.to(exact) @ codes_k.to(exact).transpose(-1, -2))).to(
+        q.dtype
+    )
     allowed = T.visibility(q.shape[-2], k.shape[-2], causal=causal, mask=mask, device=q.device).expand(scores.shape)
     if top_n is not None and top_n < scores.shape[-1]:
         ranked = scores.masked_fill(~allowed, -torch.inf).sort(dim=-1, descending=True).values
@@ -85,17 +103,25 @@ def _rescale(ops: Any, sample: SampleInput) -> None:
     rng = np.random.default_rng(7)
     cq = rng.uniform(0.1, 10.0, (*q.shape[:-1], 1))
     ck = rng.uniform(0.1, 10.0, (*k.shape[:-1], 1))
-    sh.close("positively rescaled q, k", ops.hamming_attention(q * cq, k * ck, v, **sample.kwargs), sample.call(ops.hamming_attention))
+    sh.close(
+        "positively rescaled q, k",
+        ops.hamming_attention(q * cq, k * ck, v, **sample.kwargs),
+        sample.call(ops.hamming_attention),
+    )
 
 
 def _top_n_full(ops: Any, sample: SampleInput) -> None:
     q, k, v = sample.args
     kw = sample.without("top_n").kwargs
-    sh.close("top_n >= m vs dense", ops.hamming_attention(q, k, v, top_n=k.shape[-2], **kw), ops.hamming_attention(q, k, v, **kw))
+    sh.close(
+        "top_n >= m vs dense",
+        ops.hamming_attention(q, k, v, top_n=k.shape[-2], **kw),
+        ops.hamming_attention(q, k, v, **kw),
+    )
 
 
 def _top_n_keeps_ties(ops: Any, sample: SampleInput) -> None:
-    q, k, v = sample.args
+    q, k, _ = sample.args
     m, top_n = k.shape[-2], sample.kwargs["top_n"]
     identity = np.broadcast_to(np.eye(m), (*k.shape[:-2], m, m))
     kept = ops.hamming_attention(q, k, identity, **sample.kwargs) > 0
@@ -105,7 +131,9 @@ def _top_n_keeps_ties(ops: Any, sample: SampleInput) -> None:
     ranked = -np.sort(-np.where(visible, scores, -np.inf), axis=-1)
     nth = ranked[..., min(top_n, m) - 1 : min(top_n, m)]
     want = visible & (scores >= nth)
-    assert np.array_equal(kept, want), f"kept keys differ from 'visible and score >= the N-th' in {int((kept != want).sum())} places"
+    assert np.array_equal(kept, want), (
+        f"kept keys differ from 'visible and score >= the N-th' in {int((kept != want).sum())} places"
+    )
 
 
 def _sign_zero_negative(original: Any) -> Any:
@@ -136,7 +164,11 @@ def _strict_top_n(original: Any) -> Any:
 
 def _top_n_off_by_one(original: Any) -> Any:
     def mutated(scores: np.ndarray, allowed: np.ndarray, top_n: int) -> np.ndarray:
-        return original(scores, allowed, max(1, top_n - 1)) if top_n >= scores.shape[-1] else original(scores, allowed, top_n)
+        return (
+            original(scores, allowed, max(1, top_n - 1))
+            if top_n >= scores.shape[-1]
+            else original(scores, allowed, top_n)
+        )
 
     return mutated
 
@@ -159,13 +191,36 @@ def _has_top_n(sample: SampleInput) -> bool:
 
 
 INVARIANTS = (
-    Invariant("scores_are_sign_dots", "σ (d − 2 Ham) equals σ sign(q)·sign(k), exactly", _scores_are_sign_dots, ("sign_zero_negative",)),
-    Invariant("rescale_invariance", "positive per-vector rescaling of q and k changes nothing", _rescale, ("raw_scores",)),
-    Invariant("top_n_full_is_dense", "top_n >= m keeps every key", _top_n_full, ("top_n_off_by_one",), lambda s: s.args[1].shape[-2] >= 2),
-    Invariant("top_n_keeps_ties", "top-N keeps at least min(N, visible) keys, every tie of the N-th included", _top_n_keeps_ties, ("strict_top_n",), _has_top_n),
+    Invariant(
+        "scores_are_sign_dots",
+        "σ (d − 2 Ham) equals σ sign(q)·sign(k), exactly",
+        _scores_are_sign_dots,
+        ("sign_zero_negative",),
+    ),
+    Invariant(
+        "rescale_invariance", "positive per-vector rescaling of q and k changes nothing", _rescale, ("raw_scores",)
+    ),
+    Invariant(
+        "top_n_full_is_dense",
+        "top_n >= m keeps every key",
+        _top_n_full,
+        ("top_n_off_by_one",),
+        lambda s: s.args[1].shape[-2] >= 2,
+    ),
+    Invariant(
+        "top_n_keeps_ties",
+        "top-N keeps at least min(N, visible) keys, every tie of the N-th included",
+        _top_n_keeps_ties,
+        ("strict_top_n",),
+        _has_top_n,
+    ),
     sh.causal_prefix(OP, [0], [1, 2], mutants=("leaky_causal",)),
     sh.gqa_equals_mha(OP, [1, 2], mutants=("interleaved_gqa",)),
-    sh.matches_brute_force(OP, brute_force, mutants=("top_left_causal", "ignores_mask", "output_nudged", "sign_zero_negative", "strict_top_n")),
+    sh.matches_brute_force(
+        OP,
+        brute_force,
+        mutants=("top_left_causal", "ignores_mask", "output_nudged", "sign_zero_negative", "strict_top_n"),
+    ),
 )
 
 
@@ -181,12 +236,17 @@ def _bad_inputs() -> list[BadInput]:
 FORM = Form(
     name="hamming",
     title="Hamming attention on sign codes (HAD)",
-    equation=r"O = \operatorname{softmax}_{\text{row}}\!\left(\sigma\,(d - 2\,\mathrm{Ham}(\operatorname{sign} Q, \operatorname{sign} K)) + M\right)V",
+    equation=(
+        r"O = \operatorname{softmax}_{\text{row}}\!\left(\sigma\,(d - "
+        r"2\,\mathrm{Ham}(\operatorname{sign} Q, \operatorname{sign} K)) + M\right)V"
+    ),
     reference=hamming_attention,
     module=module,
     brute_force=brute_force,
     oracle=oracle,
-    source=Source(paper("horton2025hamming"), "§3 (binarised queries and keys; top-N sparsification)", abstract_level=True),
+    source=Source(
+        paper("horton2025hamming"), "§3 (binarised queries and keys; top-N sparsification)", abstract_level=True
+    ),
     status="exact",
     note="sign(0) = +1; for ±1 codes q·k = d − 2 Ham(q, k); top-N keeps every key tied with the N-th logit.",
     array_args=("q", "k", "v"),

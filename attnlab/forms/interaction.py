@@ -51,7 +51,16 @@ def oracle(x: Any, alpha: Any, u: Any = None, *, w_v: Any = None, w_o: Any = Non
 
 
 def adapt(shape: Shape) -> Shape | None:
-    return replace(shape, n=min(shape.n, 8), m=None, d=max(2, min(shape.d, 6)), kv_heads=shape.heads, causal=False, masked=False, values="normal")
+    return replace(
+        shape,
+        n=min(shape.n, 8),
+        m=None,
+        d=max(2, min(shape.d, 6)),
+        kv_heads=shape.heads,
+        causal=False,
+        masked=False,
+        values="normal",
+    )
 
 
 def sample(seed: int, shape: Shape) -> SampleInput:
@@ -108,14 +117,22 @@ def _low_rank(ops: Any, sample: SampleInput) -> None:
     rng = np.random.default_rng(9)
     w_v, w_o = rng.standard_normal((heads, dim, 2)), rng.standard_normal((heads, 2, dim))
     dense = np.swapaxes(w_v @ w_o, -1, -2)
-    sh.close("low-rank (W_V, W_O) vs dense U = (W_V W_O)^T", ops.factorized_interaction(x, alpha, w_v=w_v, w_o=w_o), ops.factorized_interaction(x, alpha, dense))
+    sh.close(
+        "low-rank (W_V, W_O) vs dense U = (W_V W_O)^T",
+        ops.factorized_interaction(x, alpha, w_v=w_v, w_o=w_o),
+        ops.factorized_interaction(x, alpha, dense),
+    )
 
 
 def _linear_in_x(ops: Any, sample: SampleInput) -> None:
     x, *rest = sample.args
     other = np.random.default_rng(10).standard_normal(x.shape)
     f = ops.factorized_interaction
-    sh.close("Y(2x + x') vs 2Y(x) + Y(x')", f(2 * x + other, *rest, **sample.kwargs), 2 * f(x, *rest, **sample.kwargs) + f(other, *rest, **sample.kwargs))
+    sh.close(
+        "Y(2x + x') vs 2Y(x) + Y(x')",
+        f(2 * x + other, *rest, **sample.kwargs),
+        2 * f(x, *rest, **sample.kwargs) + f(other, *rest, **sample.kwargs),
+    )
 
 
 def _transposed_dense(original: Any) -> Any:
@@ -149,17 +166,38 @@ def _quadratic_term(original: Any) -> Any:
 
 
 MUTANTS = (
-    Mutant("transposed_dense_maps", "the dense maps enter as U_h instead of U_hᵀ (column/row convention mixed)", {OP: _transposed_dense}),
+    Mutant(
+        "transposed_dense_maps",
+        "the dense maps enter as U_h instead of U_hᵀ (column/row convention mixed)",
+        {OP: _transposed_dense},
+    ),
     Mutant("head_mean", "heads averaged instead of summed", {OP: _head_mean}),
-    Mutant("pair_maps_gain_identity", "each W_ij gains an input-dependent multiple of the identity", {"interaction_matrices": _extra_identity}),
+    Mutant(
+        "pair_maps_gain_identity",
+        "each W_ij gains an input-dependent multiple of the identity",
+        {"interaction_matrices": _extra_identity},
+    ),
     Mutant("quadratic_term", "the output gains a term quadratic in X", {OP: _quadratic_term}),
     sh.output_nudged(OP),
 )
 
 INVARIANTS = (
-    Invariant("softmax_is_mha", "softmax coefficients with U_h = (W_V^h W_O^h)ᵀ give multi-head attention", _is_mha, ("head_mean",)),
-    Invariant("rank_at_most_heads", "the n² x D² matrix of stacked vec(W_ij) has rank <= H", _rank, ("pair_maps_gain_identity",), lambda s: _dense(s) and s.args[1].shape[-3] < s.args[0].shape[-1] ** 2),
-    Invariant("low_rank_equals_dense", "(W_V, W_O) maps equal the dense U = (W_V W_O)ᵀ", _low_rank, ("transposed_dense_maps",)),
+    Invariant(
+        "softmax_is_mha",
+        "softmax coefficients with U_h = (W_V^h W_O^h)ᵀ give multi-head attention",
+        _is_mha,
+        ("head_mean",),
+    ),
+    Invariant(
+        "rank_at_most_heads",
+        "the n² x D² matrix of stacked vec(W_ij) has rank <= H",
+        _rank,
+        ("pair_maps_gain_identity",),
+        lambda s: _dense(s) and s.args[1].shape[-3] < s.args[0].shape[-1] ** 2,
+    ),
+    Invariant(
+        "low_rank_equals_dense", "(W_V, W_O) maps equal the dense U = (W_V W_O)ᵀ", _low_rank, ("transposed_dense_maps",)
+    ),
     Invariant("linear_in_x", "for fixed coefficients the operator is linear in X", _linear_in_x, ("quadratic_term",)),
     sh.matches_brute_force(OP, brute_force, mutants=("output_nudged", "transposed_dense_maps", "head_mean"), max_n=6),
 )
@@ -169,11 +207,31 @@ def _bad_inputs() -> list[BadInput]:
     base = sample(0, Shape(heads=2, n=4, d=3))
     return [
         *sh.bad_arrays(("x", "alpha", "u"), base),
-        BadInput("alpha-wrong-length", (np.ones((1, 4, 3)), np.ones((1, 2, 5, 5)), np.ones((2, 3, 3))), {}, ValueError, r"\balpha\b"),
-        BadInput("alpha-heads", (np.ones((1, 4, 3)), np.ones((1, 3, 4, 4)), np.ones((2, 3, 3))), {}, ValueError, r"\balpha\b.*heads"),
-        BadInput("u-wrong-width", (np.ones((1, 4, 3)), np.ones((1, 2, 4, 4)), np.ones((2, 4, 4))), {}, ValueError, r"\bu\b"),
+        BadInput(
+            "alpha-wrong-length",
+            (np.ones((1, 4, 3)), np.ones((1, 2, 5, 5)), np.ones((2, 3, 3))),
+            {},
+            ValueError,
+            r"\balpha\b",
+        ),
+        BadInput(
+            "alpha-heads",
+            (np.ones((1, 4, 3)), np.ones((1, 3, 4, 4)), np.ones((2, 3, 3))),
+            {},
+            ValueError,
+            r"\balpha\b.*heads",
+        ),
+        BadInput(
+            "u-wrong-width", (np.ones((1, 4, 3)), np.ones((1, 2, 4, 4)), np.ones((2, 4, 4))), {}, ValueError, r"\bu\b"
+        ),
         BadInput("no-value-maps", (np.ones((1, 4, 3)), np.ones((1, 2, 4, 4))), {}, ValueError, r"\bu\b"),
-        BadInput("w-o-shape", (np.ones((1, 4, 3)), np.ones((1, 2, 4, 4))), {"w_v": np.ones((2, 3, 2)), "w_o": np.ones((2, 3, 3))}, ValueError, r"\bw_o\b"),
+        BadInput(
+            "w-o-shape",
+            (np.ones((1, 4, 3)), np.ones((1, 2, 4, 4))),
+            {"w_v": np.ones((2, 3, 2)), "w_o": np.ones((2, 3, 3))},
+            ValueError,
+            r"\bw_o\b",
+        ),
     ]
 
 
@@ -193,7 +251,10 @@ FORM = Form(
     oracle=oracle,
     source=Source(paper("ghodsi2025heads"), "factorized class W_ij(X) = Σ_h α^h_ij(X) U_h", abstract_level=True),
     status="exact",
-    note="Coefficients may be any real values (not necessarily softmax-normalised); only (x, alpha, u) are differentiated.",
+    note=(
+        "Coefficients may be any real values (not necessarily softmax-normalised); "
+        "only (x, alpha, u) are differentiated."
+    ),
     array_args=("x", "alpha", "u"),
     row_args=(),
     sample=sample,
@@ -211,7 +272,14 @@ FORM = Form(
         BenchCase(Shape(batch=1, heads=8, kv_heads=8, n=1024, d=64), ("full",)),
     ),
     fast_paths=(
-        FastPath("numba", "attnlab.fastpath.numba.interaction:factorized_interaction", "numpy", vjp="attnlab.fastpath.numba.backward.interaction:interaction_vjp", differentiable=True, supports=_dense),
+        FastPath(
+            "numba",
+            "attnlab.fastpath.numba.interaction:factorized_interaction",
+            "numpy",
+            vjp="attnlab.fastpath.numba.backward.interaction:interaction_vjp",
+            differentiable=True,
+            supports=_dense,
+        ),
         FastPath(
             "torch",
             "attnlab.fastpath.torch.interaction:factorized_interaction",

@@ -16,7 +16,9 @@ from attnlab.reference.laser import laser_attention
 OP = "laser_attention"
 
 
-def brute_force(q: Any, k: Any, v: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None) -> np.ndarray:
+def brute_force(
+    q: Any, k: Any, v: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None
+) -> np.ndarray:
     """``o_ic = log Σ_j a_ij e^{v_jc}`` one scalar at a time, with ``a`` the softmax weights (own loop)."""
     q, k, v = sh.repeat_kv(*(np.asarray(a, dtype=np.float64) for a in (q, k, v)))
     sigma = q.shape[-1] ** -0.5 if scale is None else scale
@@ -58,7 +60,7 @@ def sample(seed: int, shape: Shape) -> SampleInput:
 
 
 def _visible_rows(sample: SampleInput) -> np.ndarray:
-    q, k, v = sh.repeat_kv(*sample.args)
+    q, k, _ = sh.repeat_kv(*sample.args)
     return np.any(sh.visible_of(sample, q, k), axis=-1)[..., None]
 
 
@@ -74,7 +76,9 @@ def _sandwich(ops: Any, sample: SampleInput) -> None:
     q, k, v = sample.args
     out = sample.call(ops.laser_attention)
     linear = sh.attention_loop(q, k, v, **sample.kwargs)
-    assert np.all(out >= linear - 1e-9 * (1 + np.abs(linear))), f"Jensen: LASER < AV by {float(np.max(linear - out)):.3e}"
+    assert np.all(out >= linear - 1e-9 * (1 + np.abs(linear))), (
+        f"Jensen: LASER < AV by {float(np.max(linear - out)):.3e}"
+    )
     sh.convex_hull(OP, mutants=("missing_normaliser",)).check(ops, sample)
 
 
@@ -83,7 +87,12 @@ def _small_value_limit(ops: Any, sample: SampleInput) -> None:
     eps = 1e-6
     limit = ops.laser_attention(q, k, eps * v, **sample.kwargs) / eps
     # LASER(εV)/ε = AV + (ε/2)·Var_A(V) + O(ε²)
-    sh.close("LASER(eps V)/eps vs AV", limit, sh.attention_loop(q, k, v, **sample.kwargs), atol=eps * (1 + float(np.max(v * v))))
+    sh.close(
+        "LASER(eps V)/eps vs AV",
+        limit,
+        sh.attention_loop(q, k, v, **sample.kwargs),
+        atol=eps * (1 + float(np.max(v * v))),
+    )
 
 
 def _global_shift_agrees(ops: Any, sample: SampleInput) -> None:
@@ -116,8 +125,14 @@ def _shift_not_restored(original: Any) -> Any:
 
 MUTANTS = (
     Mutant("missing_log", "returns softmax(S)·exp(V) (the log is forgotten)", {OP: _missing_log}),
-    Mutant("missing_normaliser", "every output is off by a constant (a dropped normaliser term)", {OP: _missing_normaliser}),
-    Mutant("global_shift_not_restored", "the global-shift form forgets to add the column max back", {"laser_attention_global_shift": _shift_not_restored}),
+    Mutant(
+        "missing_normaliser", "every output is off by a constant (a dropped normaliser term)", {OP: _missing_normaliser}
+    ),
+    Mutant(
+        "global_shift_not_restored",
+        "the global-shift form forgets to add the column max back",
+        {"laser_attention_global_shift": _shift_not_restored},
+    ),
     sh.leaky_causal(OP),
     sh.drops_last_key(OP, (1, 2)),
     sh.interleaved_gqa(OP, (1, 2)),
@@ -128,7 +143,12 @@ MUTANTS = (
 )
 
 INVARIANTS = (
-    Invariant("shift_equivariance", "LASER(V + 1 cᵀ) = LASER(V) + 1 cᵀ on rows with a visible key", _shift_equivariance, ("missing_log",)),
+    Invariant(
+        "shift_equivariance",
+        "LASER(V + 1 cᵀ) = LASER(V) + 1 cᵀ on rows with a visible key",
+        _shift_equivariance,
+        ("missing_log",),
+    ),
     Invariant("sandwich", "A V <= LASER <= max visible V (Jensen and the hull)", _sandwich, ("missing_normaliser",)),
     Invariant("small_value_limit", "LASER(ε V)/ε -> A V as ε -> 0", _small_value_limit, ("missing_log", "wrong_scale")),
     Invariant(
@@ -140,7 +160,9 @@ INVARIANTS = (
     sh.causal_prefix(OP, [0], [1, 2], mutants=("leaky_causal",)),
     sh.key_permutation(OP, [1, 2], mutants=("drops_last_key",)),
     sh.gqa_equals_mha(OP, [1, 2], mutants=("interleaved_gqa",)),
-    sh.matches_brute_force(OP, brute_force, mutants=("top_left_causal", "wrong_scale", "ignores_mask", "output_nudged")),
+    sh.matches_brute_force(
+        OP, brute_force, mutants=("top_left_causal", "wrong_scale", "ignores_mask", "output_nudged")
+    ),
 )
 
 _BIG = frozenset({"numpy", "composed"})  # the log-domain evaluations materialise (n, m, d_v) per head

@@ -25,7 +25,14 @@ def _phi(x: float, feature_map: str) -> float:
 
 
 def brute_force(
-    q: Any, k: Any, v: Any, *, feature_map: str = "elu1", causal: bool = False, eps: float = 1e-6, form: str = "quadratic"
+    q: Any,
+    k: Any,
+    v: Any,
+    *,
+    feature_map: str = "elu1",
+    causal: bool = False,
+    eps: float = 1e-6,
+    form: str = "quadratic",
 ) -> np.ndarray:
     """``o_i = Σ_j φ(q_i)·φ(k_j) v_j / (Σ_j φ(q_i)·φ(k_j) + ε)`` one scalar at a time."""
     q, k, v = sh.repeat_kv(*(np.asarray(a, dtype=np.float64) for a in (q, k, v)))
@@ -47,7 +54,16 @@ def brute_force(
     return sh.over_batch(one, q, k, v)
 
 
-def oracle(q: Any, k: Any, v: Any, *, feature_map: Any = "elu1", causal: bool = False, eps: float = 1e-6, form: str = "quadratic") -> Any:
+def oracle(
+    q: Any,
+    k: Any,
+    v: Any,
+    *,
+    feature_map: Any = "elu1",
+    causal: bool = False,
+    eps: float = 1e-6,
+    form: str = "quadratic",
+) -> Any:
     """The quadratic form ``A = φ(Q)φ(K)ᵀ`` (lower-triangular if causal), ``O = A V ⊘ (A 1 + ε)``, in torch."""
     import torch
 
@@ -99,14 +115,22 @@ def _self_attention(sample: SampleInput) -> bool:
 
 def _recurrent_equals_quadratic(ops: Any, sample: SampleInput) -> None:
     kw = sample.without("form").kwargs
-    sh.close("recurrent vs quadratic", ops.linear_attention_recurrent(*sample.args, **kw), ops.linear_attention_quadratic(*sample.args, **kw))
+    sh.close(
+        "recurrent vs quadratic",
+        ops.linear_attention_recurrent(*sample.args, **kw),
+        ops.linear_attention_quadratic(*sample.args, **kw),
+    )
 
 
 def _chunked_equals_recurrent(ops: Any, sample: SampleInput) -> None:
     kw = {k: v for k, v in sample.kwargs.items() if k in ("feature_map", "eps")}
     want = ops.linear_attention_recurrent(*sample.args, causal=True, **kw)
     for chunk in (1, 3, 64):
-        sh.close(f"chunked (C={chunk}) vs recurrent", ops.linear_attention_chunked(*sample.args, chunk_size=chunk, **kw), want)
+        sh.close(
+            f"chunked (C={chunk}) vs recurrent",
+            ops.linear_attention_chunked(*sample.args, chunk_size=chunk, **kw),
+            want,
+        )
 
 
 def _split_resume(ops: Any, sample: SampleInput) -> None:
@@ -115,7 +139,11 @@ def _split_resume(ops: Any, sample: SampleInput) -> None:
     t = q.shape[-2] // 2
     first, state = ops.linear_attention_recurrent(q[..., :t, :], k[..., :t, :], v[..., :t, :], return_state=True, **kw)
     second = ops.linear_attention_recurrent(q[..., t:, :], k[..., t:, :], v[..., t:, :], initial_state=state, **kw)
-    sh.close("split-then-resume vs one run", np.concatenate([first, second], -2), ops.linear_attention_recurrent(q, k, v, **kw))
+    sh.close(
+        "split-then-resume vs one run",
+        np.concatenate([first, second], -2),
+        ops.linear_attention_recurrent(q, k, v, **kw),
+    )
 
 
 def _drop_last_update(original: Any) -> Any:
@@ -167,12 +195,32 @@ def _eps_ignored(original: Any) -> Any:
 
 
 MUTANTS = (
-    Mutant("recurrence_drops_last_value", "the recurrence reuses the previous value at the last step", {"linear_attention_recurrent": _drop_last_update}),
-    Mutant("chunked_drops_partial_chunk", "the chunked form leaves the last partial chunk unwritten (zeros)", {"linear_attention_chunked": _drop_partial_chunk}),
-    Mutant("resume_forgets_normaliser", "resuming from a state drops the normaliser z", {"linear_attention_recurrent": _resume_forgets_normaliser}),
-    Mutant("leaky_causal_quadratic", "the causal quadratic form mixes in a shifted, future-seeing evaluation", {"linear_attention_quadratic": _leaky_quadratic}),
+    Mutant(
+        "recurrence_drops_last_value",
+        "the recurrence reuses the previous value at the last step",
+        {"linear_attention_recurrent": _drop_last_update},
+    ),
+    Mutant(
+        "chunked_drops_partial_chunk",
+        "the chunked form leaves the last partial chunk unwritten (zeros)",
+        {"linear_attention_chunked": _drop_partial_chunk},
+    ),
+    Mutant(
+        "resume_forgets_normaliser",
+        "resuming from a state drops the normaliser z",
+        {"linear_attention_recurrent": _resume_forgets_normaliser},
+    ),
+    Mutant(
+        "leaky_causal_quadratic",
+        "the causal quadratic form mixes in a shifted, future-seeing evaluation",
+        {"linear_attention_quadratic": _leaky_quadratic},
+    ),
     sh.interleaved_gqa("linear_attention_quadratic", (1, 2)),
-    Mutant("eps_ignored", "an explicit eps is ignored (the default 1e-6 is used)", {"linear_attention_quadratic": _eps_ignored}),
+    Mutant(
+        "eps_ignored",
+        "an explicit eps is ignored (the default 1e-6 is used)",
+        {"linear_attention_quadratic": _eps_ignored},
+    ),
     sh.output_nudged("linear_attention_quadratic"),
 )
 
@@ -198,9 +246,17 @@ INVARIANTS = (
         ("resume_forgets_normaliser",),
         lambda s: _self_attention(s) and s.args[0].shape[-2] >= 2,
     ),
-    sh.causal_prefix("linear_attention_quadratic", [0], [1, 2], mutants=("leaky_causal_quadratic",), applies=lambda s: _self_attention(s) and s.args[0].shape[-2] >= 2),
+    sh.causal_prefix(
+        "linear_attention_quadratic",
+        [0],
+        [1, 2],
+        mutants=("leaky_causal_quadratic",),
+        applies=lambda s: _self_attention(s) and s.args[0].shape[-2] >= 2,
+    ),
     sh.gqa_equals_mha("linear_attention_quadratic", [1, 2], mutants=("interleaved_gqa",)),
-    sh.matches_brute_force("linear_attention_quadratic", brute_force, mutants=("eps_ignored", "output_nudged", "leaky_causal_quadratic")),
+    sh.matches_brute_force(
+        "linear_attention_quadratic", brute_force, mutants=("eps_ignored", "output_nudged", "leaky_causal_quadratic")
+    ),
 )
 
 
@@ -211,7 +267,9 @@ def _bad_inputs() -> list[BadInput]:
         *sh.bad_options(base, ("causal",)),
         BadInput("feature-map-unknown", base.args, {"feature_map": "cosine"}, ValueError, r"\bfeature_map\b"),
         BadInput("causal-cross-lengths", sample(0, Shape(m=5)).args, {"causal": True}, ValueError, r"\bq/k\b.*lengths"),
-        BadInput("k-head-dim", (base.args[0], np.ones((1, 2, 8, 3)), np.ones((1, 2, 8, 8))), {}, ValueError, r"\bk\b.*d_k"),
+        BadInput(
+            "k-head-dim", (base.args[0], np.ones((1, 2, 8, 3)), np.ones((1, 2, 8, 8))), {}, ValueError, r"\bk\b.*d_k"
+        ),
         BadInput("eps-negative", base.args, {"eps": -1.0}, ValueError, r"\beps\b"),
         BadInput("form-unknown", base.args, {"form": "fast"}, ValueError, r"\bform\b"),
     ]
@@ -231,7 +289,10 @@ def _native_feature_map(s: SampleInput) -> bool:
 FORM = Form(
     name="linear",
     title="Normalised linear attention (phi = elu + 1)",
-    equation=r"o_i = \frac{\sum_{j} \phi(q_i)^\top \phi(k_j)\, v_j}{\sum_{j} \phi(q_i)^\top \phi(k_j) + \varepsilon},\quad \phi = \operatorname{elu} + 1",
+    equation=(
+        r"o_i = \frac{\sum_{j} \phi(q_i)^\top \phi(k_j)\, v_j}{\sum_{j} \phi(q_i)^\top \phi(k_j) "
+        r"+ \varepsilon},\quad \phi = \operatorname{elu} + 1"
+    ),
     reference=linear_attention,
     module=module,
     brute_force=brute_force,
@@ -244,7 +305,9 @@ FORM = Form(
     adapt=adapt,
     shapes=sh.attention_shapes(masks=False, options=_options),
     extra_shapes=(
-        Shape(batch=1, heads=2, kv_heads=2, n=9, d=4, d_v=3, causal=True, options=(("eps", 0.5), ("feature_map", "relu"))),
+        Shape(
+            batch=1, heads=2, kv_heads=2, n=9, d=4, d_v=3, causal=True, options=(("eps", 0.5), ("feature_map", "relu"))
+        ),
         Shape(batch=1, heads=4, kv_heads=2, n=7, d=5, d_v=2, causal=True, options=(("eps", 0.0),)),
         Shape(batch=1, heads=2, kv_heads=1, n=6, m=10, d=3, d_v=4, options=(("feature_map", "relu"),)),
     ),
@@ -252,7 +315,10 @@ FORM = Form(
     mutants=MUTANTS,
     bad_inputs=_bad_inputs,
     flops=_flops,
-    flop_convention="4·B·H·n·d_k·d_v for the state products, plus 2·B·H·n·C·(d_k + d_v) for the intra-chunk part when causal (C = 64)",
+    flop_convention=(
+        "4·B·H·n·d_k·d_v for the state products, plus 2·B·H·n·C·(d_k + d_v) for the "
+        "intra-chunk part when causal (C = 64)"
+    ),
     bench=(
         BenchCase(Shape(batch=1, heads=2, kv_heads=2, n=16, d=8, d_v=8, causal=True), ("tiny",)),
         BenchCase(Shape(batch=1, heads=8, kv_heads=8, n=1024, d=64, d_v=64, causal=True), ("quick",)),

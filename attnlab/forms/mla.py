@@ -37,7 +37,14 @@ def _rms(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
 
 
 def brute_force(
-    x: Any, weights: MLAWeights, *, impl: str = "naive", scale: float | None = None, causal: bool = False, mask: Any = None, rope_base: float = 10000.0
+    x: Any,
+    weights: MLAWeights,
+    *,
+    impl: str = "naive",
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
+    rope_base: float = 10000.0,
 ) -> np.ndarray:
     """Naive MLA, one head at a time, with its own RoPE, RMSNorm and the scalar softmax loop."""
     x = np.asarray(x, dtype=np.float64)
@@ -59,13 +66,24 @@ def brute_force(
             qh = np.concatenate([qh[:, :d_nope], _rope(qh[:, d_nope:], pos, rope_base)], -1)
             up = kv_up[idx][:, head * width_kv : (head + 1) * width_kv]
             kh = np.concatenate([up[:, :d_nope], k_rope[idx]], -1)
-            vis = sh.visibility(n, n, causal, None if mask is None else np.broadcast_to(mask, (*x.shape[:-2], h, n, n))[idx][head])
-            out[idx][:, head * d_v : (head + 1) * d_v] = sh.softmax_rows_loop(sigma * sh.dot_loop(qh, kh), vis, up[:, d_nope:])
+            vis = sh.visibility(
+                n, n, causal, None if mask is None else np.broadcast_to(mask, (*x.shape[:-2], h, n, n))[idx][head]
+            )
+            out[idx][:, head * d_v : (head + 1) * d_v] = sh.softmax_rows_loop(
+                sigma * sh.dot_loop(qh, kh), vis, up[:, d_nope:]
+            )
     return out @ weights.w_o
 
 
 def oracle(
-    x: Any, weights: Any, *, impl: str = "naive", scale: float | None = None, causal: bool = False, mask: Any = None, rope_base: float = 10000.0
+    x: Any,
+    weights: Any,
+    *,
+    impl: str = "naive",
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
+    rope_base: float = 10000.0,
 ) -> Any:
     """Naive MLA in torch: per-head keys ``[k^C_h; RoPE(k^R)]`` and values up-projected from the latent."""
     import torch
@@ -74,7 +92,10 @@ def oracle(
     from attnlab.forms.softmax import oracle as softmax
 
     x = T.tensor(x)
-    w = {f: None if getattr(weights, f) is None else T.tensor(getattr(weights, f), x) for f in ("w_dq", "q_norm", "w_uq", "w_dkv", "kv_norm", "w_ukv", "w_o")}
+    w: dict[str, Any] = {
+        f: None if getattr(weights, f) is None else T.tensor(getattr(weights, f), x)
+        for f in ("w_dq", "q_norm", "w_uq", "w_dkv", "kv_norm", "w_ukv", "w_o")
+    }
     h, d_nope, d_rope, d_v = weights.n_heads, weights.d_nope, weights.d_rope, weights.d_v
     d_c = w["kv_norm"].shape[0]
     n = x.shape[-2]
@@ -97,7 +118,14 @@ def oracle(
 
 
 def adapt(shape: Shape) -> Shape | None:
-    return replace(shape, n=min(shape.n, 12), m=None, d=2 * max(1, min(shape.d, 6) // 2), kv_heads=shape.heads, values="normal" if shape.values == "large" else shape.values)
+    return replace(
+        shape,
+        n=min(shape.n, 12),
+        m=None,
+        d=2 * max(1, min(shape.d, 6) // 2),
+        kv_heads=shape.heads,
+        values="normal" if shape.values == "large" else shape.values,
+    )
 
 
 def sample(seed: int, shape: Shape) -> SampleInput:
@@ -141,7 +169,12 @@ def shapes(draw: Any) -> Shape:
 
 
 def _absorbed(ops: Any, sample: SampleInput) -> None:
-    sh.close("absorbed vs naive MLA", ops.mla_attention(*sample.args, **{**sample.kwargs, "impl": "absorb"}), sample.call(ops.mla_attention), atol=1e-9)
+    sh.close(
+        "absorbed vs naive MLA",
+        ops.mla_attention(*sample.args, **{**sample.kwargs, "impl": "absorb"}),
+        sample.call(ops.mla_attention),
+        atol=1e-9,
+    )
 
 
 def _content_only_is_position_free(ops: Any, sample: SampleInput) -> None:
@@ -157,12 +190,23 @@ def _content_only_is_position_free(ops: Any, sample: SampleInput) -> None:
     perm = np.random.default_rng(13).permutation(x.shape[-2])
     opts = sample.without("causal", "mask").kwargs
     base = ops.mla_attention(x, plain, **opts)
-    sh.close("content-only MLA permutes with its tokens", ops.mla_attention(x[..., perm, :], plain, **opts), base[..., perm, :])
+    sh.close(
+        "content-only MLA permutes with its tokens",
+        ops.mla_attention(x[..., perm, :], plain, **opts),
+        base[..., perm, :],
+    )
 
 
 def _absorb_unrotated_key(original: Any) -> Any:
     def mutated(
-        x: Any, weights: MLAWeights, *, impl: str = "naive", scale: float | None = None, causal: bool = False, mask: Any = None, rope_base: float = 10000.0
+        x: Any,
+        weights: MLAWeights,
+        *,
+        impl: str = "naive",
+        scale: float | None = None,
+        causal: bool = False,
+        mask: Any = None,
+        rope_base: float = 10000.0,
     ) -> Any:
         if impl != "absorb":
             return original(x, weights, impl=impl, scale=scale, causal=causal, mask=mask, rope_base=rope_base)
@@ -180,7 +224,12 @@ def _absorb_unrotated_key(original: Any) -> Any:
         w_ukv = weights.w_ukv.reshape(d_c, h, d_nope + weights.d_v)
         q_abs = np.einsum("...hnd,chd->...hnc", q[..., :d_nope], w_ukv[..., :d_nope])
         latent = module.softmax_attention(
-            np.concatenate([q_abs, q_rope], -1), np.concatenate([c_hat, k_rope], -1), c_hat, scale=sigma, causal=causal, mask=mask
+            np.concatenate([q_abs, q_rope], -1),
+            np.concatenate([c_hat, k_rope], -1),
+            c_hat,
+            scale=sigma,
+            causal=causal,
+            mask=mask,
         )
         heads = np.einsum("...hnc,chv->...hnv", latent, w_ukv[..., d_nope:])
         return np.swapaxes(heads, -2, -3).reshape(*heads.shape[:-3], x.shape[-2], h * weights.d_v) @ weights.w_o
@@ -211,7 +260,11 @@ def _position_leak(original: Any) -> Any:
 
 
 MUTANTS = (
-    Mutant("absorb_unrotated_key", "the absorbed form caches the shared RoPE key before rotating it", {OP: _absorb_unrotated_key}),
+    Mutant(
+        "absorb_unrotated_key",
+        "the absorbed form caches the shared RoPE key before rotating it",
+        {OP: _absorb_unrotated_key},
+    ),
     Mutant("rope_half_frequency", "RoPE angles at half the frequency", {"rope_interleaved": _rope_half_frequency}),
     Mutant("rms_eps", "RMSNorm epsilon 1e-2 instead of 1e-6", {"rms_norm": _rms_eps}),
     Mutant("position_leak", "token states pick up a position-dependent offset", {OP: _position_leak}),
@@ -220,7 +273,12 @@ MUTANTS = (
 )
 
 INVARIANTS = (
-    Invariant("absorbed_equals_naive", "the weight-absorbed form equals the naive form (RoPE branch included)", _absorbed, ("absorb_unrotated_key",)),
+    Invariant(
+        "absorbed_equals_naive",
+        "the weight-absorbed form equals the naive form (RoPE branch included)",
+        _absorbed,
+        ("absorb_unrotated_key",),
+    ),
     Invariant(
         "content_only_permutation",
         "with the RoPE branch zeroed and no mask or causality, permuting tokens permutes the outputs",
@@ -248,18 +306,32 @@ def _bad_inputs() -> list[BadInput]:
 def _flops(s: SampleInput) -> float:
     x, w = s.args
     n = x.shape[-2]
-    return 4.0 * int(np.prod(x.shape[:-2])) * w.n_heads * n * n * (2 * w.d_latent + w.d_rope) / 2 * (0.5 if s.kwargs.get("causal") else 1.0)
+    return (
+        4.0
+        * int(np.prod(x.shape[:-2]))
+        * w.n_heads
+        * n
+        * n
+        * (2 * w.d_latent + w.d_rope)
+        / 2
+        * (0.5 if s.kwargs.get("causal") else 1.0)
+    )
 
 
 FORM = Form(
     name="mla",
     title="Multi-head latent attention (naive and absorbed)",
-    equation=r"o_h = \operatorname{softmax}\!\left(\sigma\,[q^C_h; \mathrm{RoPE}(q^R_h)]\,[k^C_h; \mathrm{RoPE}(k^R)]^\top\right) v_h,\quad [k^C_h; v_h] = W^h_{UKV}\,\mathrm{RMSNorm}(c)",
+    equation=(
+        r"o_h = \operatorname{softmax}\!\left(\sigma\,[q^C_h; \mathrm{RoPE}(q^R_h)]\,[k^C_h; "
+        r"\mathrm{RoPE}(k^R)]^\top\right) v_h,\quad [k^C_h; v_h] = W^h_{UKV}\,\mathrm{RMSNorm}(c)"
+    ),
     reference=mla_attention,
     module=module,
     brute_force=brute_force,
     oracle=oracle,
-    source=Source(paper("deepseek2024v2"), "§2.1, Eq. (9)–(19); absorbed evaluation as in the DeepSeek-V3 inference code"),
+    source=Source(
+        paper("deepseek2024v2"), "§2.1, Eq. (9)–(19); absorbed evaluation as in the DeepSeek-V3 inference code"
+    ),
     status="exact",
     note="Row-vector convention y = x W; no YaRN mscale; the RoPE key is shared by all heads (interleaved pairs).",
     array_args=("x",),
@@ -268,21 +340,40 @@ FORM = Form(
     adapt=adapt,
     shapes=shapes(),
     extra_shapes=(
-        Shape(batch=1, heads=2, kv_heads=2, n=6, d=4, d_v=3, causal=True, masked=True, options=(("rope_base", 100.0), ("scale", 0.3))),
+        Shape(
+            batch=1,
+            heads=2,
+            kv_heads=2,
+            n=6,
+            d=4,
+            d_v=3,
+            causal=True,
+            masked=True,
+            options=(("rope_base", 100.0), ("scale", 0.3)),
+        ),
         Shape(batch=2, heads=1, kv_heads=1, n=5, d=2, d_v=2, options=(("scale", 1.2),)),
     ),
     invariants=INVARIANTS,
     mutants=MUTANTS,
     bad_inputs=_bad_inputs,
     flops=_flops,
-    flop_convention="the absorbed MQA over the latent: 4·B·H·n²·(2·d_c + d_rope)/2, halved when causal (projections not counted)",
+    flop_convention=(
+        "the absorbed MQA over the latent: 4·B·H·n²·(2·d_c + d_rope)/2, halved when causal (projections not counted)"
+    ),
     bench=(
         BenchCase(Shape(batch=1, heads=2, kv_heads=2, n=8, d=16, d_v=32, causal=True), ("tiny",)),
         BenchCase(Shape(batch=1, heads=8, kv_heads=8, n=256, d=16, d_v=32, causal=True), ("quick",)),
         BenchCase(Shape(batch=1, heads=8, kv_heads=8, n=1024, d=16, d_v=32, causal=True), ("full",)),
     ),
     fast_paths=(
-        FastPath("numba", "attnlab.fastpath.numba.mla:mla_attention", "numpy", vjp="attnlab.fastpath.numba.backward.mla:mla_vjp", differentiable=True, tiles=(128, 256)),
+        FastPath(
+            "numba",
+            "attnlab.fastpath.numba.mla:mla_attention",
+            "numpy",
+            vjp="attnlab.fastpath.numba.backward.mla:mla_vjp",
+            differentiable=True,
+            tiles=(128, 256),
+        ),
         FastPath(
             "torch",
             "attnlab.fastpath.torch.mla:mla_attention",

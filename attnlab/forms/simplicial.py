@@ -22,7 +22,16 @@ NAMES = ("q", "k1", "k2", "v1", "v2")
 
 
 def brute_force(
-    q: Any, k1: Any, k2: Any, v1: Any, v2: Any, *, window1: int, window2: int, scale: float | None = None, kv_bias: bool = False
+    q: Any,
+    k1: Any,
+    k2: Any,
+    v1: Any,
+    v2: Any,
+    *,
+    window1: int,
+    window2: int,
+    scale: float | None = None,
+    kv_bias: bool = False,
 ) -> np.ndarray:
     q, k1, k2, v1, v2 = (np.asarray(a, dtype=np.float64) for a in (q, k1, k2, v1, v2))
     d = q.shape[-1]
@@ -36,7 +45,18 @@ def brute_force(
     return sh.over_batch(pair_loop, q, k1, k2, v1, v2, scale=sigma, visible=visible)
 
 
-def oracle(q: Any, k1: Any, k2: Any, v1: Any, v2: Any, *, window1: int, window2: int, scale: float | None = None, kv_bias: bool = False) -> Any:
+def oracle(
+    q: Any,
+    k1: Any,
+    k2: Any,
+    v1: Any,
+    v2: Any,
+    *,
+    window1: int,
+    window2: int,
+    scale: float | None = None,
+    kv_bias: bool = False,
+) -> Any:
     import torch
 
     d, n = q.shape[-1], q.shape[-2]
@@ -49,7 +69,17 @@ def oracle(q: Any, k1: Any, k2: Any, v1: Any, v2: Any, *, window1: int, window2:
 
 
 def adapt(shape: Shape) -> Shape | None:
-    return replace(shape, n=min(shape.n, 10), m=None, causal=True, masked=False, heads=min(shape.heads, 2), kv_heads=min(shape.heads, 2), d=min(shape.d, 6), d_v=min(shape.d_v, 4))
+    return replace(
+        shape,
+        n=min(shape.n, 10),
+        m=None,
+        causal=True,
+        masked=False,
+        heads=min(shape.heads, 2),
+        kv_heads=min(shape.heads, 2),
+        d=min(shape.d, 6),
+        d_v=min(shape.d_v, 4),
+    )
 
 
 def sample(seed: int, shape: Shape) -> SampleInput:
@@ -104,16 +134,26 @@ def _full_window(ops: Any, sample: SampleInput) -> None:
     q, k1, k2, v1, v2 = sample.args
     n, d = q.shape[-2], q.shape[-1]
     got = ops.simplicial_attention(q, k1, k2, v1, v2, window1=n, window2=n)
-    sh.close("full windows vs causal tensor attention", got, ops.tensor_attention(q, k1, k2, v1, v2, scale=d**-0.5, causal=True))
+    sh.close(
+        "full windows vs causal tensor attention",
+        got,
+        ops.tensor_attention(q, k1, k2, v1, v2, scale=d**-0.5, causal=True),
+    )
 
 
 def _embeds_attention(ops: Any, sample: SampleInput) -> None:
     q, k1, k2, v1, v2 = sample.args
     d, n = q.shape[-1], q.shape[-2]
     w1 = sample.kwargs["window1"]
-    got = ops.simplicial_attention(q, k1, np.zeros_like(k2), v1, np.zeros_like(v2), window1=w1, window2=n + 1, kv_bias=True)
+    got = ops.simplicial_attention(
+        q, k1, np.zeros_like(k2), v1, np.zeros_like(v2), window1=w1, window2=n + 1, kv_bias=True
+    )
     window = np.tril(np.ones((n, n), bool)) & ~np.tril(np.ones((n, n), bool), -w1)
-    sh.close("kv-bias with K2 = V2 = 0 vs windowed softmax attention", got, sh.attention_loop(q, k1, v1, scale=d**-0.5 / d, mask=window))
+    sh.close(
+        "kv-bias with K2 = V2 = 0 vs windowed softmax attention",
+        got,
+        sh.attention_loop(q, k1, v1, scale=d**-0.5 / d, mask=window),
+    )
 
 
 def _window_off_by_one(original: Any) -> Any:
@@ -133,7 +173,18 @@ def _bias_on_values_only(original: Any) -> Any:
 
 
 def _leaky_window(original: Any) -> Any:
-    def mutated(q: Any, k1: Any, k2: Any, v1: Any, v2: Any, *, window1: int, window2: int, scale: float | None = None, kv_bias: bool = False) -> Any:
+    def mutated(
+        q: Any,
+        k1: Any,
+        k2: Any,
+        v1: Any,
+        v2: Any,
+        *,
+        window1: int,
+        window2: int,
+        scale: float | None = None,
+        kv_bias: bool = False,
+    ) -> Any:
         qa, k1a, k2a, v1a, v2a = module._prepare(q, k1, k2, v1, v2)
         d, n = qa.shape[-1], qa.shape[-2]
         if kv_bias:
@@ -167,15 +218,27 @@ MUTANTS = (
 )
 
 INVARIANTS = (
-    Invariant("masked_tensor", "equals Kronecker attention restricted to the window mask", _masked_tensor, ("window_off_by_one", "key_bias_forgotten")),
-    Invariant("full_window_is_causal_tensor", "windows >= n give causal tensor attention (scale 1/sqrt d)", _full_window, ("tensor_scale",)),
+    Invariant(
+        "masked_tensor",
+        "equals Kronecker attention restricted to the window mask",
+        _masked_tensor,
+        ("window_off_by_one", "key_bias_forgotten"),
+    ),
+    Invariant(
+        "full_window_is_causal_tensor",
+        "windows >= n give causal tensor attention (scale 1/sqrt d)",
+        _full_window,
+        ("tensor_scale",),
+    ),
     Invariant(
         "kv_bias_embeds_attention",
         "kv-bias with K2 = V2 = 0 is windowed softmax attention with scale 1/(d sqrt d)",
         _embeds_attention,
         ("key_bias_forgotten", "window_off_by_one"),
     ),
-    sh.causal_prefix(OP, [0], [1, 2, 3, 4], mutants=("leaky_window",), force_causal=False, applies=lambda s: s.args[0].shape[-2] >= 2),
+    sh.causal_prefix(
+        OP, [0], [1, 2, 3, 4], mutants=("leaky_window",), force_causal=False, applies=lambda s: s.args[0].shape[-2] >= 2
+    ),
     sh.matches_brute_force(OP, brute_force, mutants=("output_nudged", "tensor_scale", "leaky_window"), max_n=8),
 )
 
@@ -201,7 +264,10 @@ def _flops(s: SampleInput) -> float:
 FORM = Form(
     name="simplicial",
     title="Causal windowed 2-simplicial attention",
-    equation=r"o_i = \sum_{i-w_1 < j \le i,\; i-w_2 < k \le i} \operatorname{softmax}_{(j,k)}\!\left(\sigma \langle q_i, k^{(1)}_j, k^{(2)}_k\rangle\right) v^{(1)}_j \circ v^{(2)}_k",
+    equation=(
+        r"o_i = \sum_{i-w_1 < j \le i,\; i-w_2 < k \le i} \operatorname{softmax}_{(j,k)}\!\left(\sigma \langle "
+        r"q_i, k^{(1)}_j, k^{(2)}_k\rangle\right) v^{(1)}_j \circ v^{(2)}_k"
+    ),
     reference=simplicial_attention,
     module=module,
     brute_force=brute_force,
@@ -215,8 +281,26 @@ FORM = Form(
     adapt=adapt,
     shapes=shapes(),
     extra_shapes=(
-        Shape(batch=1, heads=2, kv_heads=2, n=7, d=3, d_v=2, causal=True, options=(("kv_bias", True), ("scale", 0.6), ("window1", 3), ("window2", 2))),
-        Shape(batch=1, heads=1, kv_heads=1, n=8, d=4, d_v=3, causal=True, options=(("kv_bias", False), ("window1", 1), ("window2", 8))),
+        Shape(
+            batch=1,
+            heads=2,
+            kv_heads=2,
+            n=7,
+            d=3,
+            d_v=2,
+            causal=True,
+            options=(("kv_bias", True), ("scale", 0.6), ("window1", 3), ("window2", 2)),
+        ),
+        Shape(
+            batch=1,
+            heads=1,
+            kv_heads=1,
+            n=8,
+            d=4,
+            d_v=3,
+            causal=True,
+            options=(("kv_bias", False), ("window1", 1), ("window2", 8)),
+        ),
     ),
     invariants=INVARIANTS,
     mutants=MUTANTS,
@@ -224,9 +308,45 @@ FORM = Form(
     flops=_flops,
     flop_convention="4·B·H·n·w1·w2·d over the windowed pairs (FBGEMM counts only the trilinear logits)",
     bench=(
-        BenchCase(Shape(batch=1, heads=1, kv_heads=1, n=12, d=4, d_v=4, causal=True, options=(("kv_bias", False), ("window1", 3), ("window2", 4))), ("tiny",)),
-        BenchCase(Shape(batch=1, heads=2, kv_heads=2, n=128, d=16, d_v=16, causal=True, options=(("kv_bias", False), ("window1", 16), ("window2", 16))), ("quick",)),
-        BenchCase(Shape(batch=1, heads=2, kv_heads=2, n=256, d=16, d_v=16, causal=True, options=(("kv_bias", False), ("window1", 16), ("window2", 32))), ("full",)),
+        BenchCase(
+            Shape(
+                batch=1,
+                heads=1,
+                kv_heads=1,
+                n=12,
+                d=4,
+                d_v=4,
+                causal=True,
+                options=(("kv_bias", False), ("window1", 3), ("window2", 4)),
+            ),
+            ("tiny",),
+        ),
+        BenchCase(
+            Shape(
+                batch=1,
+                heads=2,
+                kv_heads=2,
+                n=128,
+                d=16,
+                d_v=16,
+                causal=True,
+                options=(("kv_bias", False), ("window1", 16), ("window2", 16)),
+            ),
+            ("quick",),
+        ),
+        BenchCase(
+            Shape(
+                batch=1,
+                heads=2,
+                kv_heads=2,
+                n=256,
+                d=16,
+                d_v=16,
+                causal=True,
+                options=(("kv_bias", False), ("window1", 16), ("window2", 32)),
+            ),
+            ("full",),
+        ),
     ),
     fast_paths=(
         FastPath(

@@ -20,7 +20,9 @@ OP = "tensor_attention"
 NAMES = ("q", "k1", "k2", "v1", "v2")
 
 
-def pair_loop(q: np.ndarray, k1: np.ndarray, k2: np.ndarray, v1: np.ndarray, v2: np.ndarray, scale: float, visible: Any = None) -> np.ndarray:
+def pair_loop(
+    q: np.ndarray, k1: np.ndarray, k2: np.ndarray, v1: np.ndarray, v2: np.ndarray, scale: float, visible: Any = None
+) -> np.ndarray:
     """``o_i = Σ_{(j,k) visible} softmax(σ Σ_l q_il k1_jl k2_kl) (v1_j ∘ v2_k)`` one scalar at a time (2-d slices)."""
     n, d = q.shape
     out = np.zeros((n, v1.shape[1]))
@@ -40,10 +42,14 @@ def pair_loop(q: np.ndarray, k1: np.ndarray, k2: np.ndarray, v1: np.ndarray, v2:
     return out
 
 
-def brute_force(q: Any, k1: Any, k2: Any, v1: Any, v2: Any, *, scale: float | None = None, causal: bool = False) -> np.ndarray:
+def brute_force(
+    q: Any, k1: Any, k2: Any, v1: Any, v2: Any, *, scale: float | None = None, causal: bool = False
+) -> np.ndarray:
     sigma = 1.0 / np.shape(q)[-1] if scale is None else scale
     visible = (lambda i, j, kk: j <= i and kk <= i) if causal else None
-    return sh.over_batch(pair_loop, *(np.asarray(a, dtype=np.float64) for a in (q, k1, k2, v1, v2)), scale=sigma, visible=visible)
+    return sh.over_batch(
+        pair_loop, *(np.asarray(a, dtype=np.float64) for a in (q, k1, k2, v1, v2)), scale=sigma, visible=visible
+    )
 
 
 def pair_oracle(q: Any, k1: Any, k2: Any, v1: Any, v2: Any, scale: float, allowed: Any) -> Any:
@@ -70,14 +76,25 @@ def oracle(q: Any, k1: Any, k2: Any, v1: Any, v2: Any, *, scale: float | None = 
     allowed = None
     if causal:
         i = torch.arange(n)
-        allowed = (torch.arange(m1)[None, :, None] <= i[:, None, None]) & (torch.arange(m2)[None, None, :] <= i[:, None, None])
+        allowed = (torch.arange(m1)[None, :, None] <= i[:, None, None]) & (
+            torch.arange(m2)[None, None, :] <= i[:, None, None]
+        )
     return pair_oracle(q, k1, k2, v1, v2, 1.0 / q.shape[-1] if scale is None else float(scale), allowed)
 
 
 def adapt(shape: Shape) -> Shape | None:
     n = min(shape.n, 9)
     m = None if shape.causal or shape.m is None else min(shape.m, 9)
-    return replace(shape, n=n, m=m, heads=min(shape.heads, 2), kv_heads=min(shape.heads, 2), d=min(shape.d, 6), d_v=min(shape.d_v, 4), masked=False)
+    return replace(
+        shape,
+        n=n,
+        m=m,
+        heads=min(shape.heads, 2),
+        kv_heads=min(shape.heads, 2),
+        d=min(shape.d, 6),
+        d_v=min(shape.d_v, 4),
+        masked=False,
+    )
 
 
 def sample(seed: int, shape: Shape) -> SampleInput:
@@ -128,13 +145,17 @@ def _reduces_to_softmax(ops: Any, sample: SampleInput) -> None:
     q, k1, _, v1, _ = sample.args
     causal = sample.kwargs["causal"]
     scale = sample.kwargs.get("scale", 1.0 / q.shape[-1])
-    got = ops.tensor_attention(q, k1, np.ones_like(k1), v1, np.ones_like(v1), causal=causal, **sample.without("causal").kwargs)
+    got = ops.tensor_attention(
+        q, k1, np.ones_like(k1), v1, np.ones_like(v1), causal=causal, **sample.without("causal").kwargs
+    )
     sh.close("tensor(K2 = 1, V2 = 1) vs softmax", got, sh.attention_loop(q, k1, v1, scale=scale, causal=causal))
 
 
 def _factor_swap(ops: Any, sample: SampleInput) -> None:
     q, k1, k2, v1, v2 = sample.args
-    sh.close("swapped factors", ops.tensor_attention(q, k2, k1, v2, v1, **sample.kwargs), sample.call(ops.tensor_attention))
+    sh.close(
+        "swapped factors", ops.tensor_attention(q, k2, k1, v2, v1, **sample.kwargs), sample.call(ops.tensor_attention)
+    )
 
 
 def _kronecker(ops: Any, sample: SampleInput) -> None:
@@ -201,11 +222,39 @@ MUTANTS = (
 )
 
 INVARIANTS = (
-    Invariant("reduces_to_softmax", "K2 = 1, V2 = 1 gives softmax attention softmax(σ Q K1ᵀ) V1", _reduces_to_softmax, ("wrong_scale", "first_factor_bias")),
-    Invariant("factor_swap", "swapping (K1, V1) with (K2, V2) leaves the output unchanged", _factor_swap, ("first_factor_bias",)),
-    Invariant("kronecker_construction", "streaming evaluation equals D⁻¹ exp(σ Q (K1 ⊘ K2)ᵀ)(V1 ⊘ V2)", _kronecker, ("output_nudged", "wrong_scale")),
-    Invariant("pair_permutation", "independent key permutations of each factor leave the output unchanged", _pair_permutation, ("drops_last_first_key",), lambda s: not s.kwargs["causal"] and s.args[1].shape[-2] >= 2),
-    sh.causal_prefix(OP, [0], [1, 2, 3, 4], mutants=("leaky_pairs",), force_causal=False, applies=lambda s: sh.is_causal(s) and s.args[0].shape[-2] >= 2),
+    Invariant(
+        "reduces_to_softmax",
+        "K2 = 1, V2 = 1 gives softmax attention softmax(σ Q K1ᵀ) V1",
+        _reduces_to_softmax,
+        ("wrong_scale", "first_factor_bias"),
+    ),
+    Invariant(
+        "factor_swap",
+        "swapping (K1, V1) with (K2, V2) leaves the output unchanged",
+        _factor_swap,
+        ("first_factor_bias",),
+    ),
+    Invariant(
+        "kronecker_construction",
+        "streaming evaluation equals D⁻¹ exp(σ Q (K1 ⊘ K2)ᵀ)(V1 ⊘ V2)",
+        _kronecker,
+        ("output_nudged", "wrong_scale"),
+    ),
+    Invariant(
+        "pair_permutation",
+        "independent key permutations of each factor leave the output unchanged",
+        _pair_permutation,
+        ("drops_last_first_key",),
+        lambda s: not s.kwargs["causal"] and s.args[1].shape[-2] >= 2,
+    ),
+    sh.causal_prefix(
+        OP,
+        [0],
+        [1, 2, 3, 4],
+        mutants=("leaky_pairs",),
+        force_causal=False,
+        applies=lambda s: sh.is_causal(s) and s.args[0].shape[-2] >= 2,
+    ),
     sh.matches_brute_force(OP, brute_force, mutants=("wrong_scale", "output_nudged", "leaky_pairs"), max_n=8),
 )
 
@@ -218,27 +267,41 @@ def _bad_inputs() -> list[BadInput]:
         *sh.bad_options(base, ("scale", "causal")),
         BadInput("k2-head-dim", (q, k1, np.ones((1, 2, 3, 2)), v1, v2), {}, ValueError, r"\bk2\b"),
         BadInput("v1-length", (q, k1, k2, np.ones((1, 2, 9, 8)), v2), {}, ValueError, r"\bk1/v1\b"),
-        BadInput("causal-cross-lengths", (q, k1, k2[..., :2, :], v1, v2[..., :2, :]), {"causal": True}, ValueError, r"\bq/k1/k2\b"),
+        BadInput(
+            "causal-cross-lengths",
+            (q, k1, k2[..., :2, :], v1, v2[..., :2, :]),
+            {"causal": True},
+            ValueError,
+            r"\bq/k1/k2\b",
+        ),
     ]
 
 
 def _flops(s: SampleInput) -> float:
     q, k1, k2 = s.args[:3]
     lead = math.prod(q.shape[:-2])
-    return 4.0 * lead * q.shape[-2] * k1.shape[-2] * k2.shape[-2] * q.shape[-1] / (3.0 if s.kwargs.get("causal") else 1.0)
+    return (
+        4.0 * lead * q.shape[-2] * k1.shape[-2] * k2.shape[-2] * q.shape[-1] / (3.0 if s.kwargs.get("causal") else 1.0)
+    )
 
 
 FORM = Form(
     name="tensor",
     title="Tensor (Kronecker) attention over all key pairs",
-    equation=r"\mathrm{Att} = D^{-1}\exp\!\left(\sigma\, Q (K_1 \oslash K_2)^\top\right)(V_1 \oslash V_2),\quad \sigma = 1/d",
+    equation=(
+        r"\mathrm{Att} = D^{-1}\exp\!\left(\sigma\, Q (K_1 \oslash "
+        r"K_2)^\top\right)(V_1 \oslash V_2),\quad \sigma = 1/d"
+    ),
     reference=tensor_attention,
     module=module,
     brute_force=brute_force,
     oracle=oracle,
     source=Source(paper("alman2024tensor"), "§1, Definition 1.2 (tensor attention)"),
     status="exact",
-    note="⊘ is the column-wise Kronecker (Khatri–Rao) product; causal keeps pairs with j, k <= i and needs n == m1 == m2.",
+    note=(
+        "⊘ is the column-wise Kronecker (Khatri–Rao) product; causal keeps pairs "
+        "with j, k <= i and needs n == m1 == m2."
+    ),
     array_args=NAMES,
     row_args=(0,),
     sample=sample,

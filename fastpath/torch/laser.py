@@ -1,4 +1,4 @@
-"""LASER attention on PyTorch SDPA with an exact fallback for underflowing rows (operators.md §3).
+"""LASER attention on PyTorch SDPA with an exact fallback for underflowing rows.
 
 Source: Duvvuri & Dhillon, "LASER: Attention with Exponential Transformation", ICML 2025
 (arXiv 2411.03493).
@@ -106,7 +106,9 @@ def laser_attention(
     return patched.reshape(out.shape)
 
 
-def global_shift_peer(q: Any, k: Any, v: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None) -> torch.Tensor:
+def global_shift_peer(
+    q: Any, k: Any, v: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None
+) -> torch.Tensor:
     """The paper's evaluation composed plainly, ``log(softmax(S) exp(V − m)) + m`` with the global column
     max ``m_c = max_j V_jc``: memory-lean (only ``n × m`` weights), the benchmark peer of LASER. It
     underflows to ``−inf`` on rows whose visible values sit far below ``m_c``, so it is not a reference."""

@@ -1,4 +1,4 @@
-"""Normalised linear attention, chunked causal form in torch (operators.md §2).
+"""Normalised linear attention, chunked causal form in torch.
 
 Source: Katharopoulos et al. 2020 (arXiv 2006.16236); chunked evaluation as fla's
 ``naive_chunk_linear_attn``. For chunk ``c`` of size ``C``:

@@ -64,7 +64,11 @@ def test_top_n_keeps_ties_across_tiles(path: str, top_n: int) -> None:
 def test_equals_softmax_on_sign_codes() -> None:
     rng = np.random.default_rng(6)
     q, k, v = rng.standard_normal((2, 5, 6)), rng.standard_normal((2, 7, 6)), rng.standard_normal((2, 7, 3))
-    np.testing.assert_allclose(hamming_attention(q, k, v, causal=True), softmax_attention(sign_code(q), sign_code(k), v, causal=True), atol=1e-13)
+    np.testing.assert_allclose(
+        hamming_attention(q, k, v, causal=True),
+        softmax_attention(sign_code(q), sign_code(k), v, causal=True),
+        atol=1e-13,
+    )
 
 
 def test_causal_rows_with_no_visible_key_are_zero_in_reference_and_loop() -> None:
@@ -111,4 +115,6 @@ def test_value_gradient_ignores_query_magnitude() -> None:
     """Positive rescaling of q leaves the codes, hence P and dV, unchanged."""
     q, k, v = _vjp_sample((1, 2, 2, 30, 30, 8, 4, True, False, None), seed=2).args
     grad = np.random.default_rng(3).standard_normal((1, 2, 30, 4))
-    np.testing.assert_array_equal(hamming_vjp(grad, q, k, v, causal=True)[2], hamming_vjp(grad, q * 7.5, k, v, causal=True)[2])
+    np.testing.assert_array_equal(
+        hamming_vjp(grad, q, k, v, causal=True)[2], hamming_vjp(grad, q * 7.5, k, v, causal=True)[2]
+    )

@@ -94,7 +94,11 @@ def _underflow_inputs(jump: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return q, k, v
 
 
-@pytest.mark.parametrize(("dtype", "jump"), [("float32", 150.0), ("bfloat16", 150.0), ("float64", 900.0)], ids=["float32", "bfloat16", "float64"])
+@pytest.mark.parametrize(
+    ("dtype", "jump"),
+    [("float32", 150.0), ("bfloat16", 150.0), ("float64", 900.0)],
+    ids=["float32", "bfloat16", "float64"],
+)
 def test_torch_underflow_guard_recomputes_rows(dtype: str, jump: float) -> None:
     q, k, v = _underflow_inputs(jump)
     with np.errstate(divide="ignore"), reference_precision(np.float64 if dtype == "float64" else np.float32):

@@ -10,7 +10,12 @@ from attnlab.core import SampleInput, Shape
 from attnlab.fastpath.numba.backward.linear import linear_vjp
 from attnlab.fastpath.torch.linear import linear_attention as torch_linear
 from attnlab.forms import get_form
-from attnlab.reference.linear import elu_plus_one, linear_attention, linear_attention_chunked, linear_attention_recurrent
+from attnlab.reference.linear import (
+    elu_plus_one,
+    linear_attention,
+    linear_attention_chunked,
+    linear_attention_recurrent,
+)
 from attnlab.testing import check_path
 from attnlab.testing.samples import qkv_sample
 
@@ -29,7 +34,9 @@ def test_chunked_equals_recurrent_equals_quadratic(n: int) -> None:
 def test_global_feature_scale_cancels_without_eps() -> None:
     q, k, v = rng.standard_normal((5, 3)), rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
     base = linear_attention(q, k, v, eps=0.0, causal=True)
-    np.testing.assert_allclose(linear_attention(q, k, v, feature_map=lambda x: 7.5 * elu_plus_one(x), eps=0.0, causal=True), base, atol=1e-13)
+    np.testing.assert_allclose(
+        linear_attention(q, k, v, feature_map=lambda x: 7.5 * elu_plus_one(x), eps=0.0, causal=True), base, atol=1e-13
+    )
 
 
 def test_reweighting_one_key_changes_the_output() -> None:
@@ -78,7 +85,13 @@ def test_numba_vjp_relu_feature_map() -> None:
     q, k, v = s.args
     k = k.copy()
     k[..., 0, :] = np.abs(k[..., 0, :]) + 0.5  # keep every denominator well above eps
-    check_path("linear", "numba", SampleInput((np.abs(q) + 0.1, k, v), {"causal": True, "feature_map": "relu"}), "float32", grad=True)
+    check_path(
+        "linear",
+        "numba",
+        SampleInput((np.abs(q) + 0.1, k, v), {"causal": True, "feature_map": "relu"}),
+        "float32",
+        grad=True,
+    )
 
 
 def test_numba_vjp_rejects_callable_feature_map_and_causal_cross() -> None:

@@ -24,7 +24,9 @@ torch.set_num_threads(1)
 def test_mla_absorbed_equals_naive_with_query_lora_and_causal() -> None:
     weights = MLAWeights.random(3, d_model=24, n_heads=3, d_latent=10, d_q_latent=12, d_nope=6, d_rope=4, d_v=5)
     x = np.random.default_rng(10).standard_normal((2, 11, 24))
-    np.testing.assert_allclose(mla_attention(x, weights, impl="absorb", causal=True), mla_attention(x, weights, causal=True), atol=1e-12)
+    np.testing.assert_allclose(
+        mla_attention(x, weights, impl="absorb", causal=True), mla_attention(x, weights, causal=True), atol=1e-12
+    )
 
 
 def test_rope_scores_depend_only_on_the_offset() -> None:
@@ -40,12 +42,18 @@ def test_rope_scores_depend_only_on_the_offset() -> None:
 
 def _mla(case: tuple, seed: int = 0) -> tuple[np.ndarray, MLAWeights]:
     batch, n, heads, d_q_latent = case
-    weights = MLAWeights.random(seed, d_model=16, n_heads=heads, d_latent=6, d_q_latent=d_q_latent, d_nope=4, d_rope=4, d_v=5)
+    weights = MLAWeights.random(
+        seed, d_model=16, n_heads=heads, d_latent=6, d_q_latent=d_q_latent, d_nope=4, d_rope=4, d_v=5
+    )
     return np.random.default_rng(seed + 1).standard_normal((batch, n, 16)), weights
 
 
 @pytest.mark.parametrize("path", ["numba", "torch"])
-@pytest.mark.parametrize(("n", "causal", "masked"), [(63, True, False), (100, True, True), (128, False, False)], ids=["n63-causal", "n100-causal-mask", "n128"])
+@pytest.mark.parametrize(
+    ("n", "causal", "masked"),
+    [(63, True, False), (100, True, True), (128, False, False)],
+    ids=["n63-causal", "n100-causal-mask", "n128"],
+)
 def test_mla_long_sequences(path: str, n: int, causal: bool, masked: bool) -> None:
     x, weights = _mla((1, n, 4, 12 if n % 2 else 0))
     kwargs: dict = {"causal": causal}
@@ -73,7 +81,9 @@ def test_mla_vjp_mask_scale_and_rope_base() -> None:
     x, weights = _mla((2, 10, 3, 8), seed=4)
     mask = np.random.default_rng(5).random((2, 1, 10, 10)) > 0.4
     mask[..., 3, :] = False  # a query that sees nothing: output 0, no NaN in the gradient
-    check_path("mla", "numba", SampleInput((x, weights), {"mask": mask, "scale": 0.6, "rope_base": 50.0}), "float64", grad=True)
+    check_path(
+        "mla", "numba", SampleInput((x, weights), {"mask": mask, "scale": 0.6, "rope_base": 50.0}), "float64", grad=True
+    )
 
 
 def test_mla_both_impls_give_the_same_gradient() -> None:
@@ -89,7 +99,16 @@ def test_mla_vjp_is_a_directional_derivative_of_the_forward() -> None:
     rng = np.random.default_rng(7)
     grad, direction = rng.standard_normal(x.shape), rng.standard_normal(x.shape)
     eps = 1e-5
-    numeric = float(np.sum(grad * (numba_mla(x + eps * direction, weights, causal=True) - numba_mla(x - eps * direction, weights, causal=True))) / (2 * eps))
+    numeric = float(
+        np.sum(
+            grad
+            * (
+                numba_mla(x + eps * direction, weights, causal=True)
+                - numba_mla(x - eps * direction, weights, causal=True)
+            )
+        )
+        / (2 * eps)
+    )
     (dx,) = mla_vjp(grad, x, weights, causal=True)
     assert abs(numeric - float(np.sum(dx * direction))) <= 1e-7 * max(1.0, abs(numeric))
 

@@ -105,7 +105,9 @@ def test_torch_bottom_right_causal_alignment() -> None:
 
 def test_torch_fully_masked_rows_are_zero_with_finite_gradients() -> None:
     rng = np.random.default_rng(4)
-    q, k, v = (torch.tensor(rng.standard_normal(s), requires_grad=True) for s in ((1, 2, 6, 4), (1, 2, 6, 4), (1, 2, 6, 3)))
+    q, k, v = (
+        torch.tensor(rng.standard_normal(s), requires_grad=True) for s in ((1, 2, 6, 4), (1, 2, 6, 4), (1, 2, 6, 3))
+    )
     mask = torch.ones(6, 6, dtype=torch.bool)
     mask[[1, 4]] = False
     out = torch_softmax(q, k, v, mask=mask)
@@ -133,7 +135,13 @@ TORCH_BAD_INPUTS = [
     pytest.param(lambda q, k, v: (q.numpy(), k, v), {}, TypeError, r"\bq\b.*torch.Tensor", id="numpy-q"),
     pytest.param(lambda q, k, v: (q, k.double(), v), {}, TypeError, r"\bq/k/v\b.*one dtype", id="mixed-dtypes"),
     pytest.param(lambda q, k, v: (q.masked_fill(q > 1, float("nan")), k, v), {}, ValueError, r"\bq\b.*NaN", id="nan-q"),
-    pytest.param(lambda q, k, v: (q, k, v), {"mask": np.ones((3, 7), bool)}, ValueError, r"\bmask\b.*broadcastable", id="mask-shape"),
+    pytest.param(
+        lambda q, k, v: (q, k, v),
+        {"mask": np.ones((3, 7), bool)},
+        ValueError,
+        r"\bmask\b.*broadcastable",
+        id="mask-shape",
+    ),
 ]
 
 

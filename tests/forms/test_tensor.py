@@ -78,7 +78,9 @@ def test_tensor_vjp_is_a_directional_derivative_of_the_forward() -> None:
 
 
 def test_simplicial_vjp_is_a_directional_derivative_of_the_forward() -> None:
-    _directional(numba_simplicial, simplicial_vjp, _five(8, 8, 8, 4, 3, seed=5), {"window1": 3, "window2": 2, "kv_bias": True})
+    _directional(
+        numba_simplicial, simplicial_vjp, _five(8, 8, 8, 4, 3, seed=5), {"window1": 3, "window2": 2, "kv_bias": True}
+    )
 
 
 def test_tensor_vjp_rejects_bad_inputs() -> None:
@@ -98,7 +100,13 @@ def test_torch_tensor_blocking_and_checkpointing(monkeypatch: pytest.MonkeyPatch
 
 
 def test_torch_tensor_bad_inputs() -> None:
-    q, k1, k2, v1, v2 = (torch.randn(1, 4, 3), torch.randn(1, 5, 3), torch.randn(1, 6, 3), torch.randn(1, 5, 2), torch.randn(1, 6, 2))
+    q, k1, k2, v1, v2 = (
+        torch.randn(1, 4, 3),
+        torch.randn(1, 5, 3),
+        torch.randn(1, 6, 3),
+        torch.randn(1, 5, 2),
+        torch.randn(1, 6, 2),
+    )
     with pytest.raises(ValueError, match=r"\bq/k1/k2\b.*causal"):
         torch_tensor(q, k1, k2, v1, v2, causal=True)
     with pytest.raises(TypeError, match=r"\bq/k1/k2/v1/v2\b.*one dtype"):
@@ -109,7 +117,10 @@ def test_torch_tensor_bad_inputs() -> None:
 @pytest.mark.parametrize("degree", [0, 2, 3, 6])
 def test_numba_tensor_poly_parity(degree: int, dtype: str) -> None:
     rng = np.random.default_rng(5)
-    arrays = [0.6 * rng.standard_normal(s) for s in ((2, 2, 12, 4), (2, 2, 11, 4), (2, 2, 11, 4), (2, 2, 11, 3), (2, 2, 11, 3))]
+    arrays = [
+        0.6 * rng.standard_normal(s)
+        for s in ((2, 2, 12, 4), (2, 2, 11, 4), (2, 2, 11, 4), (2, 2, 11, 3), (2, 2, 11, 3))
+    ]
     got = tensor_attention_poly(*(a.astype(dtype) for a in arrays), degree=degree)
     want = poly_reference(*arrays, degree=degree)
     assert got.dtype == np.dtype(dtype)

@@ -1,4 +1,4 @@
-"""Numba backward (VJP) of LASER attention, ``O_ic = LSE_j(S_ij + V_jc) − LSE_j(S_ij)`` (operators.md §3).
+"""Numba backward (VJP) of LASER attention, ``O_ic = LSE_j(S_ij + V_jc) − LSE_j(S_ij)``.
 
 Source: Duvvuri & Dhillon, "LASER: Attention with Exponential Transformation", ICML 2025
 (arXiv 2411.03493). With ``a = softmax(S)`` and the per-channel weights
@@ -10,7 +10,8 @@ Source: Duvvuri & Dhillon, "LASER: Attention with Exponential Transformation", I
 Tiled like the softmax backward: ``S`` is recomputed per (row block, key tile), never stored whole,
 from the same scaled-query GEMM tiles as the softmax forward that supplies each row's max ``μ_i`` and
 sum ``ℓ_i``, so ``a_ij = e^{S_ij − μ_i} / ℓ_i`` is exact for the largest weight (recomputing from the
-log-sum-exp ``L_i`` would lose ``eps·|L_i|`` in every weight). Per tile the weights factor through the tile's column maxima of ``V`` into two GEMMs (see
+log-sum-exp ``L_i`` would lose ``eps·|L_i|`` in every weight). Per tile the weights factor through the
+tile's column maxima of ``V`` into two GEMMs (see
 :func:`laser_tile`); rows where that factoring would overflow fall back to one exponential per
 (key, channel).
 """
@@ -60,8 +61,9 @@ def laser_row_exact(st, vt, dob, joint, mu, sdo_r, inv_ell, r, c0, i, offset, ca
 
 
 @njit(cache=True)
-def laser_tile(st, vt, dob, joint, out_b, peak_b, total_b, sdo, r0, c0, offset, causal, has_mask, mask3, mi, scale,
-               limit, dvt):
+def laser_tile(
+    st, vt, dob, joint, out_b, peak_b, total_b, sdo, r0, c0, offset, causal, has_mask, mask3, mi, scale, limit, dvt
+):
     """One (row block, key tile): ``st`` (scaled logits ``σ q·k``) becomes ``σ dS``; ``dvt`` accumulates ``dV``.
 
     With the tile's column maxima ``t_c``: ``w_ijc = a_ij E_jc e^{t_c − O_ic}``, ``E = e^{V − t} ≤ 1``, so
@@ -113,16 +115,52 @@ def laser_tile(st, vt, dob, joint, out_b, peak_b, total_b, sdo, r0, c0, offset, 
         if exact[r]:
             st[r] = raw[r]
             i = r0 + r
-            laser_row_exact(st, vt, dob, joint, peak_b[i], sdo[r], 1.0 / total_b[i], r, c0, i, offset, causal,
-                            has_mask, mask3, mi, sigma, dvt)
+            laser_row_exact(
+                st,
+                vt,
+                dob,
+                joint,
+                peak_b[i],
+                sdo[r],
+                1.0 / total_b[i],
+                r,
+                c0,
+                i,
+                offset,
+                causal,
+                has_mask,
+                mask3,
+                mi,
+                sigma,
+                dvt,
+            )
             continue
         for c in range(bc):
             st[r, c] = sigma * st[r, c] * (mixed[r, c] - sdo[r])
 
 
 @njit(cache=True, parallel=True)
-def laser_backward(q3, k3, v3, do3, joint3, out3, peak, total, q_map, kv_map, mask3, mask_map, has_mask, causal, scale,
-                   limit, dq, dk, dv):
+def laser_backward(
+    q3,
+    k3,
+    v3,
+    do3,
+    joint3,
+    out3,
+    peak,
+    total,
+    q_map,
+    kv_map,
+    mask3,
+    mask_map,
+    has_mask,
+    causal,
+    scale,
+    limit,
+    dq,
+    dk,
+    dv,
+):
     """Per output slice ``b``: ``dq[b]``, ``dk[b]``, ``dv[b]`` of LASER (``dk``/``dv`` zeroed by the caller).
     Row blocks and key tiles are the softmax forward's, so the logits are recomputed bit for bit."""
     slices, n, d = dq.shape
@@ -145,8 +183,26 @@ def laser_backward(q3, k3, v3, do3, joint3, out3, peak, total, q_map, kv_map, ma
                 c1 = min(kend, c0 + BLOCK_COLS)
                 kt = k3[ki, c0:c1]
                 st = np.ascontiguousarray(np.dot(kt, qs.T).T)
-                laser_tile(st, v3[ki, c0:c1], dob, joint3[b, r0:r1], out3[b], peak[b], total[b], sdo, r0, c0, offset,
-                           causal, has_mask, mask3, mi, scale, limit, dv[b, c0:c1])
+                laser_tile(
+                    st,
+                    v3[ki, c0:c1],
+                    dob,
+                    joint3[b, r0:r1],
+                    out3[b],
+                    peak[b],
+                    total[b],
+                    sdo,
+                    r0,
+                    c0,
+                    offset,
+                    causal,
+                    has_mask,
+                    mask3,
+                    mi,
+                    scale,
+                    limit,
+                    dv[b, c0:c1],
+                )
                 dk[b, c0:c1] += np.dot(st.T, qb)
                 dqb += np.dot(st, kt)
             dq[b, r0:r1] = dqb
@@ -192,8 +248,24 @@ def laser_vjp(
     dk = np.zeros((slices, m, d), dtype=dtype)
     dv = np.zeros((slices, m, d_v), dtype=dtype)
     laser_backward(
-        as_slices(qa), as_slices(ka), as_slices(va), grad.reshape(slices, n, d_v), joint,
-        np.ascontiguousarray(out.reshape(slices, n, d_v)), peak2, total2, q_map, kv_map, mask3, mask_map, has_mask,
-        causal, sigma, _EXP_LIMIT[dtype], dq, dk, dv,
+        as_slices(qa),
+        as_slices(ka),
+        as_slices(va),
+        grad.reshape(slices, n, d_v),
+        joint,
+        np.ascontiguousarray(out.reshape(slices, n, d_v)),
+        peak2,
+        total2,
+        q_map,
+        kv_map,
+        mask3,
+        mask_map,
+        has_mask,
+        causal,
+        sigma,
+        _EXP_LIMIT[dtype],
+        dq,
+        dk,
+        dv,
     )
     return fold_slices(dq, q_map, qa.shape), fold_slices(dk, kv_map, ka.shape), fold_slices(dv, kv_map, va.shape)

@@ -1,4 +1,4 @@
-"""Numba backward (VJP) of tensor (Kronecker) attention over key pairs (operators.md §4).
+"""Numba backward (VJP) of tensor (Kronecker) attention over key pairs.
 
 Source: Alman & Song, "How to Capture Higher-order Correlations? Generalizing Matrix Softmax
 Attention to Kronecker Computation", ICLR 2024 (arXiv 2310.04064). Forward, per query ``i`` over the
@@ -88,8 +88,9 @@ def query_backward(q3, k13, k23, v13, v23, do3, maps, b, i, lo1, hi1, lo2, hi2, 
 
 
 @njit(cache=True, nogil=True)
-def pair_attention_backward(q3, k13, k23, v13, v23, do3, maps, scale, causal, window1, window2, first, stop,
-                            dq, dk1, dk2, dv1, dv2):
+def pair_attention_backward(
+    q3, k13, k23, v13, v23, do3, maps, scale, causal, window1, window2, first, stop, dq, dk1, dk2, dv1, dv2
+):
     """Output slices ``first..stop``: the gradients of
     ``o_i = Σ_{(j,k) visible} softmax(σ⟨q_i, k1_j, k2_k⟩) (v1_j ∘ v2_k)`` w.r.t. the five inputs.
 
@@ -106,8 +107,7 @@ def pair_attention_backward(q3, k13, k23, v13, v23, do3, maps, scale, causal, wi
             if causal:
                 lo1, hi1 = max(0, i - window1 + 1), i + 1
                 lo2, hi2 = max(0, i - window2 + 1), i + 1
-            query_backward(q3, k13, k23, v13, v23, do3, maps, b, i, lo1, hi1, lo2, hi2, scale,
-                           dq, dk1, dk2, dv1, dv2)
+            query_backward(q3, k13, k23, v13, v23, do3, maps, b, i, lo1, hi1, lo2, hi2, scale, dq, dk1, dk2, dv1, dv2)
 
 
 def pair_attention_grads(
@@ -192,7 +192,5 @@ def tensor_vjp(
     if causal and not (n == m1 == m2):
         raise ValueError(f"q/k1/k2: causal tensor attention needs n == m1 == m2, got {n}, {m1}, {m2}")
     grad = upstream_gradient(grad_out, (*lead, n, v1a.shape[-1]), qa.dtype)
-    dq, dk1, dk2, dv1, dv2 = pair_attention_grads(
-        grad, arrays, maps, scale=sigma, causal=causal, window1=n, window2=n
-    )
+    dq, dk1, dk2, dv1, dv2 = pair_attention_grads(grad, arrays, maps, scale=sigma, causal=causal, window1=n, window2=n)
     return dq, dk1, dk2, dv1, dv2
