@@ -267,6 +267,49 @@ PAPERS: dict[str, Paper] = _papers(
         "2406.09519",
         venue="NeurIPS 2024",
     ),
+    Paper(
+        "jin2024moh",
+        "Jin, Peng and Zhu, Bo and Yuan, Li and Yan, Shuicheng",
+        "Jin et al.",
+        "MoH: Multi-Head Attention as Mixture-of-Head Attention",
+        2024,
+        "2410.11842",
+    ),
+    Paper(
+        "filipek2025sqa",
+        "Filipek, Adam",
+        "Filipek",
+        "Sparse Query Attention (SQA): A Computationally Efficient Attention Mechanism with Query Heads Reduction",
+        2025,
+        "2510.01817",
+    ),
+    Paper(
+        "ye2026diffv2",
+        "Ye, Tianzhu and Dong, Li and Sun, Yutao and Wei, Furu",
+        "Ye et al.",
+        "Differential Transformer V2",
+        2026,
+        venue="Microsoft blog post and code, January 2026",
+        url="https://github.com/microsoft/unilm/tree/master/Diff-Transformer/Diff-Transformer-V2",
+    ),
+    Paper(
+        "lim2025gda",
+        "Lim, Junghwan and Lee, Sungmin and Kim, Dongseok and Cheung, Wai Ting and Kim, Beomgyu and Kim, Taehwan "
+        "and Lee, Haesol and Lee, Junhyeok and Oh, Dongpin and Park, Eunhwan",
+        "Lim et al.",
+        "Grouped Differential Attention",
+        2025,
+        "2510.06949",
+    ),
+    Paper(
+        "takahashi2025sensitivity",
+        "Takahashi, Tsubasa and Yamabe, Shojiro and Waseda, Futa and Sasaki, Kento",
+        "Takahashi et al.",
+        "Understanding Sensitivity of Differential Attention through the Lens of Adversarial Robustness",
+        2025,
+        "2510.00517",
+        venue="ICLR 2026",
+    ),
 )
 
 

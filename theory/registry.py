@@ -127,8 +127,9 @@ FAMILY_MODULES: tuple[str, ...] = (
     "attnlab.theory.tensor",
     "attnlab.theory.heads",
     "attnlab.theory.pavlov",
+    "attnlab.theory.differential",
 )
-FAMILIES: tuple[str, ...] = ("operators", "softmax", "laser", "tensor", "heads", "pavlov")
+FAMILIES: tuple[str, ...] = ("operators", "softmax", "laser", "tensor", "heads", "pavlov", "differential")
 
 
 def _load_families() -> None:
