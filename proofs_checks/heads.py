@@ -1,4 +1,4 @@
-"""Exact (SymPy) checks for the head-count theorem on rational SSMs (claims.md F3.4, "SymPy").
+"""Exact (SymPy) checks for the head-count theorem on rational SSMs.
 
 Source setting: Ghodsi, "How Many Heads Make an SSM?" (arXiv 2512.15115 v1).  With rational ``A, B, C``
 every lag ``L_ℓ = C A^ℓ B`` is exact, so the lag-span dimension ``k`` is an exact matrix rank, the

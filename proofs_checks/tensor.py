@@ -8,6 +8,7 @@ coefficient or row order in the code flips them.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -111,6 +112,7 @@ REMAINDER_RADII: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 3.375, 5.0)
 REMAINDER_DEGREES: tuple[int, ...] = tuple(range(1, 11))
 
 
+@functools.cache
 def _sup_relative_error(radius: float, degree: int, points: int = 61) -> float:
     """``max_{|x|≤R} |P_g(x)e^{−x} − 1|`` on a grid incl. ±R, at 40 significant digits (no cancellation)."""
     with mpmath.workdps(40):
@@ -120,6 +122,21 @@ def _sup_relative_error(radius: float, degree: int, points: int = 61) -> float:
             partial = mpmath.fsum(x**t / mpmath.factorial(t) for t in range(degree + 1))
             worst = max(worst, abs(partial * mpmath.exp(-x) - 1))
         return float(worst)
+
+
+@functools.lru_cache(maxsize=1)
+def _remainder_identity_failures() -> list[int]:
+    """Degrees g ≤ 6 at which the series truncation or the integral remainder identity fails (SymPy)."""
+    x, t = sp.symbols("x t", real=True)
+    failures: list[int] = []
+    for g in range(7):
+        taylor = sum(x**i / sp.factorial(i) for i in range(g + 1))
+        if sp.expand(sp.series(sp.exp(x), x, 0, g + 1).removeO() - taylor) != 0:
+            failures.append(g)
+        remainder = sp.integrate((x - t) ** g / sp.factorial(g) * sp.exp(t), (t, 0, x))
+        if sp.simplify(remainder - (sp.exp(x) - taylor)) != 0:
+            failures.append(g)
+    return failures
 
 
 def check_taylor_remainder(
@@ -133,15 +150,7 @@ def check_taylor_remainder(
     part: the true sup on a grid (40-digit arithmetic) against ``bound`` and against the ``e^{2R}`` form.
     Verdict: ``holds`` when neither is ever exceeded, ``falsified`` otherwise.
     """
-    x, t = sp.symbols("x t", real=True)
-    symbolic_failures: list[int] = []
-    for g in range(7):
-        taylor = sum(x**i / sp.factorial(i) for i in range(g + 1))
-        if sp.expand(sp.series(sp.exp(x), x, 0, g + 1).removeO() - taylor) != 0:
-            symbolic_failures.append(g)
-        remainder = sp.integrate((x - t) ** g / sp.factorial(g) * sp.exp(t), (t, 0, x))
-        if sp.simplify(remainder - (sp.exp(x) - taylor)) != 0:
-            symbolic_failures.append(g)
+    symbolic_failures = _remainder_identity_failures()
     if symbolic_failures:
         return CheckResult("falsified", f"series/integral remainder identity fails for g={symbolic_failures}")
 

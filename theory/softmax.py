@@ -357,7 +357,7 @@ def lp_operator_norm_search(
     dual_order = order / (order - 1.0)
     best = 0.0
     for _ in range(starts):
-        x = rng.standard_normal(matrix.shape[1])
+        x: np.ndarray = rng.standard_normal((matrix.shape[1],))
         x /= np.linalg.norm(x, order)
         for _ in range(iterations):
             z = matrix.T @ _dual_direction(matrix @ x, order)

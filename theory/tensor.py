@@ -890,7 +890,7 @@ ALMAN_SONG = paper("alman2024tensor")
 ROY = paper("roy2025fast")
 TENSOR_PROBLEM = Source(
     ALMAN_SONG,
-    "abstract: the problem D⁻¹exp(Q(K₁⊘K₂)ᵀ)(V₁⊘V₂); the polynomial-method construction is attnlab's "
+    "v1, abstract: the problem D⁻¹exp(Q(K₁⊘K₂)ᵀ)(V₁⊘V₂); the polynomial-method construction is attnlab's "
     "reconstruction of the standard one",
     abstract_level=True,
 )
@@ -904,7 +904,7 @@ register(
         kind="paper",
         source=Source(
             ALMAN_SONG,
-            "abstract (ICLR 2024 / arXiv 2310.04064)",
+            "v1, abstract (also the ICLR 2024 version)",
             "the straightforward algorithm requires cubic time in n",
             abstract_level=True,
         ),
@@ -1037,7 +1037,7 @@ register(
         kind="reading",
         source=Source(
             ALMAN_SONG,
-            "abstract",
+            "v1, abstract",
             "if all entries of the input matrices are bounded above by o(∛log n) then we show how to approximate "
             "the 'tensor-type' attention matrix in n^{1+o(1)} time",
             abstract_level=True,
