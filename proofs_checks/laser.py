@@ -2,7 +2,7 @@
 
 LASER (Duvvuri & Dhillon, arXiv 2411.03493): ``O = log(softmax(S) · exp(V))``. For two tokens and one
 value channel, with ``α = σ(z₁ − z₂)`` the weight of token 1 and ``Δ = v₁ − v₂``, every identity below
-is proved exactly and returned as a :class:`~attnlab.theory.registry.CheckResult`.
+is proved exactly and returned as a :class:`~attnlab.proofs_checks.results.CheckResult`.
 :func:`laser_attention_mp` evaluates the operator itself in mpmath arithmetic, the yardstick for the
 float64 reference's rounding error.
 """
@@ -15,8 +15,8 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from attnlab.proofs_checks.results import CheckResult
 from attnlab.reference.softmax import _prepare_qk
-from attnlab.theory.registry import CheckResult
 from attnlab.validation import reference_precision
 
 

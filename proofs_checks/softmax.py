@@ -1,7 +1,7 @@
 """Symbolic (SymPy) checks of the softmax Jacobian identities.
 
 Each function proves an identity exactly for small ``n`` and returns a
-:class:`~attnlab.theory.registry.CheckResult`: ``holds`` when every difference simplifies to 0,
+:class:`~attnlab.proofs_checks.results.CheckResult`: ``holds`` when every difference simplifies to 0,
 ``falsified`` otherwise (with the non-zero residual in the evidence).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from attnlab.theory.registry import CheckResult
+from attnlab.proofs_checks.results import CheckResult
 
 
 def _softmax_symbols(n: int) -> tuple[list[sp.Symbol], list[sp.Expr]]:

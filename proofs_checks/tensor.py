@@ -1,6 +1,6 @@
 """Symbolic (SymPy) checks behind the tensor-attention claims (polynomial method, Khatri–Rao identity).
 
-Each function returns a :class:`~attnlab.theory.registry.CheckResult` and is used as (part of) a
+Each function returns a :class:`~attnlab.proofs_checks.results.CheckResult` and is used as (part of) a
 claim's check in :mod:`attnlab.theory.tensor`. The checks exercise the library's own building blocks
 (``taylor_multi_indices``, ``taylor_coefficients``, ``khatri_rao``) on symbolic inputs, so a wrong
 coefficient or row order in the code flips them.
@@ -17,9 +17,9 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from attnlab.proofs_checks.results import CheckResult
 from attnlab.reference import tensor_poly
 from attnlab.reference.tensor import khatri_rao
-from attnlab.theory.registry import CheckResult
 
 #: (d, g) pairs of the monomial-count check: d = 2, 3 and every g <= 4.
 MONOMIAL_CASES: tuple[tuple[int, int], ...] = tuple((d, g) for d in (2, 3) for g in range(5))

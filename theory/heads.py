@@ -404,13 +404,20 @@ def check_span_bound(
         f"{scalar_ones}/{scalar_total}; FIR lags past N max |L| = {fir_tail:.0e} (rank threshold {RANK_RTOL:.0e}·σ₁)"
     )
     if exact:
-        from attnlab.proofs_checks.heads import exact_rank_agreement
-
         agree, total = exact_rank_agreement(seed=seed)
         data["sympy_rank_agreement"] = [agree, total]
         ok = ok and agree == total
         evidence += f"; SymPy exact rank = numerical k on {agree}/{total} rational instances"
     return CheckResult(_verdict(ok), evidence, data)
+
+
+def exact_rank_agreement(seed: int = 0, instances: int = 3, n: int = 8) -> tuple[int, int]:
+    """How many rational instances have SymPy rank == float64 numerical rank ``k``."""
+    from attnlab.proofs_checks.heads import exact_lag_rank, rational_instances
+
+    rational = rational_instances(seed, instances)
+    agree = sum(exact_lag_rank(ssm, n) == lag_span_dimension(LinearSSM(*ssm.to_arrays()), n) for ssm in rational)
+    return agree, len(rational)
 
 
 #: A free-score fit "represents" the SSM when its relative squared residual is below this (1e-10 in norm).

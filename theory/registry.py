@@ -28,32 +28,33 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from attnlab.papers import Source
+from attnlab.proofs_checks.results import VERDICTS, CheckResult, Verdict
 
-Verdict = Literal["holds", "refined", "falsified"]
-VERDICTS: tuple[str, ...] = ("holds", "refined", "falsified")
+__all__ = [
+    "KINDS",
+    "VERDICTS",
+    "CheckResult",
+    "Claim",
+    "Kind",
+    "Mutant",
+    "MutantOutcome",
+    "Outcome",
+    "Verdict",
+    "claims",
+    "get",
+    "register",
+    "run",
+    "run_mutant",
+    "run_mutants",
+]
+
 Kind = Literal["paper", "reading", "derived"]
 KINDS: tuple[str, ...] = ("paper", "reading", "derived")
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """What a check measured.
-
-    Attributes:
-        verdict: the verdict the evidence supports.
-        evidence: one line for the verdict table: the measured quantity beside its bound, e.g.
-            ``"max ‖J‖₂ = 0.4999 ≤ 0.5 over 2000 draws"``.
-        data: JSON-serialisable numbers behind the evidence (for ``--json`` and the book).
-    """
-
-    verdict: Verdict
-    evidence: str
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
