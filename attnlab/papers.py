@@ -187,7 +187,7 @@ PAPERS: dict[str, Paper] = _papers(
         "ghodsi2025heads",
         "Ghodsi, Ali",
         "Ghodsi",
-        "How Many Heads Make an SSM?",
+        "How Many Heads Make an SSM? A Unified Framework for Attention and State Space Models",
         2025,
         "2512.15115",
     ),
@@ -202,9 +202,9 @@ PAPERS: dict[str, Paper] = _papers(
     ),
     Paper(
         "nair2025softmax",
+        "Nair, Pravin",
         "Nair",
-        "Nair",
-        "Softmax is 1/2-Lipschitz",
+        "Softmax is $1/2$-Lipschitz: A tight bound across all $\\ell_p$ norms",
         2025,
         "2510.23012",
     ),
@@ -309,6 +309,15 @@ PAPERS: dict[str, Paper] = _papers(
         2025,
         "2510.00517",
         venue="ICLR 2026",
+    ),
+    Paper(
+        "boyd2004convex",
+        "Boyd, Stephen and Vandenberghe, Lieven",
+        "Boyd & Vandenberghe",
+        "Convex Optimization",
+        2004,
+        venue="Cambridge University Press",
+        url="https://web.stanford.edu/~boyd/cvxbook/",
     ),
 )
 

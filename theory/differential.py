@@ -243,6 +243,10 @@ register(
             "direction u (then ‖Ju‖² = ‖J₁‖₂² + λ²‖J₂u‖² − 2λ⟨J₁u, J₂u⟩ > ‖J₁‖₂²); negative alignment as "
             "⟨J₁, J₂⟩_F < 0 is not enough (a minority of such draws lower ‖J‖₂)"
         ),
+        condition=(
+            "J₁u and J₂u negatively aligned along standard attention's most sensitive input direction u "
+            "(⟨J₁u, J₂u⟩ < 0 for the top right singular vector u of J₁)"
+        ),
         quick=lipschitz_check,
         assumptions=(
             "one DIFF V1 head on random tokens and projections (n = 4, D = 5, d = 3), λ = 0.6",
