@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from attnlab.synthetic.analysis.patterns import debiased_gd_weights, extract_patterns
@@ -196,7 +196,6 @@ def test_zero_sum_two_head_layer_is_a_debiased_gd_step() -> None:
     assert patterns.omega == pytest.approx([omega, -omega]) and min(patterns.ov_last_ratio) > 1e6
 
 
-@settings(max_examples=15, deadline=None, derandomize=True)
 @given(
     noise=st.floats(0.01, 0.5),
     leak=st.floats(0.01, 0.5),

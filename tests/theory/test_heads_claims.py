@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from attnlab.proofs_checks import heads as exact
@@ -19,7 +19,6 @@ from attnlab.theory.ssm import (
     spectral_radius,
 )
 
-HUNT = settings(max_examples=15, deadline=None, derandomize=True)
 HEADS_CLAIMS = claims("heads")
 
 
@@ -56,7 +55,6 @@ def _ssm(params) -> LinearSSM:
     return ssm
 
 
-@HUNT
 @given(ssm_params)
 def test_minimal_heads_equals_lag_span_dimension(params) -> None:
     ssm = _ssm(params)
@@ -71,7 +69,6 @@ def test_minimal_heads_equals_lag_span_dimension(params) -> None:
     assert H.operator_residual(ssm, n, construction) <= 1e-20 * np.sum(ssm.lag_operators(n) ** 2)
 
 
-@HUNT
 @given(ssm_params)
 def test_every_truncation_below_k_leaves_the_eckart_young_tail(params) -> None:
     ssm = _ssm(params)
@@ -86,7 +83,6 @@ def test_every_truncation_below_k_leaves_the_eckart_young_tail(params) -> None:
         assert abs(residual - tail) <= 1e-10 * scale
 
 
-@HUNT
 @given(st.integers(0, 2**31 - 1), st.integers(2, 4))
 def test_ssm_gain_decays_no_slower_than_spectral_radius(seed, modes) -> None:
     rng = np.random.default_rng(seed)
@@ -108,7 +104,6 @@ def test_ssm_gain_decays_no_slower_than_spectral_radius(seed, modes) -> None:
     assert rate <= np.log(rho) + slack + 1e-9
 
 
-@HUNT
 @given(st.integers(0, 2**31 - 1), st.integers(1, 30))
 def test_hard_attention_jacobian_is_lag_independent_and_matches_finite_differences(seed, lag) -> None:
     rng = np.random.default_rng(seed)
@@ -121,7 +116,6 @@ def test_hard_attention_jacobian_is_lag_independent_and_matches_finite_differenc
     assert np.max(np.abs(jac - numeric)) <= 1e-6 * max(1.0, np.max(np.abs(jac)))
 
 
-@HUNT
 @given(st.integers(0, 2**31 - 1), st.integers(1, 40), st.sampled_from([0.3, 2.0, 30.0]))
 def test_softmax_heads_never_beat_the_row_sum_bound(seed, heads, temperature) -> None:
     rng = np.random.default_rng(seed)
@@ -133,7 +127,6 @@ def test_softmax_heads_never_beat_the_row_sum_bound(seed, heads, temperature) ->
     assert H.least_squares_residual_given_scores(ssm, n, alpha) >= bound * (1 - 1e-9)
 
 
-@HUNT
 @given(st.integers(0, 2**31 - 1), st.integers(1, 6))
 def test_two_content_heads_reproduce_any_planar_ssm(seed, modes) -> None:
     rng = np.random.default_rng(seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from attnlab.proofs_checks import laser as symbolic
@@ -19,7 +19,6 @@ from attnlab.theory import laser as family
 from attnlab.theory.registry import claims, run
 
 LASER_CLAIMS = claims("laser")
-HUNT = settings(max_examples=40, deadline=None, derandomize=True)
 
 
 def test_family_registers_enough_claims() -> None:
@@ -54,7 +53,6 @@ def attention_inputs(draw, value_range: float = 50.0):
     return q, k, v, causal
 
 
-@HUNT
 @given(attention_inputs())
 def test_lwse_agrees_with_double_lse_when_finite(inputs) -> None:
     q, k, v, causal = inputs
@@ -65,7 +63,6 @@ def test_lwse_agrees_with_double_lse_when_finite(inputs) -> None:
     np.testing.assert_allclose(shifted[finite], exact[finite], rtol=1e-12, atol=1e-12)
 
 
-@HUNT
 @given(attention_inputs())
 def test_sandwich_and_jensen(inputs) -> None:
     q, k, v, causal = inputs
@@ -82,7 +79,6 @@ def test_sandwich_and_jensen(inputs) -> None:
     assert np.all(out >= lower_max - tol)
 
 
-@HUNT
 @given(attention_inputs(), st.integers(0, 2**31 - 1))
 def test_shift_equivariance(inputs, seed) -> None:
     q, k, v, causal = inputs
@@ -92,7 +88,6 @@ def test_shift_equivariance(inputs, seed) -> None:
     )
 
 
-@settings(max_examples=20, deadline=None, derandomize=True)
 @given(attention_inputs(value_range=20.0))
 def test_gradients_match_finite_differences(inputs) -> None:
     q, _, v, _ = inputs
@@ -114,7 +109,6 @@ def test_gradients_match_finite_differences(inputs) -> None:
             np.testing.assert_allclose(fd_v, expected, rtol=1e-6, atol=1e-6)
 
 
-@HUNT
 @given(attention_inputs(value_range=1000.0))
 def test_logit_gradient_is_bounded(inputs) -> None:
     q, k, v, _ = inputs
@@ -124,7 +118,6 @@ def test_logit_gradient_is_bounded(inputs) -> None:
     assert np.all(np.sum(np.abs(grad), axis=1) <= 2.0 + 1e-12)
 
 
-@HUNT
 @given(attention_inputs(value_range=10.0), st.floats(1e-6, 1e-2))
 def test_small_value_limit(inputs, alpha) -> None:
     q, k, v, _ = inputs
@@ -132,7 +125,6 @@ def test_small_value_limit(inputs, alpha) -> None:
     assert np.max(np.abs(excess)) <= alpha * np.max(np.abs(v)) ** 2 / 2 + 1e-9
 
 
-@HUNT
 @given(st.floats(1e-4, 1 - 1e-4), st.floats(0.01, 30.0))
 def test_two_token_crossover_sign(alpha, delta) -> None:
     margin = float(family.crossover_alpha(delta)) - alpha

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from attnlab.theory import claims, run
 from attnlab.theory import pavlov as P
 
-HUNT = settings(max_examples=15, deadline=None, derandomize=True)
 PAVLOV_CLAIMS = claims("pavlov")
 
 
@@ -36,7 +35,6 @@ def test_quick_check_supports_recorded_verdict(claim) -> None:
 seeds = st.integers(0, 2**31 - 1)
 
 
-@HUNT
 @given(seeds, st.integers(2, 48), st.integers(1, 6))
 def test_orthogonal_keys_retrieve_exactly(seed, d_k, d_v) -> None:
     rng = np.random.default_rng(seed)
@@ -47,7 +45,6 @@ def test_orthogonal_keys_retrieve_exactly(seed, d_k, d_v) -> None:
     assert np.max(np.abs(P.crosstalk(keys, values))) <= 1e-12
 
 
-@HUNT
 @given(seeds, st.integers(2, 20), st.integers(2, 20), st.integers(1, 5))
 def test_memory_is_additive_and_rotation_invariant(seed, n_items, d_k, d_v) -> None:
     rng = np.random.default_rng(seed)
@@ -62,7 +59,6 @@ def test_memory_is_additive_and_rotation_invariant(seed, n_items, d_k, d_v) -> N
     assert np.allclose(plain, rotated, rtol=0, atol=1e-11)
 
 
-@HUNT
 @given(seeds, st.integers(2, 30), st.sampled_from([8, 32, 128, 512]))
 def test_crosstalk_never_exceeds_the_coherence_bound(seed, n_items, d_k) -> None:
     rng = np.random.default_rng(seed)
@@ -76,7 +72,6 @@ def test_crosstalk_never_exceeds_the_coherence_bound(seed, n_items, d_k) -> None
         assert np.all(np.sum(P.retrieve(P.hebbian_memory(keys, values), keys) * values, axis=-1) > 0)
 
 
-@HUNT
 @given(seeds, st.integers(1, 24), st.integers(1, 6))
 def test_delta_rule_memory_is_exact_for_independent_keys(seed, n_items, d_v) -> None:
     rng = np.random.default_rng(seed)

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from attnlab.proofs_checks import softmax as symbolic
@@ -15,7 +15,6 @@ from attnlab.theory._checks import operator_norm, shannon_entropy, softmax_jacob
 from attnlab.theory.registry import claims, run
 
 SOFTMAX_CLAIMS = claims("softmax")
-HUNT = settings(max_examples=60, deadline=None, derandomize=True)
 
 
 def test_family_registers_enough_claims() -> None:
@@ -43,7 +42,6 @@ def _probabilities(z: list[float], factor: float) -> tuple[np.ndarray, np.ndarra
     return scaled, family.reference_softmax(scaled)
 
 
-@HUNT
 @given(logits, temperature_factors, st.integers(0, 2**31 - 1))
 def test_jacobian_structure(z, factor, seed) -> None:
     _, p = _probabilities(z, factor)
@@ -61,7 +59,6 @@ def test_jacobian_structure(z, factor, seed) -> None:
     assert np.all(ps[1:] <= lam[:-1] + 1e-12)
 
 
-@HUNT
 @given(logits, temperature_factors)
 def test_spectral_frobenius_trace_entropy_bounds(z, factor) -> None:
     _, p = _probabilities(z, factor)
@@ -74,7 +71,6 @@ def test_spectral_frobenius_trace_entropy_bounds(z, factor) -> None:
     assert spectral >= np.trace(jac) / (p.shape[0] - 1) - 1e-12
 
 
-@settings(max_examples=25, deadline=None, derandomize=True)
 @given(logits, st.sampled_from([0.3, 1.0, 3.0]))
 def test_finite_difference_matches_jacobian_over_temperature(z, temperature) -> None:
     z = np.array(z)
@@ -93,7 +89,6 @@ def test_finite_difference_matches_jacobian_over_temperature(z, temperature) -> 
     np.testing.assert_allclose(fd, softmax_jacobian(p) / temperature, atol=1e-7 / temperature, rtol=1e-7)
 
 
-@HUNT
 @given(logits, st.lists(st.floats(-20.0, 20.0, allow_nan=False), min_size=16, max_size=16), temperature_factors)
 def test_lipschitz_half_in_l1_l2_linf(z, other, factor) -> None:
     z_a = np.array(z) * factor
