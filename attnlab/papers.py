@@ -267,6 +267,47 @@ PAPERS: dict[str, Paper] = _papers(
         "2406.09519",
         venue="NeurIPS 2024",
     ),
+    Paper(
+        "liu2022ecoformer",
+        "Liu, Jing and Pan, Zizheng and He, Haoyu and Cai, Jianfei and Zhuang, Bohan",
+        "Liu et al.",
+        "EcoFormer: Energy-Saving Attention with Linear Complexity",
+        2022,
+        "2209.09004",
+        venue="NeurIPS 2022",
+    ),
+    Paper(
+        "kuang2025customizing",
+        "Kuang, Yilun and Amsel, Noah and Lotfi, Sanae and Qiu, Shikai and Potapczynski, Andres and "
+        "Wilson, Andrew Gordon",
+        "Kuang et al.",
+        "Customizing the Inductive Biases of Softmax Attention using Structured Matrices",
+        2025,
+        "2509.07963",
+        venue="ICML 2025",
+    ),
+    Paper(
+        "huang2025holographic",
+        "Huang, Enhao and Zhang, Zhiyu and Xu, Tianxiang and Xia, Chunshu and Hu, Kaichun and Yang, Yuchen and "
+        "Pan, Tongtong and Dong, Dong and Qin, Zhan",
+        "Huang et al.",
+        "Holographic Transformers for Complex-Valued Signal Processing: Integrating Phase Interference into "
+        "Self-Attention",
+        2025,
+        "2509.19331",
+    ),
+    Paper(
+        "shao2025complexformer",
+        "Shao, Jintian and Huang, Hongyi and Wu, Jiayi and Zhang, Beiwen and Wu, ZhiYu and Shan, You and "
+        "Zheng, MingKai",
+        "Shao et al.",
+        "ComplexFormer: Disruptively Advancing Transformer Inference Ability via Head-Specific Complex Vector "
+        "Attention",
+        2025,
+        "2505.10222",
+        "v1",
+        venue="v2 (27 May 2025) withdrawn by the authors; the abstract of v1 is what the lab read",
+    ),
 )
 
 
