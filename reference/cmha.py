@@ -69,7 +69,7 @@ def _head_parameter(name: str, value: Any, default: float, q: np.ndarray) -> np.
     """``δ`` or ``β`` as an array broadcasting to ``(..., H, 1, 1, d/2)`` against the pairwise angles."""
     half = q.shape[-1] // 2
     if value is None:
-        return np.full(half, default)
+        return np.full(half, default, dtype=q.dtype)
     arr = as_float_array(name, value, min_ndim=1)
     heads = q.shape[-3] if q.ndim >= 3 else None
     if arr.shape == (half,):
@@ -108,7 +108,8 @@ def cmha_scores(
     rk, tk = euler(k, eps)
     n, m = q.shape[-2], k.shape[-2]
     angle = adaptive_angle(tq[..., :, None, :] - tk[..., None, :, :], delta, beta)
-    relative = (query_positions(n, m)[:, None] - np.arange(m)[None, :])[..., None] * frequencies(q.shape[-1], base)
+    offsets = query_positions(n, m)[:, None] - np.arange(m)[None, :]
+    relative = (offsets[..., None] * frequencies(q.shape[-1], base)).astype(q.dtype)
     return scale * np.sum(rq[..., :, None, :] * rk[..., None, :, :] * np.cos(angle + relative), axis=-1)
 
 

@@ -52,7 +52,7 @@ def default_offset(bits: int) -> float:
 
 def sign_code(y: np.ndarray) -> np.ndarray:
     """±1 codes with ``sign(0) = +1`` (``torch.sign`` would give a 0 "bit")."""
-    return np.where(y >= 0, 1.0, -1.0)
+    return np.where(y >= 0, y.dtype.type(1.0), y.dtype.type(-1.0))
 
 
 def squared_distances(u: np.ndarray, anchors: np.ndarray) -> np.ndarray:
@@ -69,7 +69,7 @@ def kernel_bandwidth(dist: np.ndarray) -> np.ndarray:
 def kernel_features(u: np.ndarray, anchors: np.ndarray, kernel_mean: np.ndarray, bandwidth: float | None) -> np.ndarray:
     """Centred Gaussian kernel features ``κ_ir = exp(−D_ir / (2σ̄)) − μ_r``, ``(..., n, R)``."""
     dist = squared_distances(u, anchors)
-    width = kernel_bandwidth(dist) if bandwidth is None else np.float64(bandwidth)
+    width = kernel_bandwidth(dist) if bandwidth is None else dist.dtype.type(bandwidth)
     if np.any(width <= 0.0):
         raise ValueError(
             "qk/anchors: every token coincides with every anchor, so the mean squared distance (the kernel "
@@ -244,7 +244,7 @@ def running_sums(x: np.ndarray, causal: bool) -> np.ndarray:
 def aggregate_linear(codes: np.ndarray, v: np.ndarray, offset: float, causal: bool) -> np.ndarray:
     """``(h_iᵀ S_i + c z_i) / (h_i·g_i + c N_i)`` with ``S = Σ h_j v_jᵀ``, ``g = Σ h_j``, ``z = Σ v_j``,
     ``N`` the number of summed keys: O(n b d_v) (prefix sums of the outer products under ``causal``)."""
-    ones = np.ones((*codes.shape[:-1], 1))
+    ones = np.ones((*codes.shape[:-1], 1), dtype=v.dtype)
     # [v | 1] carries the value sums and the key counts through the same sums as the code products.
     v1 = np.concatenate([v, ones], axis=-1)
     if causal:

@@ -99,7 +99,7 @@ def mlr_scores(
     """The MLR logits ``S`` of shape ``(..., n, m)`` (before the causal mask and the mask)."""
     n, m = q.shape[-2], k.shape[-2]
     bounds = np.cumsum((0, *ranks))
-    scores = np.zeros((*q.shape[:-1], m))
+    scores = np.zeros((*q.shape[:-1], m), dtype=q.dtype)
     for lo, hi, size, c in zip(bounds[:-1], bounds[1:], sizes, level_scales(ranks, scale)):
         scores = scores + np.where(
             same_block(n, m, size), c * (q[..., lo:hi] @ np.swapaxes(k[..., lo:hi], -1, -2)), 0.0
@@ -107,7 +107,7 @@ def mlr_scores(
     if normalize == "levels":
         return scores / len(ranks)
     if normalize == "coverage":
-        return scores / np.maximum(coverage(n, m, sizes), 1.0)
+        return scores / np.maximum(coverage(n, m, sizes), 1.0).astype(q.dtype)
     return scores
 
 

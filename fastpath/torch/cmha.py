@@ -5,7 +5,9 @@ score separates, ``s_ij = σ ψ(q_i)·ψ(k_j)`` with ``ψ(x) = [r cos φ | r sin
 ``φ^k = δθ^k + p_j g`` (query positions ``i + m − n``, ``g_t = base^{−2t/d}``), so the ``n × m × d/2`` cosines
 the released code materialises become one feature map and
 :func:`attnlab.fastpath.torch.softmax.softmax_attention` (SDPA, bottom-right causal). The features are
-computed in float32 for float16/bfloat16 inputs (float64 stays float64) and cast to the input dtype.
+computed in float64 (the absolute phases ``p·g`` grow with the position; in float32 a phase near ``n``
+radians carries ``n·6e-8`` of rounding, 3e-5 at n = 512, where the pairwise form only rounds the relative
+angle) and cast to the input dtype.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ def cmha_attention(
     q, k, v = check_qkv(q, k, v)
     base_value, eps_value = _check_options(q, delta, beta, base, eps)
     sigma = check_scale(scale, 1.0)
-    work = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
+    # float64 features: the absolute phases p·g reach ~n radians, and a float32 phase would lose ~n·6e-8 rad
+    work = torch.float64
     slopes, offsets = _rows("delta", delta, 1.0, q, work), _rows("beta", beta, 0.0, q, work)
     if slopes.ndim > 1 and q.ndim >= 3 and k.shape[-3] != q.shape[-3]:
         # key features depend on the query head's δ: one key copy per query head
