@@ -27,8 +27,7 @@ from attnlab.reference.ecoformer import (
     kernel_features,
     unit_rows,
 )
-from attnlab.theory._claim_specs import ClaimSpec, Planted
-from attnlab.theory.registry import CheckResult
+from attnlab.theory.registry import CheckResult, Claim, Mutant, register
 
 FAMILY = "ecoformer"
 SOURCE = Source(
@@ -115,8 +114,8 @@ def _sign_with_zero_bits(
     return np.sign(features @ np.swapaxes(np.asarray(hash_weights), -1, -2))
 
 
-CLAIMS = (
-    ClaimSpec(
+register(
+    Claim(
         id="ecoformer.linear_time.binary_code_product",
         family=FAMILY,
         statement=(
@@ -129,17 +128,17 @@ CLAIMS = (
         verdict="holds",
         quick=linear_time_binary_codes,
         mutants=(
-            Planted(
+            Mutant(
                 "linear_offset_dropped",
                 "the linear form keeps the offset c only in the denominator",
                 {"linear": _offset_dropped_from_values},
             ),
-            Planted(
+            Mutant(
                 "torch_sign_codes",
                 "codes by np.sign (torch.sign): a projection of exactly 0 gives a 0 bit",
                 {"codes": _sign_with_zero_bits},
             ),
         ),
         assumptions=("the released code's operator (offset c = b + 1, sign(0) = +1)", "causal runs use prefix sums"),
-    ),
+    )
 )

@@ -20,8 +20,7 @@ import numpy as np
 
 from attnlab.papers import Source, paper
 from attnlab.reference.holographic import holographic_attention
-from attnlab.theory._claim_specs import ClaimSpec, Planted
-from attnlab.theory.registry import CheckResult
+from attnlab.theory.registry import CheckResult, Claim, Mutant, register
 
 FAMILY = "holographic"
 SOURCE = Source(
@@ -132,34 +131,39 @@ def _phasor_conjugated(q: Any, k: Any, v: Any, **kwargs: Any) -> np.ndarray:
     return np.conj(holographic_attention(q, k, np.conj(v), **kwargs))  # Σ_j A_ij e^{−iΔφ_ij} v_j
 
 
-CLAIMS = (
-    ClaimSpec(
+register(
+    Claim(
         id="holographic.phase.global_equivariance",
         family=FAMILY,
         statement=r"Y(e^{i\theta}X) = e^{i\theta}\,Y(X)\ \text{for a holographic attention layer}",
         kind="reading",
         source=SOURCE,
-        reads=(
-            'the abstract\'s "maintains phase consistency under linear mixing" (summaries: a global phase '
-            "equivariance), read as equivariance of the whole layer to a global phase of its input"
-        ),
         verdict="refined",
-        condition="the Q, K, V and output projections are bias-free",
-        reason="the released code's ComplexLinear projections carry a complex bias by default, which is not rotated",
+        reason=(
+            "holds exactly when the Q, K, V and output projections are bias-free; the released code's "
+            "ComplexLinear projections carry a complex bias by default, which a global phase does not rotate"
+        ),
         quick=global_phase_equivariance,
         mutants=(
-            Planted(
+            Mutant(
                 "no_conjugate", "scores without the key conjugate (not phase-invariant)", {"operator": _no_conjugate}
             ),
-            Planted(
+            Mutant(
                 "biases_zeroed",
                 "the biased layers get zero biases (the bias effect is not measured)",
                 {"bias_scale": 0.0},
             ),
         ),
-        assumptions=("float64 reference operator; random complex weights scaled by 1/√D",),
-    ),
-    ClaimSpec(
+        assumptions=(
+            'reading of the abstract\'s "maintains phase consistency under linear mixing" (summaries of the paper: '
+            "a global phase equivariance) as equivariance of the whole layer to a global phase of its input",
+            "float64 reference operator; random complex weights scaled by 1/√D",
+        ),
+    )
+)
+
+register(
+    Claim(
         id="holographic.interference.energy_bound",
         family=FAMILY,
         statement=(
@@ -168,21 +172,21 @@ CLAIMS = (
         ),
         kind="reading",
         source=SOURCE,
-        reads=(
-            '"coherently superimposes values" (summaries: energy bounds), read as the triangle bound of '
-            "the coherent sum and its constructive equality case"
-        ),
         verdict="holds",
         quick=interference_bound,
         mutants=(
-            Planted(
+            Mutant(
                 "weights_inflated", "outputs scaled by 1.001 (weights summing above 1)", {"operator": _weights_inflated}
             ),
-            Planted(
+            Mutant(
                 "phasor_conjugated",
                 "values rotated by e^{−iΔφ}: no constructive case",
                 {"operator": _phasor_conjugated},
             ),
         ),
-    ),
+        assumptions=(
+            'reading of "coherently superimposes values" (summaries of the paper: energy bounds) as the triangle '
+            "bound of the coherent sum, with weights A = |O(V = I)| summing to 1, and its constructive equality case",
+        ),
+    )
 )

@@ -21,8 +21,7 @@ from attnlab.papers import Source, paper
 from attnlab.reference.btt import btt_attention, factor_pair
 from attnlab.reference.mlr import default_block_sizes, same_block
 from attnlab.reference.mlr_bilinear import bilinear_mlr_attention
-from attnlab.theory._claim_specs import ClaimSpec, Planted
-from attnlab.theory.registry import CheckResult
+from attnlab.theory.registry import CheckResult, Claim, Mutant, register
 
 FAMILY = "structured"
 SOURCE = Source(
@@ -139,8 +138,8 @@ def _strided_blocks(n: int, m: int, size: int) -> np.ndarray:
     return (np.arange(n)[:, None] % stride) == (np.arange(m)[None, :] % stride)
 
 
-CLAIMS = (
-    ClaimSpec(
+register(
+    Claim(
         id="structured.btt.full_rank",
         family=FAMILY,
         statement=(
@@ -149,22 +148,27 @@ CLAIMS = (
         ),
         kind="reading",
         source=SOURCE,
-        reads=(
-            '"structured matrices with high ranks, including Block Tensor-Train (BTT)", '
-            "read as generic full rank at BTT rank 1"
-        ),
         verdict="holds",
         quick=btt_full_rank,
         mutants=(
-            Planted(
+            Mutant(
                 "b_index_collapsed",
                 "every b' of W_K reads the b' = 0 slice (rank <= c·s)",
                 {"operator": _btt_collapsed},
             ),
         ),
-        assumptions=("D = a·b with b the smallest divisor above √D, as the released code", "N(0, 1) cores"),
-    ),
-    ClaimSpec(
+        assumptions=(
+            "reading of "
+            '"structured matrices with high ranks, including Block Tensor-Train (BTT)", '
+            "read as generic full rank at BTT rank 1",
+            "D = a·b with b the smallest divisor above √D, as the released code",
+            "N(0, 1) cores",
+        ),
+    )
+)
+
+register(
+    Claim(
         id="structured.mlr.rank_budget",
         family=FAMILY,
         statement=(
@@ -173,20 +177,25 @@ CLAIMS = (
         ),
         kind="reading",
         source=SOURCE,
-        reads=(
-            '"structured matrices with high ranks, including ... Multi-Level Low Rank (MLR)", '
-            "read for the feature-axis MLR scoring matrix"
-        ),
         verdict="holds",
         quick=mlr_rank_budget,
         mutants=(
-            Planted(
+            Mutant(
                 "last_level_zeroed", "the finest level's query weights are zero", {"operator": _mlr_last_level_zeroed}
             ),
         ),
-        assumptions=("no layer norm (the bilinear form is then x_iᵀ W_h y_j)", "N(0, 1) level weights"),
-    ),
-    ClaimSpec(
+        assumptions=(
+            "reading of "
+            '"structured matrices with high ranks, including ... Multi-Level Low Rank (MLR)", '
+            "read for the feature-axis MLR scoring matrix",
+            "no layer norm (the bilinear form is then x_iᵀ W_h y_j)",
+            "N(0, 1) level weights",
+        ),
+    )
+)
+
+register(
+    Claim(
         id="structured.mlr.distance_bias",
         family=FAMILY,
         statement=(
@@ -195,14 +204,18 @@ CLAIMS = (
         ),
         kind="reading",
         source=SOURCE,
-        reads='the abstract\'s "distance-dependent compute bias for neighboring tokens" of (contiguous) MLR attention',
         verdict="holds",
         quick=mlr_distance_bias,
         mutants=(
-            Planted(
+            Mutant(
                 "strided_blocks", "interleaved (strided) blocks instead of contiguous ones", {"block": _strided_blocks}
             ),
         ),
-        assumptions=("default halving blocks b_l = ⌈T/2^(l−1)⌉", "self-attention, n = m = T"),
-    ),
+        assumptions=(
+            "reading of "
+            'the abstract\'s "distance-dependent compute bias for neighboring tokens" of (contiguous) MLR attention',
+            "default halving blocks b_l = ⌈T/2^(l−1)⌉",
+            "self-attention, n = m = T",
+        ),
+    )
 )

@@ -17,7 +17,27 @@ from attnlab.core import Form
 
 #: Every form, in the order tables list them. Adding a form: a reference module, a declaration module
 #: here, its name below, and optionally fast-path modules.
-FORMS: tuple[str, ...] = ("softmax", "ecoformer", "cmha", "holographic", "btt", "mlr", "mlr_bilinear")
+FORMS: tuple[str, ...] = (
+    "softmax",
+    "linear",
+    "laser",
+    "tensor",
+    "simplicial",
+    "differential",
+    "hamming",
+    "mla",
+    "interaction",
+    "moh",
+    "sqa",
+    "diff_v2",
+    "gda",
+    "ecoformer",
+    "btt",
+    "mlr",
+    "mlr_bilinear",
+    "holographic",
+    "cmha",
+)
 
 
 @cache

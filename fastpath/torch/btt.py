@@ -67,9 +67,13 @@ def btt_attention(
     w_q, w_k = check_tensor("w_q", w_q, min_ndim=3), check_tensor("w_k", w_k, min_ndim=3)
     if v.ndim < 3:
         raise ValueError(f"v: expected per-head values (..., H, m, d_v) with a head axis, got shape {tuple(v.shape)}")
-    if y.shape[-1] != x.shape[-1] or y.shape[-2] != v.shape[-2]:
+    if y.shape[-1] != x.shape[-1]:
         raise ValueError(
-            f"y: expected (..., 1, m, D) with D = {x.shape[-1]} and m = {v.shape[-2]}, got {tuple(y.shape)}"
+            f"y: expected last axis of size {x.shape[-1]} (D, the last axis of x), got shape {tuple(y.shape)}"
+        )
+    if y.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"y/v: expected the same number of keys on axis -2, got y{tuple(y.shape)} and v{tuple(v.shape)}"
         )
     if y.ndim >= 3 and y.shape[-3] != 1:
         raise ValueError(f"y: key tokens are shared by the heads; expected size 1 on axis -3, got {tuple(y.shape)}")

@@ -49,10 +49,16 @@ def polar_features(
     return torch.cat([radius * torch.cos(phase), radius * torch.sin(phase)], dim=-1)
 
 
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """A tensor as NumPy for the reference's checks; integer and boolean dtypes stay so and are rejected."""
+    t = t.detach().cpu()
+    return (t.double() if t.is_floating_point() else t).numpy()
+
+
 def _check_options(q: torch.Tensor, delta: Any, beta: Any, base: Any, eps: Any) -> tuple[float, float]:
     """The reference's checks of δ, β, base and ε, run on a same-shaped stand-in for ``q``."""
     probe = np.zeros((*q.shape[-3:-2], 1, q.shape[-1])) if q.ndim >= 3 else np.zeros((1, q.shape[-1]))
-    as_numpy = [t.detach().cpu().double().numpy() if isinstance(t, torch.Tensor) else t for t in (delta, beta)]
+    as_numpy = [_numpy(t) if isinstance(t, torch.Tensor) else t for t in (delta, beta)]
     _, _, base_value, eps_value = check_cmha_options(probe, as_numpy[0], as_numpy[1], base, eps)
     return base_value, eps_value
 

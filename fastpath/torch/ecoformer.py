@@ -98,6 +98,9 @@ def ecoformer_attention(
     for name, t in (("hash_weights", hash_weights), ("kernel_mean", kernel_mean)):
         if t.shape[-1] != r:
             raise ValueError(f"{name}: expected last axis of size {r} (R, the number of anchors), got {tuple(t.shape)}")
+    broadcast_lead(("qk", "anchors", "hash_weights"), (qk, anchors, hash_weights))
+    if kernel_mean.ndim > 1:
+        broadcast_lead(("qk", "kernel_mean"), (qk, kernel_mean.unsqueeze(-2)))
     if v.shape[-2] != qk.shape[-2]:
         raise ValueError(
             f"qk/v: expected the same number of tokens on axis -2, got qk{tuple(qk.shape)} and v{tuple(v.shape)}"

@@ -1,38 +1,44 @@
-"""Claims of the catalogue forms (EcoFormer, holographic, BTT/MLR): recorded verdicts and planted mutants.
-
-The claim registry on main has no ``kind``/``mutants`` fields yet, so these claims are :class:`ClaimSpec`
-records; each check must return its recorded verdict, and every planted mutant must change it.
-"""
+"""Claims of the catalogue forms (families ``ecoformer``, ``holographic``, ``structured``): recorded verdicts,
+whose statement each judges, and planted mutants that must change the verdict."""
 
 from __future__ import annotations
 
 import pytest
 
-from attnlab.theory import ecoformer, holographic, structured
+from attnlab.theory import claims
 
-SPECS = [*ecoformer.CLAIMS, *holographic.CLAIMS, *structured.CLAIMS]
-MUTANTS = [pytest.param(spec, planted, id=f"{spec.id}-{planted.name}") for spec in SPECS for planted in spec.mutants]
-
-
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.id)
-def test_record_is_complete(spec) -> None:
-    assert spec.kind in ("paper", "reading", "derived")
-    assert spec.id.startswith(f"{spec.family}.") and spec.statement and spec.mutants
-    if spec.kind == "paper":
-        assert spec.source.paper is not None and spec.source.locator
-    assert bool(spec.reads) == (spec.kind == "reading")
-    assert bool(spec.condition) == (spec.verdict == "refined")
-    assert spec.verdict == "holds" or spec.reason
+CLAIMS = [*claims("ecoformer"), *claims("holographic"), *claims("structured")]
+MUTANTS = [pytest.param(c, m, id=f"{c.id}-{m.name}") for c in CLAIMS for m in c.mutants]
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.id)
-def test_check_supports_the_recorded_verdict(spec) -> None:
-    result = spec.quick()
-    assert result.verdict == spec.verdict, result.evidence
+def test_families_have_their_claims() -> None:
+    assert {c.id for c in CLAIMS} == {
+        "ecoformer.linear_time.binary_code_product",
+        "holographic.phase.global_equivariance",
+        "holographic.interference.energy_bound",
+        "structured.btt.full_rank",
+        "structured.mlr.rank_budget",
+        "structured.mlr.distance_bias",
+    }
+
+
+@pytest.mark.parametrize("claim", CLAIMS, ids=lambda c: c.id)
+def test_record_is_complete(claim) -> None:
+    assert claim.kind in ("paper", "reading") and claim.mutants and claim.statement
+    assert claim.source.paper is not None and claim.source.locator and claim.source.abstract_level
+    if claim.kind == "reading":
+        assert claim.assumptions[0].startswith("reading of"), "a reading names the statement it reads first"
+    assert claim.verdict == "holds" or claim.reason
+
+
+@pytest.mark.parametrize("claim", CLAIMS, ids=lambda c: c.id)
+def test_check_supports_the_recorded_verdict(claim) -> None:
+    result = claim.quick()
+    assert result.verdict == claim.verdict, result.evidence
     assert result.evidence
 
 
-@pytest.mark.parametrize(("spec", "planted"), MUTANTS)
-def test_planted_mutant_changes_the_verdict(spec, planted) -> None:
-    result = spec.quick(**planted.overrides)
-    assert result.verdict != spec.verdict, f"{planted.name} survived: {result.evidence}"
+@pytest.mark.parametrize(("claim", "mutant"), MUTANTS)
+def test_planted_mutant_changes_the_verdict(claim, mutant) -> None:
+    result = claim.quick(**mutant.overrides)
+    assert result.verdict != claim.verdict, f"{mutant.name} survived: {result.evidence}"
