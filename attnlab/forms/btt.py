@@ -11,9 +11,9 @@ import numpy as np
 import attnlab.reference.btt as module
 from attnlab.core import BadInput, BenchCase, FastPath, Form, Invariant, Mutant, SampleInput, Shape
 from attnlab.forms import _shared as sh
+from attnlab.forms import _structured as sm
 from attnlab.papers import Source, paper
 from attnlab.reference.btt import btt_attention
-from attnlab.reference.softmax import softmax_attention
 
 OP = "btt_attention"
 ARRAYS = ("x", "y", "v", "w_q", "w_k")
@@ -41,16 +41,6 @@ def dense_cores(w_q: np.ndarray, w_k: np.ndarray, dim: int, heads: int) -> np.nd
                             w_q[h * b + bi, ai, ci * s + si] * w_k[ci, di, h * b * s + bi * s + si] for si in range(s)
                         )
     return dense
-
-
-def _ln(x: np.ndarray) -> np.ndarray:
-    mean = x.mean(-1, keepdims=True)
-    return (x - mean) / np.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + 1e-5)
-
-
-def _cap(weight: np.ndarray, fan_in: int, fan_out: int) -> np.ndarray:
-    rms = math.sqrt(float((weight**2).mean()) + 1e-8)
-    return weight / max(1.0, rms / math.sqrt(min(fan_in, fan_out) / fan_in**2))
 
 
 def oracle(
@@ -121,7 +111,7 @@ def brute_force(
     a, b = _pair(dim)
     s = w_q.shape[-1] // a
     if normalize_weights:
-        w_q, w_k = _cap(w_q, a * s, a), _cap(w_k, b, heads * b * s)
+        w_q, w_k = sm.rms_cap(w_q, a * s, a), sm.rms_cap(w_k, b, heads * b * s)
     dense = dense_cores(w_q, w_k, dim, heads)
     lead = np.broadcast_shapes(x.shape[:-2], y.shape[:-2], v.shape[:-2])
     xs, ys, vs = (np.broadcast_to(t, (*lead, *t.shape[-2:])) for t in (x, y, v))
@@ -135,7 +125,7 @@ def brute_force(
             [[sum(dense[h, i, j] * ys[idx][t, j] for j in range(dim)) for i in range(dim)] for t in range(m)]
         )
         if layer_norm_keys:
-            keys = _ln(keys)
+            keys = sm.layer_norm(keys)
         logits = sigma * sh.dot_loop(xs[idx], keys)
         if link == "softmax":
             out[idx] = sh.softmax_rows_loop(logits, vis[idx], vs[idx])
@@ -203,21 +193,8 @@ SHAPES = sh.attention_shapes(max_d=12, max_n=16, gqa=False, options=_options).ma
 # invariants
 
 
-def _softmax_link(sample: SampleInput) -> bool:
-    return sample.kwargs.get("link", "softmax") == "softmax"
-
-
-def _expected(sample: SampleInput, queries: np.ndarray, keys: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Softmax attention (or the identity link) on explicit queries and per-head keys."""
-    kw = sample.kwargs
-    dim = queries.shape[-1]
-    sigma = kw.get("scale", dim**-0.5)
-    lead = np.broadcast_shapes(queries.shape[:-2], keys.shape[:-2], v.shape[:-2])
-    q, k, vv = (np.broadcast_to(t, (*lead, *t.shape[-2:])) for t in (queries, keys, v))
-    if _softmax_link(sample):
-        return softmax_attention(q, k, vv, scale=sigma, causal=kw.get("causal", False), mask=kw.get("mask"))
-    vis = sh.visibility(q.shape[-2], k.shape[-2], kw.get("causal", False), kw.get("mask"), lead)
-    return np.where(vis, sigma * q @ np.swapaxes(k, -1, -2), 0.0) @ vv
+def _scale(sample: SampleInput) -> float:
+    return float(sample.kwargs.get("scale", sample.args[0].shape[-1] ** -0.5))
 
 
 def _identity_cores(ops: Any, sample: SampleInput) -> None:
@@ -231,8 +208,12 @@ def _identity_cores(ops: Any, sample: SampleInput) -> None:
             w_q[h * b + bi] = np.eye(a)  # W_Q[(h, b'), a', c'] = δ_a'c'
             w_k[:, bi, h * b + bi] = 1.0  # W_K[c', d', (h, b')] = δ_d'b'
     got = ops.btt_attention(x, y, v, w_q, w_k, **{**sample.kwargs, "normalize_weights": False})
-    keys = y if not sample.kwargs.get("layer_norm_keys", True) else _ln(y)
-    sh.close("identity cores (W_h = I) vs standard attention on x and LN(y)", got, _expected(sample, x, keys, v))
+    keys = y if not sample.kwargs.get("layer_norm_keys", True) else sm.layer_norm(y)
+    sh.close(
+        "identity cores (W_h = I) vs standard attention on x and LN(y)",
+        got,
+        sm.attend(sample, x, keys, v, sample.kwargs.get("scale", x.shape[-1] ** -0.5)),
+    )
 
 
 def _dense_bilinear(ops: Any, sample: SampleInput) -> None:
@@ -240,7 +221,11 @@ def _dense_bilinear(ops: Any, sample: SampleInput) -> None:
     dense = dense_cores(w_q, w_k, x.shape[-1], v.shape[-3])
     keys = np.einsum("hij,bmj->bhmi", dense, y[:, 0])
     got = ops.btt_attention(*sample.args, **{**sample.kwargs, "layer_norm_keys": False, "normalize_weights": False})
-    sh.close("BTT scores vs the dense bilinear form x_iᵀ W_h y_j", got, _expected(sample, x, keys, v))
+    sh.close(
+        "BTT scores vs the dense bilinear form x_iᵀ W_h y_j",
+        got,
+        sm.attend(sample, x, keys, v, sample.kwargs.get("scale", x.shape[-1] ** -0.5)),
+    )
 
 
 def _below_cap(sample: SampleInput) -> bool:
@@ -249,18 +234,6 @@ def _below_cap(sample: SampleInput) -> bool:
     s = w_q.shape[-1] // a
     rms_q, rms_k = math.sqrt(float((w_q**2).mean()) + 1e-8), math.sqrt(float((w_k**2).mean()) + 1e-8)
     return rms_q <= math.sqrt(min(a * s, a) / (a * s) ** 2) and rms_k <= math.sqrt(min(b, v.shape[-3] * b * s) / b**2)
-
-
-def _rows_sum_to_one(ops: Any, sample: SampleInput) -> None:
-    x, y, v, w_q, w_k = sample.args
-    m = y.shape[-2]
-    identity = np.broadcast_to(np.eye(m), (*v.shape[:-2], m, m))
-    weights = ops.btt_attention(x, y, identity, w_q, w_k, **sample.kwargs)  # A · I = A
-    vis = sh.visibility(
-        x.shape[-2], m, sample.kwargs.get("causal", False), sample.kwargs.get("mask"), weights.shape[:-2]
-    )
-    assert np.all(weights >= 0) and np.all(weights[~vis] == 0.0), "a negative weight, or a weight on a hidden key"
-    sh.close("row sums", weights.sum(-1), np.any(vis, axis=-1).astype(float))
 
 
 def _cap_inactive(ops: Any, sample: SampleInput) -> None:
@@ -301,14 +274,6 @@ def _ln_unbiased(original: Any) -> Any:
     return mutated
 
 
-def _cap_always(original: Any) -> Any:
-    def mutated(weight: np.ndarray, fan_in: int, fan_out: int) -> np.ndarray:
-        rms = math.sqrt(float(np.mean(weight * weight)) + 1e-8)
-        return weight / (rms / math.sqrt(min(fan_in, fan_out) / fan_in**2))
-
-    return mutated
-
-
 def _cap_wrong_fans(original: Any) -> Any:
     def mutated(w_q: np.ndarray, w_k: np.ndarray, heads: int, sizes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         a, b, c, d, s = sizes
@@ -323,13 +288,9 @@ MUTANTS = (
         "rank_index_swapped", "W_Q's last axis read as (s, c) instead of (c, s)", {"core_blocks": _rank_index_swapped}
     ),
     Mutant("ln_unbiased", "layer norm with the unbiased variance (n − 1)", {"layer_norm": _ln_unbiased}),
-    Mutant("cap_always", "the RMS cap rescales every core, also those below the init scale", {"rms_cap": _cap_always}),
+    sm.cap_always("the RMS cap rescales every core, also those below the init scale"),
     Mutant("cap_wrong_fans", "W_Q's cap with fan-in and fan-out swapped", {"capped_cores": _cap_wrong_fans}),
-    Mutant(
-        "weights_leak",
-        "softmax weights scaled by 1 − 1e-6",
-        {"masked_softmax": lambda original: lambda x, allowed, axis=-1: original(x, allowed, axis) * (1 - 1e-6)},
-    ),
+    sm.weights_leak(),
     sh.wrong_default_scale(OP),
     sh.top_left_causal(OP),
     sh.leaky_causal(OP),
@@ -358,13 +319,7 @@ INVARIANTS = (
         ("cap_always",),
         _below_cap,
     ),
-    Invariant(
-        "rows_sum_to_one",
-        "softmax link: the weights (the output for V = I) are >= 0, vanish on hidden keys and sum to 1 (G1)",
-        _rows_sum_to_one,
-        ("weights_leak",),
-        _softmax_link,
-    ),
+    sm.rows_sum_to_one(OP),
     sh.causal_prefix(OP, [0], [1, 2], mutants=("leaky_causal",)),
     sh.key_permutation(OP, [1, 2], mutants=("drops_last_key",)),
     sh.query_permutation(OP, [0], key_arg=1, mutants=("output_nudged",)),

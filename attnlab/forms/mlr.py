@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import attnlab.reference.mlr as module
 from attnlab.core import BadInput, BenchCase, FastPath, Form, Invariant, Mutant, SampleInput, Shape
 from attnlab.forms import _shared as sh
+from attnlab.forms import _structured as sm
 from attnlab.papers import Source, paper
 from attnlab.reference.mlr import mlr_attention
 from attnlab.reference.softmax import softmax_attention
@@ -221,21 +222,6 @@ def _levels_add(ops: Any, sample: SampleInput) -> None:
     sh.close("logits of all levels vs the (normalised) sum of one-level logits", total, summed)
 
 
-def _rows_sum_to_one(ops: Any, sample: SampleInput) -> None:
-    q, k, _ = sample.args
-    m = k.shape[-2]
-    identity = np.broadcast_to(np.eye(m), (*k.shape[:-2], m, m))
-    weights = ops.mlr_attention(q, k, identity, **sample.kwargs)
-    qe, ke = sh.repeat_kv(q, k)
-    vis = np.broadcast_to(sh.visible_of(sample, qe, ke), weights.shape)
-    assert np.all(weights >= 0) and np.all(weights[~vis] == 0.0), "a negative weight, or a weight on a hidden key"
-    sh.close("row sums", weights.sum(-1), np.any(vis, axis=-1).astype(float))
-
-
-def _softmax_link(sample: SampleInput) -> bool:
-    return sample.kwargs.get("link", "softmax") == "softmax"
-
-
 # ---------------------------------------------------------------------------------------------
 # mutants
 
@@ -278,11 +264,7 @@ MUTANTS = (
         {"coverage": lambda original: lambda n, m, sizes: np.full((n, m), float(len(sizes)))},
     ),
     Mutant("last_level_dropped", "the finest level never contributes", {"level_scales": _last_level_dropped}),
-    Mutant(
-        "weights_leak",
-        "softmax weights scaled by 1 − 1e-6",
-        {"masked_softmax": lambda original: lambda x, allowed, axis=-1: original(x, allowed, axis) * (1 - 1e-6)},
-    ),
+    sm.weights_leak(),
     sh.top_left_causal(OP),
     sh.leaky_causal(OP),
     sh.interleaved_gqa(OP, (1, 2)),
@@ -311,13 +293,7 @@ INVARIANTS = (
         _levels_add,
         ("coverage_counts_all", "last_level_dropped"),
     ),
-    Invariant(
-        "rows_sum_to_one",
-        "softmax link: the weights (the output for V = I) are >= 0, vanish on hidden keys and sum to 1 (G1)",
-        _rows_sum_to_one,
-        ("weights_leak",),
-        _softmax_link,
-    ),
+    sm.rows_sum_to_one(OP),
     sh.causal_prefix(OP, [0], [1, 2], mutants=("leaky_causal",)),
     sh.gqa_equals_mha(OP, [1, 2], mutants=("interleaved_gqa",)),
     sh.matches_brute_force(

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 import attnlab.reference.mlr_bilinear as module
 from attnlab.core import BadInput, BenchCase, FastPath, Form, Invariant, Mutant, SampleInput, Shape
 from attnlab.forms import _shared as sh
+from attnlab.forms import _structured as sm
 from attnlab.papers import Source, paper
 from attnlab.reference.mlr_bilinear import bilinear_mlr_attention
-from attnlab.reference.softmax import softmax_attention
 
 OP = "bilinear_mlr_attention"
 ARRAYS = ("x", "y", "v", "w_q", "w_k")
@@ -28,16 +28,6 @@ def _level_blocks(weight: np.ndarray, ranks: tuple[int, ...], heads: int) -> lis
         blocks.append(weight[:, start : start + heads * rank].reshape(chunks, dim // chunks, heads, rank))
         start += heads * rank
     return blocks
-
-
-def _ln(x: np.ndarray) -> np.ndarray:
-    mean = x.mean(-1, keepdims=True)
-    return (x - mean) / np.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + 1e-5)
-
-
-def _cap(weight: np.ndarray, fan_in: int, fan_out: int) -> np.ndarray:
-    rms = math.sqrt(float((weight**2).mean()) + 1e-8)
-    return weight / max(1.0, rms / math.sqrt(min(fan_in, fan_out) / fan_in**2))
 
 
 def _coefficient(rank: int, chunks: int, mup: bool) -> float:
@@ -120,8 +110,8 @@ def brute_force(
     dim, heads = x.shape[-1], v.shape[-3]
     blocks_q, blocks_k = _level_blocks(w_q, ranks, heads), _level_blocks(w_k, ranks, heads)
     if normalize_weights:
-        blocks_q = [_cap(b, dim // 2**lv, heads * ranks[lv]) for lv, b in enumerate(blocks_q)]
-        blocks_k = [_cap(b, dim // 2**lv, heads * ranks[lv]) for lv, b in enumerate(blocks_k)]
+        blocks_q = [sm.rms_cap(b, dim // 2**lv, heads * ranks[lv]) for lv, b in enumerate(blocks_q)]
+        blocks_k = [sm.rms_cap(b, dim // 2**lv, heads * ranks[lv]) for lv, b in enumerate(blocks_k)]
     lead = np.broadcast_shapes(x.shape[:-2], y.shape[:-2], v.shape[:-2])
     xs, ys, vs = (np.broadcast_to(t, (*lead, *t.shape[-2:])) for t in (x, y, v))
     n, m = x.shape[-2], y.shape[-2]
@@ -145,7 +135,7 @@ def brute_force(
             fq = np.array([feature(xs[idx][i], blocks_q[lv], h) for i in range(n)])
             fk = np.array([feature(ys[idx][j], blocks_k[lv], h) for j in range(m)])
             if layer_norm_features:
-                fq, fk = _ln(fq), _ln(fk)
+                fq, fk = sm.layer_norm(fq), sm.layer_norm(fk)
             logits += _coefficient(rank, 2**lv, mup) * sh.dot_loop(fq, fk)
         if normalize == "levels":
             logits /= len(ranks)
@@ -228,21 +218,6 @@ SHAPES = sh.attention_shapes(max_d=12, max_n=16, gqa=False, options=_options).ma
 # invariants
 
 
-def _softmax_link(sample: SampleInput) -> bool:
-    return sample.kwargs.get("link", "softmax") == "softmax"
-
-
-def _attend(sample: SampleInput, queries: np.ndarray, keys: np.ndarray, v: np.ndarray, scale: float) -> np.ndarray:
-    """Softmax attention (or the identity link) on explicit per-head queries and keys."""
-    kw = sample.kwargs
-    lead = np.broadcast_shapes(queries.shape[:-2], keys.shape[:-2], v.shape[:-2])
-    q, k, vv = (np.broadcast_to(t, (*lead, *t.shape[-2:])) for t in (queries, keys, v))
-    if _softmax_link(sample):
-        return softmax_attention(q, k, vv, scale=scale, causal=kw.get("causal", False), mask=kw.get("mask"))
-    vis = sh.visibility(q.shape[-2], k.shape[-2], kw.get("causal", False), kw.get("mask"), lead)
-    return np.where(vis, scale * q @ np.swapaxes(k, -1, -2), 0.0) @ vv
-
-
 def _one_level(ops: Any, sample: SampleInput) -> None:
     x, y, v, w_q, w_k = sample.args
     kw = sample.kwargs
@@ -254,9 +229,9 @@ def _one_level(ops: Any, sample: SampleInput) -> None:
     fq = np.einsum("bnd,dhr->bhnr", x[:, 0], w_q[:, cols].reshape(-1, heads, rank))
     fk = np.einsum("bnd,dhr->bhnr", y[:, 0], w_k[:, cols].reshape(-1, heads, rank))
     if kw.get("layer_norm_features", True):
-        fq, fk = _ln(fq), _ln(fk)
+        fq, fk = sm.layer_norm(fq), sm.layer_norm(fk)
     scale = _coefficient(rank, 1, kw.get("mup", False))
-    sh.close("one level vs standard attention on LN(x W_Q), LN(y W_K)", got, _attend(sample, fq, fk, v, scale))
+    sh.close("one level vs standard attention on LN(x W_Q), LN(y W_K)", got, sm.attend(sample, fq, fk, v, scale))
 
 
 def _dense_block_diagonal(ops: Any, sample: SampleInput) -> None:
@@ -278,20 +253,8 @@ def _dense_block_diagonal(ops: Any, sample: SampleInput) -> None:
     sh.close(
         "bilinear MLR vs x_iᵀ W_h y_j with W_h the scaled sum of block-diagonal levels",
         got,
-        _attend(sample, x, keys, v, 1.0),
+        sm.attend(sample, x, keys, v, 1.0),
     )
-
-
-def _rows_sum_to_one(ops: Any, sample: SampleInput) -> None:
-    x, y, v, w_q, w_k = sample.args
-    m = y.shape[-2]
-    identity = np.broadcast_to(np.eye(m), (*v.shape[:-2], m, m))
-    weights = ops.bilinear_mlr_attention(x, y, identity, w_q, w_k, **sample.kwargs)
-    vis = sh.visibility(
-        x.shape[-2], m, sample.kwargs.get("causal", False), sample.kwargs.get("mask"), weights.shape[:-2]
-    )
-    assert np.all(weights >= 0) and np.all(weights[~vis] == 0.0), "a negative weight, or a weight on a hidden key"
-    sh.close("row sums", weights.sum(-1), np.any(vis, axis=-1).astype(float))
 
 
 def _below_cap(sample: SampleInput) -> bool:
@@ -322,14 +285,6 @@ def _chunks_reversed(original: Any) -> Any:
     return mutated
 
 
-def _cap_always(original: Any) -> Any:
-    def mutated(weight: np.ndarray, fan_in: int, fan_out: int) -> np.ndarray:
-        rms = math.sqrt(float(np.mean(weight * weight)) + 1e-8)
-        return weight / (rms / math.sqrt(min(fan_in, fan_out) / fan_in**2))
-
-    return mutated
-
-
 def _mup_ignored(original: Any) -> Any:
     def mutated(*args: Any, mup: bool = False, **kwargs: Any) -> Any:
         return original(*args, **kwargs)
@@ -354,12 +309,8 @@ MUTANTS = (
         "the level features skip the layer norm",
         {"layer_norm": lambda original: lambda x, eps=1e-5: x},
     ),
-    Mutant("cap_always", "the RMS cap rescales every level, also those below the init scale", {"rms_cap": _cap_always}),
-    Mutant(
-        "weights_leak",
-        "softmax weights scaled by 1 − 1e-6",
-        {"masked_softmax": lambda original: lambda s, allowed, axis=-1: original(s, allowed, axis) * (1 - 1e-6)},
-    ),
+    sm.cap_always("the RMS cap rescales every level, also those below the init scale"),
+    sm.weights_leak(),
     sh.top_left_causal(OP),
     sh.leaky_causal(OP),
     sh.drops_last_key(OP, (1, 2)),
@@ -388,13 +339,7 @@ INVARIANTS = (
         ("cap_always",),
         _below_cap,
     ),
-    Invariant(
-        "rows_sum_to_one",
-        "softmax link: the weights (the output for V = I) are >= 0, vanish on hidden keys and sum to 1 (G1)",
-        _rows_sum_to_one,
-        ("weights_leak",),
-        _softmax_link,
-    ),
+    sm.rows_sum_to_one(OP),
     sh.causal_prefix(OP, [0], [1, 2], mutants=("leaky_causal",)),
     sh.key_permutation(OP, [1, 2], mutants=("drops_last_key",)),
     sh.query_permutation(OP, [0], key_arg=1, mutants=("output_nudged",)),
