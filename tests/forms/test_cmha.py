@@ -21,12 +21,16 @@ def test_rope_reduction_at_length_600() -> None:
 
 
 def test_torch_float32_keeps_the_phase_at_length_600() -> None:
-    # float32 features lost n·6e-8 rad of absolute phase: 2.2e-4 output error at n = 512, d = 64
+    # float32 features lost n·6e-8 rad of absolute phase: 2.2e-4 output error at n = 512, d = 64; the float64
+    # torch path (held to the reference by the parity tests) is the yardstick here
     s = sample(
         4, Shape(batch=1, heads=2, kv_heads=2, n=600, d=64, d_v=8, causal=True, options=(("adaptive", "per_head"),))
     )
-    got = torch_cmha(*(torch.from_numpy(a).float() for a in s.args), **{k: v for k, v in s.kwargs.items()})
-    assert float(np.abs(got.double().numpy() - s.call(cmha_attention)).max()) < 2e-5
+    got32, got64 = (
+        torch_cmha(*(torch.from_numpy(a).to(dtype) for a in s.args), **s.kwargs)
+        for dtype in (torch.float32, torch.float64)
+    )
+    assert float((got32.double() - got64).abs().max()) < 4e-5  # 1.6e-5 now; 1.3e-4 with float32 features
 
 
 def test_fewer_queries_read_the_last_positions() -> None:
