@@ -1,0 +1,97 @@
+"""Hedgehog in torch (Zhang et al. 2024, arXiv 2402.04347, §4; variants and conventions of
+:mod:`attnlab.reference.hedgehog`): projected features, then chunked normalised linear attention.
+
+The paper's features ``[e^y, e^{−y}]`` overflow float32 once ``|y| > 88``; they are evaluated shifted,
+``e^{±y − μ_q}`` per query token and ``e^{±y − μ_k}`` with one ``μ_k`` per (batch, head) slice. Both
+factors cancel between numerator and denominator, and ε is rescaled by ``e^{−μ_q − μ_k}`` per row, so
+the operator is unchanged. Half-precision inputs are computed in float32. Differentiable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from attnlab.fastpath.torch._common import check_bool, check_positive_int, check_tensor, expand_kv_heads
+from attnlab.fastpath.torch._linear_chunks import normalised_linear
+from attnlab.fastpath.torch.softmax import check_qkv
+from attnlab.reference.hedgehog import DEFAULT_EPS, FORMS, VARIANTS
+
+
+def _project(name: str, x: torch.Tensor, weight: Any, bias: Any) -> torch.Tensor:
+    y = x
+    if weight is not None:
+        w = check_tensor(f"{name}weight", torch.as_tensor(weight, device=x.device), min_ndim=2).to(x.dtype)
+        if w.shape[-2] != x.shape[-1]:
+            raise ValueError(
+                f"{name}weight: expected shape (..., {x.shape[-1]}, d') matching d_k, got {tuple(w.shape)}"
+            )
+        y = x @ w
+    if bias is not None:
+        b = check_tensor(f"{name}bias", torch.as_tensor(bias, device=x.device), min_ndim=1).to(x.dtype)
+        y = y + b[..., None, :]
+    return y
+
+
+def _features(y: torch.Tensor, variant: str, shift: torch.Tensor | None) -> torch.Tensor:
+    if variant == "paper":
+        assert shift is not None
+        return torch.cat([torch.exp(y - shift), torch.exp(-y - shift)], dim=-1)
+    if variant == "softmax_dim":
+        return torch.cat([torch.softmax(y, -1), torch.softmax(-y, -1)], dim=-1)
+    if variant == "exp_dim":
+        return torch.cat([torch.exp(y - y.amax(-1, keepdim=True)), torch.exp(y.amin(-1, keepdim=True) - y)], dim=-1)
+    return torch.softmax(torch.cat([2 * y, -2 * y], dim=-1), -1)
+
+
+def hedgehog_attention(
+    q: Any,
+    k: Any,
+    v: Any,
+    *,
+    weight: Any = None,
+    bias: Any = None,
+    key_weight: Any = None,
+    key_bias: Any = None,
+    variant: str = "paper",
+    causal: bool = False,
+    eps: float = DEFAULT_EPS,
+    form: str = "quadratic",
+    chunk_size: int = 64,
+    initial_state: Any = None,
+    return_state: bool = False,
+) -> torch.Tensor:
+    """Hedgehog linear attention (same call as the reference; every form is evaluated by chunks, no state)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
+    if form not in FORMS:
+        raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
+    if initial_state is not None or return_state:
+        raise ValueError(
+            "initial_state: the torch path carries no recurrent state; use the reference's 'recurrent' form"
+        )
+    check_positive_int("chunk_size", chunk_size)
+    causal = check_bool("causal", causal)
+    q, k, v = check_qkv(q, k, v)
+    if causal and q.shape[-2] != k.shape[-2]:
+        raise ValueError(
+            f"q/k: causal linear attention needs equal query and key lengths, got n={q.shape[-2]}, m={k.shape[-2]}"
+        )
+    dtype = q.dtype
+    work = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    q, k, v = expand_kv_heads(q.to(work), k.to(work), v.to(work))
+    yq = _project("", q, weight, bias)
+    tied = key_weight is None and key_bias is None
+    yk = _project("", k, weight, bias) if tied else _project("key_", k, key_weight, key_bias)
+    lead = torch.broadcast_shapes(yq.shape[:-2], yk.shape[:-2], v.shape[:-2])
+    yq, yk, v = (x.expand(*lead, *x.shape[-2:]) for x in (yq, yk, v))
+    eps_rows: Any = float(eps)
+    shift_q = shift_k = None
+    if variant == "paper":
+        shift_q = yq.abs().amax(-1, keepdim=True).detach()
+        shift_k = yk.abs().amax(dim=(-1, -2), keepdim=True).detach()
+        eps_rows = float(eps) * torch.exp(-shift_q - shift_k)
+    return normalised_linear(
+        _features(yq, variant, shift_q), _features(yk, variant, shift_k), v, causal=causal, eps=eps_rows
+    ).to(dtype)
