@@ -1,8 +1,8 @@
 """Attention as a many-to-many RNN: Aaren (Feng et al. 2024), by a parallel prefix scan.
 
 Source: Leo Feng, Frederick Tung, Hossein Hajimirsadeghi, Mohamed Osama Ahmed, Yoshua Bengio, Greg Mori,
-"Attention as an RNN", 2024, arXiv 2405.13956v2, §3.1-3.2 (attention as a many-to-one RNN, its
-many-to-many output by a parallel prefix scan) and §3.3 (Aaren: a learned, input-independent query).
+"Attention as an RNN", 2024, arXiv 2405.13956v2, §3 (Methodology: attention as a many-to-one RNN, its
+many-to-many output by a parallel prefix scan, and Aaren with a learned, input-independent query).
 
 One query token ``q`` (learned, per head) attends causally to the prefix of a key/value sequence:
 
@@ -58,7 +58,7 @@ def _scan(elements: State) -> State:
 
     Hillis & Steele's scan: after the round with offset ``2^r`` element ``t`` holds the combine of the
     ``2^{r+1}`` elements ending at ``t``; ``⌈log2 m⌉`` rounds of element-wise combines, the parallel
-    algorithm of the paper's §3.2 (any associative-scan schedule gives the same result).
+    algorithm of the paper's §3 (any associative-scan schedule gives the same result).
     """
     mu, ell, acc = (np.array(x) for x in elements)
     m = mu.shape[-1]

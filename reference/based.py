@@ -2,7 +2,7 @@
 
 Source: Simran Arora, Sabri Eyuboglu, Michael Zhang, Aman Timalsina, Silas Alberti, Dylan Zinsley,
 James Zou, Atri Rudra, Christopher Ré, "Simple linear attention language models balance the
-recall-throughput tradeoff", ICML 2024, arXiv 2402.18668 (§4: BASED combines linear attention with a
+recall-throughput tradeoff", ICML 2024, arXiv 2402.18668 (abstract: BASED combines linear attention with a
 2nd-order Taylor feature map and small sliding-window attention layers); feature map and
 normalisation as in the authors' code (HazyResearch/based, ``based/models/mixers/linear_attention.py``
 and ``slide_attention.py``).

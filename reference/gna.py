@@ -1,7 +1,7 @@
 """Generalized Neighborhood Attention (GNA; Hassani et al. 2025): sliding-window, strided and blocked attention.
 
 Source: Ali Hassani et al., "Generalized Neighborhood Attention: Multi-dimensional Sparse Attention at
-the Speed of Light", 2025, arXiv 2504.16922 (§3: GNA adds a stride to neighborhood attention; stride 1
+the Speed of Light", 2025, arXiv 2504.16922 (abstract and method: GNA adds a stride to neighborhood attention; stride 1
 is neighborhood attention, stride = kernel is blocked attention); mask semantics as in the NATTEN
 project's Flex-attention mask (SHI-Labs/NATTEN, ``backends/flex.py``), which the paper's kernels
 implement.

@@ -1,7 +1,7 @@
 """Hedgehog (Zhang et al. 2024): linear attention with a learnable, softmax-mimicking feature map.
 
 Source: Michael Zhang, Kush Bhatia, Hermann Kumbong, Christopher Ré, "The Hedgehog & the Porcupine:
-Expressive Linear Attentions with Softmax Mimicry", ICLR 2024, arXiv 2402.04347 (§4: a trainable
+Expressive Linear Attentions with Softmax Mimicry", ICLR 2024, arXiv 2402.04347 (abstract: a trainable
 per-head MLP with an element-wise exponential, distilled to softmax attention weights). Code variants:
 HazyResearch/lolcats (``src/model/feature_map.py``: ``softmax_dim``, ``exp_dim``) and
 flash-linear-attention (``fla/modules/feature_map.py::HedgehogFeatureMap``).

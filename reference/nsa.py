@@ -1,7 +1,7 @@
 """NSA-style sparse attention (Yuan et al. 2025): compressed, selected and sliding-window branches, gated.
 
 Source: Jingyang Yuan et al. (DeepSeek), "Native Sparse Attention: Hardware-Aligned and Natively
-Trainable Sparse Attention", 2025, arXiv 2502.11089 (§3.3: token compression, token selection by the
+Trainable Sparse Attention", 2025, arXiv 2502.11089 (method: token compression, token selection by the
 compressed attention scores shared across a GQA group, sliding window; ``o_t = Σ_c g_t^c Attn(q_t,
 K̃_t^c, Ṽ_t^c)``). The operator follows flash-linear-attention's reference
 (``fla/ops/nsa/naive.py``: ``naive_nsa``, ``naive_nsa_compression``, ``naive_nsa_topk``), which fixes

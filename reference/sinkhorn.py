@@ -4,7 +4,7 @@ Sources: Freytes 2026, "Geometric Attention: A Regime-Explicit Operator Semantic
 Attention", arXiv 2601.11618 (abstract: plan-based anchors such as entropic OT/Sinkhorn are a regime of
 the operator; quotienting unary row/column score fields); the iteration is the Sinkformer construction
 of Sander et al. 2022, "Sinkformers: Transformers with Doubly Stochastic Attention", arXiv 2110.11773
-(§3: Sinkhorn's algorithm on ``exp(S)`` in place of the row-wise SoftMax), in log domain as in Peyré &
+(Sinkhorn's algorithm on ``exp(S)`` in place of the row-wise SoftMax), in log domain as in Peyré &
 Cuturi 2019, "Computational Optimal Transport", arXiv 1803.00567, §4.4.
 
 Scores ``S = σ Q Kᵀ`` (``n × m``), temperature ``ε``, marginals ``r`` (rows) and ``c`` (columns), both

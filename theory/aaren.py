@@ -45,7 +45,7 @@ def scan_equals_prefix_attention(
     tolerance: float = AGREE,
     seed: int = 0,
 ) -> CheckResult:
-    """Paper §3.2: the prefix scan under ⊕ computes attention's many-to-many output
+    """Paper §3: the prefix scan under ⊕ computes attention's many-to-many output
     ``o_t = Σ_{i<=t} softmax_i(s) v_i`` for every ``t`` (checked against causal softmax attention of the
     query repeated at every position, at ordinary and overflowing logit scales)."""
     rng = np.random.default_rng(seed)
@@ -76,7 +76,7 @@ def constant_memory_update(
     tolerance: float = AGREE,
     seed: int = 1,
 ) -> CheckResult:
-    """Paper §3.3: Aaren is updated with each new token from a state of constant size — stepping one
+    """Paper §3 (Aaren): it is updated with each new token from a state of constant size — stepping one
     token at a time from the returned ``(max, sum, acc)`` state gives the same outputs as one scan."""
     rng = np.random.default_rng(seed)
     q, k, v = _inputs(rng, length, 30.0)
@@ -136,7 +136,8 @@ CLAIM_SPECS: tuple[dict[str, Any], ...] = (
             r"o_t = \sum_{i\le t}\operatorname{softmax}_i(s)\, v_i \ \forall t"
         ),
         "source": Source(
-            paper("feng2024attention"), "§3.2 (attention's many-to-many RNN output by the parallel prefix scan)"
+            paper("feng2024attention"),
+            "§3 (Methodology: attention's many-to-many RNN output by the parallel prefix scan)",
         ),
         "verdict": "holds",
         "quick": scan_equals_prefix_attention,
@@ -151,7 +152,7 @@ CLAIM_SPECS: tuple[dict[str, Any], ...] = (
         "kind": "paper",
         "statement": r"\text{Aaren is updated token by token from a state } (m_t, u_t, w_t) \text{ of constant size}",
         "source": Source(
-            paper("feng2024attention"), "§3.3 (Aaren: efficient updates with new tokens, constant memory)"
+            paper("feng2024attention"), "§3 (Methodology: Aaren, efficient updates with new tokens in constant memory)"
         ),
         "verdict": "holds",
         "quick": constant_memory_update,

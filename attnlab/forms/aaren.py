@@ -275,7 +275,7 @@ MUTANTS = (
 INVARIANTS = (
     Invariant(
         "prefix_softmax",
-        "the scan equals causal softmax attention of the query repeated at every position (paper §3.2)",
+        "the scan equals causal softmax attention of the query repeated at every position (paper §3)",
         _prefix_softmax,
         ("combine_forgets_rescale", "combine_averages", "exclusive_scan", "anticausal", "wrong_scale"),
     ),
@@ -371,7 +371,9 @@ FORM = Form(
     module=module,
     brute_force=brute_force,
     oracle=oracle,
-    source=Source(paper("feng2024attention"), "§3.2 (many-to-many attention by a parallel prefix scan), §3.3 (Aaren)"),
+    source=Source(
+        paper("feng2024attention"), "§3 (Methodology: many-to-many attention by a parallel prefix scan; Aaren)"
+    ),
     status="exact",
     note=(
         "The query is one learned token per head, q of shape (..., H, 1, d_k); the output has one row per key. "

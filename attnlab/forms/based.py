@@ -545,7 +545,11 @@ FORM = Form(
     module=module,
     brute_force=brute_force,
     oracle=oracle,
-    source=Source(paper("arora2024simple"), "§4 (BASED: Taylor linear attention + sliding-window attention)"),
+    source=Source(
+        paper("arora2024simple"),
+        "abstract (linear + sliding-window attention); feature map and layers of the authors' code",
+        abstract_level=True,
+    ),
     status="exact",
     note=(
         "BASED is an architecture of separate layers; layer='linear' (Taylor features of the feature-dimension "

@@ -541,7 +541,9 @@ FORM = Form(
     brute_force=brute_force,
     oracle=oracle,
     source=Source(
-        paper("hassani2025generalized"), "§3 (GNA: stride on neighborhood attention); NATTEN Flex mask semantics"
+        paper("hassani2025generalized"),
+        "abstract (stride on neighborhood attention); window semantics of NATTEN's Flex mask",
+        abstract_level=True,
     ),
     status="exact",
     note=(

@@ -481,7 +481,11 @@ FORM = Form(
     module=module,
     brute_force=brute_force,
     oracle=oracle,
-    source=Source(paper("zhang2024hedgehog"), "§4 (Hedgehog feature map: trainable MLP with element-wise exp)"),
+    source=Source(
+        paper("zhang2024hedgehog"),
+        "abstract (trainable MLP feature maps mimicking softmax); variants from lolcats and fla code",
+        abstract_level=True,
+    ),
     status="exact",
     note=(
         "variant='paper' is the paper's φ = [exp(y), exp(−y)]; softmax_dim and exp_dim are lolcats' code variants "

@@ -488,7 +488,11 @@ FORM = Form(
     module=module,
     brute_force=brute_force,
     oracle=oracle,
-    source=Source(paper("yuan2025native"), "§3.3 (compression, selection, sliding window; gated combination)"),
+    source=Source(
+        paper("yuan2025native"),
+        "abstract and method (compression, selection, sliding window; gated sum); fla's reference",
+        abstract_level=True,
+    ),
     status="exact",
     note=(
         "The operator of fla's NSA reference (fla/ops/nsa/naive.py): mean-pooled compression over non-overlapping "

@@ -19,7 +19,7 @@ from attnlab.reference.softmax import softmax_attention
 OP = "sinkhorn_attention"
 
 #: Enough steps for the plan to converge on the bounded samples (they stop early at ``CONVERGED_TOL``).
-CONVERGED = {"iterations": 5000, "tol": 1e-13}
+CONVERGED: dict[str, Any] = {"iterations": 5000, "tol": 1e-13}
 
 
 def oracle(
@@ -476,8 +476,8 @@ FORM = Form(
     status="reading",
     note=(
         "Geometric Attention (arXiv 2601.11618) names the entropic-OT/Sinkhorn anchor as a regime but, at the level "
-        "read, gives no formulas; the operator is the Sinkformer construction (Sander et al. 2022, arXiv 2110.11773, "
-        "§3) in log domain: one row step, then `iterations` column+row steps, row-anchored (rows sum to 1). "
+        "read, gives no formulas; the operator is the Sinkformer construction (Sander et al. 2022, arXiv 2110.11773) "
+        "in log domain: one row step, then `iterations` column+row steps, row-anchored (rows sum to 1). "
         "Marginals are normalised to sum 1 and default to uniform. Masks restrict the support; rows and columns "
         "without support are left out of the constraints. Not causal in the G3 sense even with causal=True: the "
         "column constraints couple all queries."

@@ -1,4 +1,4 @@
-"""Numba fast path of BASED (Arora et al. 2024, arXiv 2402.18668, §4; see :mod:`attnlab.reference.based`).
+"""Numba fast path of BASED (Arora et al. 2024, arXiv 2402.18668; see :mod:`attnlab.reference.based`).
 
 Linear layer: the Taylor features in NumPy (in the input dtype), then the chunked linear-attention
 kernel of :mod:`attnlab.fastpath.numba.linear` with the identity map. Window layer: the windowed

@@ -1,7 +1,7 @@
 """Numba fast path of generalized neighborhood attention (and any windowed softmax attention).
 
 The flash-style softmax kernel of :mod:`attnlab.fastpath.numba.softmax` restricted to windows
-(Hassani et al. 2025, arXiv 2504.16922, §3; NATTEN mask semantics, see :mod:`attnlab.reference.gna`):
+(Hassani et al. 2025, arXiv 2504.16922; NATTEN mask semantics, see :mod:`attnlab.reference.gna`):
 each query row carries the flat key range ``[row_lo, row_hi)`` that contains its window, a row block
 sweeps only the union of its rows' ranges in key tiles, and inside a tile the invisible pairs (outside
 a row's range, of another dilation residue, outside the window along some grid axis, or masked) are set

@@ -1,4 +1,4 @@
-"""Numba fast path of Hedgehog (Zhang et al. 2024, arXiv 2402.04347, §4; see :mod:`attnlab.reference.hedgehog`).
+"""Numba fast path of Hedgehog (Zhang et al. 2024, arXiv 2402.04347; see :mod:`attnlab.reference.hedgehog`).
 
 The projected features in NumPy (in the input dtype; the paper's ``e^{±y}`` shifted by ``μ_q`` per
 query token and ``μ_k`` per slice, which cancel), then the chunked linear-attention kernel of

@@ -1,4 +1,4 @@
-"""Aaren (Feng et al. 2024, arXiv 2405.13956v2, §3.2-3.3) in torch: the many-to-many prefix scan.
+"""Aaren (Feng et al. 2024, arXiv 2405.13956v2, §3) in torch: the many-to-many prefix scan.
 
 The scan is Hillis-Steele recursive doubling over ``(μ, ℓ, acc)`` triples under the online-softmax
 combine: ``⌈log2 m⌉`` rounds, each one element-wise combine of the whole sequence with itself shifted,

@@ -1,4 +1,4 @@
-"""BASED in torch (Arora et al. 2024, arXiv 2402.18668, §4; see :mod:`attnlab.reference.based`).
+"""BASED in torch (Arora et al. 2024, arXiv 2402.18668; see :mod:`attnlab.reference.based`).
 
 Linear layer: the Taylor features (full layout: ``[1, x/d'^{1/4}, vec(x xᵀ)/(√2 √d')]``; compact:
 fla's triangular packing) and chunked normalised linear attention. Window layer: the bottom-right

@@ -1,6 +1,6 @@
 """Generalized neighborhood attention in torch: the GNA window as a boolean mask, then SDPA.
 
-Window semantics of :mod:`attnlab.reference.gna` (Hassani et al. 2025, arXiv 2504.16922, §3, with
+Window semantics of :mod:`attnlab.reference.gna` (Hassani et al. 2025, arXiv 2504.16922, with
 NATTEN's mask semantics): per axis, each position's window is a range ``[lo, hi]`` of same-residue
 positions in dilated coordinates, computed here from the stride-group leader; the N-d mask is their AND
 over the grid axes. The attention itself is PyTorch's SDPA (fused kernels where the mask allows), rows

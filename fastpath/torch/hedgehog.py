@@ -1,4 +1,4 @@
-"""Hedgehog in torch (Zhang et al. 2024, arXiv 2402.04347, §4; variants and conventions of
+"""Hedgehog in torch (Zhang et al. 2024, arXiv 2402.04347; variants and conventions of
 :mod:`attnlab.reference.hedgehog`): projected features, then chunked normalised linear attention.
 
 The paper's features ``[e^y, e^{−y}]`` overflow float32 once ``|y| > 88``; they are evaluated shifted,

@@ -1,4 +1,4 @@
-"""NSA-style sparse attention in torch (Yuan et al. 2025, arXiv 2502.11089, §3.3; the operator of
+"""NSA-style sparse attention in torch (Yuan et al. 2025, arXiv 2502.11089; the operator of
 :mod:`attnlab.reference.nsa`): three SDPA calls with boolean masks.
 
 Compressed branch: SDPA over the mean-pooled blocks, visible once complete. Selection: each KV group's

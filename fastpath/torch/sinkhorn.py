@@ -1,7 +1,7 @@
 """Sinkhorn attention in torch: log-domain Sinkhorn on the masked logits, differentiated by autograd.
 
 Operator of :mod:`attnlab.reference.sinkhorn` (the Sinkformer iteration of Sander et al. 2022, arXiv
-2110.11773, §3, in log domain as Peyré & Cuturi 2019, arXiv 1803.00567, §4.4; the plan regime of
+2110.11773, in log domain as Peyré & Cuturi 2019, arXiv 1803.00567, §4.4; the plan regime of
 Geometric Attention, arXiv 2601.11618): one row step, then ``iterations`` column and row steps, each a
 ``logsumexp`` over the ``(n, m)`` logits; autograd unrolls the iterations. Half-precision inputs are
 iterated in float32 and the output is returned in the input dtype.
