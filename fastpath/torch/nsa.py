@@ -58,7 +58,9 @@ def nsa_attention(
                 if q.ndim >= 3 and kc.shape[-3] != q.shape[-3]
                 else kc
             )
-            probs = masked_softmax(sigma * (q @ kc_heads.transpose(-1, -2)).float(), visible)
+            # selection scores at the input precision (float32 for half types): near-tied blocks must rank alike
+            work = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
+            probs = masked_softmax(sigma * (q.to(work) @ kc_heads.to(work).transpose(-1, -2)), visible)
             probs = (
                 probs.unflatten(-3, (probs.shape[-3] // group, group))
                 .mean(-3, keepdim=True)
