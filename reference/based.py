@@ -26,6 +26,7 @@ BASED is an architecture of separate layers, so the operator has two ``layer``\\
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -57,11 +58,11 @@ def taylor_features(x: np.ndarray, *, layout: str = "full") -> np.ndarray:
     first = x / d**0.25
     outer = x[..., :, None] * x[..., None, :]
     if layout == "full":
-        second = outer.reshape(*x.shape[:-1], d * d) / (np.sqrt(2.0) * np.sqrt(d))
+        second = outer.reshape(*x.shape[:-1], d * d) / math.sqrt(2.0 * d)
         return np.concatenate([ones, first, second], axis=-1)
     rows, cols = np.triu_indices(d, k=1)
-    diagonal = np.diagonal(outer, axis1=-2, axis2=-1) / (np.sqrt(2.0) * np.sqrt(d))
-    cross = outer[..., rows, cols] / np.sqrt(d)
+    diagonal = np.diagonal(outer, axis1=-2, axis2=-1) / math.sqrt(2.0 * d)
+    cross = outer[..., rows, cols] / math.sqrt(d)
     return np.concatenate([ones, first, diagonal, cross], axis=-1)
 
 

@@ -9,7 +9,8 @@ flash-linear-attention (``fla/modules/feature_map.py::HedgehogFeatureMap``).
 Per head, ``y = x W + b`` (``W ∈ R^{d_k × d'}``, identity and zero by default: the paper's
 initialisation), then a feature map ``φ(x) ∈ R^{2d'}``:
 
-* ``paper``:       ``[exp(y), exp(−y)]`` (the paper's operator);
+* ``paper``:       ``[exp(y), exp(−y)]`` (the paper's operator, evaluated as written: it overflows once
+  ``|y| > 709`` in float64; the fast paths evaluate it shifted, which cancels);
 * ``softmax_dim``: ``[softmax(y), softmax(−y)]`` (lolcats), each softmax over the ``d'`` features;
 * ``exp_dim``:     ``[exp(y − max y), exp(−y + min y)]`` (lolcats);
 * ``fla``:         ``softmax([2y, −2y])`` over all ``2d'`` features (fla).

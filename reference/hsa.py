@@ -120,7 +120,7 @@ def hsa_weights(
     n, m = qa.shape[-2], ka.shape[-2]
     if n != m:
         raise ValueError(f"q/k: hierarchical self-attention needs one token sequence, got n={n} queries and m={m} keys")
-    member, sizes = _block_structure(tree, m)
+    member, sizes = (x.astype(qa.dtype) for x in _block_structure(tree, m))
     masses = block_masses(sigma * (qa @ np.swapaxes(ka, -1, -2)), member, sizes, projection)
     return np.einsum("...ib,ijb->...ij", masses / np.where(sizes > 0, sizes, 1.0), member)
 

@@ -69,7 +69,7 @@ def group_scores(probs: np.ndarray, group: int) -> np.ndarray:
 def select_blocks(scores: np.ndarray, n: int, block_size: int, top_n: int) -> np.ndarray:
     """``(..., n, NB)`` booleans: the selected blocks (forced ones first, then by score, ties to the lower index)."""
     total = -(-n // block_size)
-    padded = np.zeros((*scores.shape[:-1], total), dtype=scores.dtype)
+    padded = np.zeros((*scores.shape[:-1], total), dtype=scores.dtype)  # incomplete blocks score 0
     padded[..., : scores.shape[-1]] = scores
     t = np.arange(n)[:, None]
     c = np.arange(total)[None, :]
@@ -109,7 +109,7 @@ def nsa_selection(
             sigma * (qa @ np.swapaxes(pooled, -1, -2)), compressed_visible(n, pooled.shape[-2], block_size)
         )
     else:
-        probs = np.zeros((*qa.shape[:-1], 0))
+        probs = np.zeros((*qa.shape[:-1], 0), dtype=qa.dtype)
     return select_blocks(group_scores(probs, _groups(q, k)), n, block_size, top_n)
 
 
@@ -139,8 +139,8 @@ def nsa_branches(
         probs = masked_softmax(sigma * (qa @ np.swapaxes(pooled_k, -1, -2)), visible)
         o_cmp = probs @ pooled_v
     else:
-        probs = np.zeros((*qa.shape[:-1], 0))
-        o_cmp = np.zeros((*qa.shape[:-1], va.shape[-1]))
+        probs = np.zeros((*qa.shape[:-1], 0), dtype=qa.dtype)
+        o_cmp = np.zeros((*qa.shape[:-1], va.shape[-1]), dtype=qa.dtype)
     chosen = select_blocks(group_scores(probs, _groups(q, k)), n, block_size, top_n)
     t = np.arange(n)[:, None]
     j = np.arange(n)[None, :]
