@@ -122,6 +122,24 @@ def _linear(
     return (kernel @ va) / (kernel.sum(axis=-1, keepdims=True) + eps)
 
 
+def fast_path_options(
+    path: str, *, layer: Any, form: Any, layout: Any, chunk_size: Any, initial_state: Any, return_state: Any
+) -> None:
+    """Validate the options of a fast path without recurrent state (``path`` names it in the message)."""
+    if layer not in LAYERS:
+        raise ValueError(f"layer: expected one of {LAYERS}, got {layer!r}")
+    if initial_state is not None or return_state:
+        raise ValueError(
+            f"initial_state: the {path} path carries no recurrent state; use the reference's 'recurrent' form"
+        )
+    if layer == "linear":
+        if form not in FORMS:
+            raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout: expected one of {LAYOUTS}, got {layout!r}")
+        check_positive_int("chunk_size", chunk_size)
+
+
 def window_band(n: int, m: int, window: int) -> np.ndarray:
     """``(n, m)`` booleans: key ``j`` visible to query ``i`` iff ``i + m − n − w < j <= i + m − n``."""
     i = np.arange(n)[:, None] + (m - n)

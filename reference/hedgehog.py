@@ -71,10 +71,16 @@ def project(name: str, x: np.ndarray, weight: Any, bias: Any) -> np.ndarray:
     return y
 
 
-def hedgehog_features(y: np.ndarray, *, variant: str = "paper") -> np.ndarray:
-    """``φ`` of projected inputs ``y`` ``(..., d')`` → ``(..., 2d')`` (strictly positive)."""
+def hedgehog_features(y: np.ndarray, *, variant: str = "paper", shift: np.ndarray | None = None) -> np.ndarray:
+    """``φ`` of projected inputs ``y`` ``(..., d')`` → ``(..., 2d')`` (strictly positive).
+
+    ``shift`` (paper variant only) is subtracted from both exponents, ``[e^{y − μ}, e^{−y − μ}]``: a
+    per-token (queries) or per-slice (keys) factor that cancels in normalised attention up to ε; the fast
+    paths use it to stay finite.
+    """
     if variant == "paper":
-        return np.concatenate([np.exp(y), np.exp(-y)], axis=-1)
+        mu = 0.0 if shift is None else shift
+        return np.concatenate([np.exp(y - mu), np.exp(-y - mu)], axis=-1)
     if variant == "softmax_dim":
         return np.concatenate([_softmax(y), _softmax(-y)], axis=-1)
     if variant == "exp_dim":
@@ -84,6 +90,22 @@ def hedgehog_features(y: np.ndarray, *, variant: str = "paper") -> np.ndarray:
     if variant == "fla":
         return _softmax(np.concatenate([2.0 * y, -2.0 * y], axis=-1))
     raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
+
+
+def fast_path_options(
+    path: str, *, variant: Any, form: Any, causal: Any, chunk_size: Any, initial_state: Any, return_state: Any
+) -> bool:
+    """Validate a stateless fast path's options (``path`` names it in the message); returns ``causal``."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
+    if form not in FORMS:
+        raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
+    if initial_state is not None or return_state:
+        raise ValueError(
+            f"initial_state: the {path} path carries no recurrent state; use the reference's 'recurrent' form"
+        )
+    check_positive_int("chunk_size", chunk_size)
+    return check_bool("causal", causal)
 
 
 def feature_attention(fq: np.ndarray, fk: np.ndarray, v: np.ndarray, *, causal: bool, eps: float) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from attnlab.fastpath.numba._common import fast_dtype, float_arrays
 from attnlab.fastpath.numba.gna import windowed_attention
 from attnlab.fastpath.numba.linear import linear_attention
-from attnlab.reference.based import DEFAULT_EPS, DEFAULT_WINDOW, FORMS, LAYERS, LAYOUTS, _check_eps, taylor_features
+from attnlab.reference.based import DEFAULT_EPS, DEFAULT_WINDOW, _check_eps, fast_path_options, taylor_features
 from attnlab.validation import check_bool, check_positive_int
 
 
@@ -44,12 +44,15 @@ def based_attention(
 
     Returns ``(..., H, n, d_v)`` in the input float dtype.
     """
-    if layer not in LAYERS:
-        raise ValueError(f"layer: expected one of {LAYERS}, got {layer!r}")
-    if initial_state is not None or return_state:
-        raise ValueError(
-            "initial_state: the Numba path carries no recurrent state; use the reference's 'recurrent' form"
-        )
+    fast_path_options(
+        "Numba",
+        layer=layer,
+        form=form,
+        layout=layout,
+        chunk_size=chunk_size,
+        initial_state=initial_state,
+        return_state=return_state,
+    )
     dtype = fast_dtype(q, k, v)
     q, k, v = float_arrays(("q", "k", "v"), (q, k, v), dtype)
     causal = check_bool("causal", causal)
@@ -62,10 +65,5 @@ def based_attention(
         return windowed_attention(
             q, k, v, np.maximum(last - width + 1, 0), np.clip(last + 1, 0, m), scale=scale, mask=mask
         )
-    if form not in FORMS:
-        raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout: expected one of {LAYOUTS}, got {layout!r}")
-    check_positive_int("chunk_size", chunk_size)
     fq, fk = (taylor_features(x, layout=layout).astype(dtype, copy=False) for x in (q, k))
     return linear_attention(fq, fk, v, feature_map=_identity, causal=causal, eps=_check_eps(eps))

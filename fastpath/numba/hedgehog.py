@@ -15,28 +15,12 @@ import numpy as np
 
 from attnlab.fastpath.numba._common import fast_dtype, float_arrays
 from attnlab.fastpath.numba.linear import linear_attention
-from attnlab.reference.hedgehog import DEFAULT_EPS, FORMS, VARIANTS, project
-from attnlab.validation import check_bool, check_last_dim, check_positive_int, expand_kv_heads, reference_precision
+from attnlab.reference.hedgehog import DEFAULT_EPS, fast_path_options, hedgehog_features, project
+from attnlab.validation import check_last_dim, expand_kv_heads, reference_precision
 
 
 def _identity(x: np.ndarray) -> np.ndarray:
     return x
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
-def _features(y: np.ndarray, variant: str, shift: np.ndarray | None) -> np.ndarray:
-    if variant == "paper":
-        assert shift is not None
-        return np.concatenate([np.exp(y - shift), np.exp(-y - shift)], axis=-1)
-    if variant == "softmax_dim":
-        return np.concatenate([_softmax(y), _softmax(-y)], axis=-1)
-    if variant == "exp_dim":
-        return np.concatenate([np.exp(y - y.max(-1, keepdims=True)), np.exp(y.min(-1, keepdims=True) - y)], axis=-1)
-    return _softmax(np.concatenate([2 * y, -2 * y], axis=-1))
 
 
 def hedgehog_attention(
@@ -57,16 +41,15 @@ def hedgehog_attention(
     return_state: bool = False,
 ) -> np.ndarray:
     """Hedgehog linear attention (same call as the reference, without recurrent state); input float dtype out."""
-    if variant not in VARIANTS:
-        raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
-    if form not in FORMS:
-        raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
-    if initial_state is not None or return_state:
-        raise ValueError(
-            "initial_state: the Numba path carries no recurrent state; use the reference's 'recurrent' form"
-        )
-    check_positive_int("chunk_size", chunk_size)
-    causal = check_bool("causal", causal)
+    causal = fast_path_options(
+        "Numba",
+        variant=variant,
+        form=form,
+        causal=causal,
+        chunk_size=chunk_size,
+        initial_state=initial_state,
+        return_state=return_state,
+    )
     dtype = fast_dtype(q, k, v)
     qa, ka, va = float_arrays(("q", "k", "v"), (q, k, v), dtype)
     check_last_dim("k", ka, qa.shape[-1], "d_k, the last axis of q")
@@ -83,8 +66,8 @@ def hedgehog_attention(
         )
     shift_q = np.abs(yq).max(-1, keepdims=True) if variant == "paper" else np.zeros((*yq.shape[:-1], 1), dtype)
     shift_k = np.abs(yk).max(axis=(-1, -2), keepdims=True) if variant == "paper" else np.zeros((*lead, 1, 1), dtype)
-    fq = _features(yq, variant, shift_q).astype(dtype, copy=False)
-    fk = _features(yk, variant, shift_k).astype(dtype, copy=False)
+    fq = hedgehog_features(yq, variant=variant, shift=shift_q).astype(dtype, copy=False)
+    fk = hedgehog_features(yk, variant=variant, shift=shift_k).astype(dtype, copy=False)
     out = linear_attention(fq, fk, va, feature_map=_identity, causal=causal, eps=0.0)
     keys = np.cumsum(fk, axis=-2) if causal else np.broadcast_to(fk.sum(-2, keepdims=True), fq.shape)
     den = np.einsum("...nf,...nf->...n", fq, keys)[..., None]

@@ -16,7 +16,7 @@ import torch
 from attnlab.fastpath.torch._common import allowed_mask, check_bool, check_positive_int, check_scale, expand_kv_heads
 from attnlab.fastpath.torch._linear_chunks import normalised_linear
 from attnlab.fastpath.torch.softmax import check_qkv, sdpa
-from attnlab.reference.based import DEFAULT_EPS, DEFAULT_WINDOW, FORMS, LAYERS, LAYOUTS, _check_eps
+from attnlab.reference.based import DEFAULT_EPS, DEFAULT_WINDOW, _check_eps, fast_path_options
 
 
 def taylor_features(x: torch.Tensor, layout: str = "full") -> torch.Tensor:
@@ -50,12 +50,15 @@ def based_attention(
 ) -> torch.Tensor:
     """BASED's linear or window layer (same call as the reference; ``form`` and ``chunk_size`` are
     validated, every form is evaluated by chunks; no recurrent state here)."""
-    if layer not in LAYERS:
-        raise ValueError(f"layer: expected one of {LAYERS}, got {layer!r}")
-    if initial_state is not None or return_state:
-        raise ValueError(
-            "initial_state: the torch path carries no recurrent state; use the reference's 'recurrent' form"
-        )
+    fast_path_options(
+        "torch",
+        layer=layer,
+        form=form,
+        layout=layout,
+        chunk_size=chunk_size,
+        initial_state=initial_state,
+        return_state=return_state,
+    )
     q, k, v = check_qkv(q, k, v)
     causal = check_bool("causal", causal)
     dtype = q.dtype
@@ -70,11 +73,6 @@ def based_attention(
         allowed = (j <= i) & (j > i - width)
         user = allowed_mask(n, m, causal=False, mask=mask, lead=tuple(q.shape[:-2]), device=q.device)
         return sdpa(q, k, v, scale=sigma, allowed=allowed if user is None else allowed & user)
-    if form not in FORMS:
-        raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout: expected one of {LAYOUTS}, got {layout!r}")
-    check_positive_int("chunk_size", chunk_size)
     if causal and q.shape[-2] != k.shape[-2]:
         raise ValueError(
             f"q/k: causal linear attention needs equal query and key lengths, got n={q.shape[-2]}, m={k.shape[-2]}"

@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import check_bool, check_positive_int, check_tensor, expand_kv_heads
+from attnlab.fastpath.torch._common import check_tensor, expand_kv_heads
 from attnlab.fastpath.torch._linear_chunks import normalised_linear
 from attnlab.fastpath.torch.softmax import check_qkv
-from attnlab.reference.hedgehog import DEFAULT_EPS, FORMS, VARIANTS
+from attnlab.reference.hedgehog import DEFAULT_EPS, fast_path_options
 
 
 def _project(name: str, x: torch.Tensor, weight: Any, bias: Any) -> torch.Tensor:
@@ -63,16 +63,15 @@ def hedgehog_attention(
     return_state: bool = False,
 ) -> torch.Tensor:
     """Hedgehog linear attention (same call as the reference; every form is evaluated by chunks, no state)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
-    if form not in FORMS:
-        raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
-    if initial_state is not None or return_state:
-        raise ValueError(
-            "initial_state: the torch path carries no recurrent state; use the reference's 'recurrent' form"
-        )
-    check_positive_int("chunk_size", chunk_size)
-    causal = check_bool("causal", causal)
+    causal = fast_path_options(
+        "torch",
+        variant=variant,
+        form=form,
+        causal=causal,
+        chunk_size=chunk_size,
+        initial_state=initial_state,
+        return_state=return_state,
+    )
     q, k, v = check_qkv(q, k, v)
     if causal and q.shape[-2] != k.shape[-2]:
         raise ValueError(
