@@ -122,7 +122,7 @@ def _linear(
     return (kernel @ va) / (kernel.sum(axis=-1, keepdims=True) + eps)
 
 
-def fast_path_options(
+def based_fast_path_options(
     path: str, *, layer: Any, form: Any, layout: Any, chunk_size: Any, initial_state: Any, return_state: Any
 ) -> None:
     """Validate the options of a fast path without recurrent state (``path`` names it in the message)."""

@@ -92,7 +92,7 @@ def hedgehog_features(y: np.ndarray, *, variant: str = "paper", shift: np.ndarra
     raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
 
 
-def fast_path_options(
+def hedgehog_fast_path_options(
     path: str, *, variant: Any, form: Any, causal: Any, chunk_size: Any, initial_state: Any, return_state: Any
 ) -> bool:
     """Validate a stateless fast path's options (``path`` names it in the message); returns ``causal``."""

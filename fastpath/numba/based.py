@@ -15,7 +15,7 @@ import numpy as np
 from attnlab.fastpath.numba._common import fast_dtype, float_arrays
 from attnlab.fastpath.numba.gna import windowed_attention
 from attnlab.fastpath.numba.linear import linear_attention
-from attnlab.reference.based import DEFAULT_EPS, DEFAULT_WINDOW, _check_eps, fast_path_options, taylor_features
+from attnlab.reference.based import DEFAULT_EPS, DEFAULT_WINDOW, _check_eps, based_fast_path_options, taylor_features
 from attnlab.validation import check_bool, check_positive_int
 
 
@@ -44,7 +44,7 @@ def based_attention(
 
     Returns ``(..., H, n, d_v)`` in the input float dtype.
     """
-    fast_path_options(
+    based_fast_path_options(
         "Numba",
         layer=layer,
         form=form,

@@ -15,7 +15,7 @@ import numpy as np
 
 from attnlab.fastpath.numba._common import fast_dtype, float_arrays
 from attnlab.fastpath.numba.linear import linear_attention
-from attnlab.reference.hedgehog import DEFAULT_EPS, fast_path_options, hedgehog_features, project
+from attnlab.reference.hedgehog import DEFAULT_EPS, hedgehog_fast_path_options, hedgehog_features, project
 from attnlab.validation import check_last_dim, expand_kv_heads, reference_precision
 
 
@@ -41,7 +41,7 @@ def hedgehog_attention(
     return_state: bool = False,
 ) -> np.ndarray:
     """Hedgehog linear attention (same call as the reference, without recurrent state); input float dtype out."""
-    causal = fast_path_options(
+    causal = hedgehog_fast_path_options(
         "Numba",
         variant=variant,
         form=form,

@@ -16,7 +16,7 @@ import torch
 from attnlab.fastpath.torch._common import allowed_mask, check_bool, check_positive_int, check_scale, expand_kv_heads
 from attnlab.fastpath.torch._linear_chunks import normalised_linear
 from attnlab.fastpath.torch.softmax import check_qkv, sdpa
-from attnlab.reference.based import DEFAULT_EPS, DEFAULT_WINDOW, _check_eps, fast_path_options
+from attnlab.reference.based import DEFAULT_EPS, DEFAULT_WINDOW, _check_eps, based_fast_path_options
 
 
 def taylor_features(x: torch.Tensor, layout: str = "full") -> torch.Tensor:
@@ -50,7 +50,7 @@ def based_attention(
 ) -> torch.Tensor:
     """BASED's linear or window layer (same call as the reference; ``form`` and ``chunk_size`` are
     validated, every form is evaluated by chunks; no recurrent state here)."""
-    fast_path_options(
+    based_fast_path_options(
         "torch",
         layer=layer,
         form=form,

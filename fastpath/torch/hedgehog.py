@@ -16,7 +16,7 @@ import torch
 from attnlab.fastpath.torch._common import check_tensor, expand_kv_heads
 from attnlab.fastpath.torch._linear_chunks import normalised_linear
 from attnlab.fastpath.torch.softmax import check_qkv
-from attnlab.reference.hedgehog import DEFAULT_EPS, fast_path_options
+from attnlab.reference.hedgehog import DEFAULT_EPS, hedgehog_fast_path_options
 
 
 def _project(name: str, x: torch.Tensor, weight: Any, bias: Any) -> torch.Tensor:
@@ -63,7 +63,7 @@ def hedgehog_attention(
     return_state: bool = False,
 ) -> torch.Tensor:
     """Hedgehog linear attention (same call as the reference; every form is evaluated by chunks, no state)."""
-    causal = fast_path_options(
+    causal = hedgehog_fast_path_options(
         "torch",
         variant=variant,
         form=form,
