@@ -86,7 +86,8 @@ def oracle(
     scale: float | None = None,
     mask: Any = None,
 ) -> Any:
-    """Softmax attention with the window as a dense boolean mask, in torch."""
+    """Softmax attention with the window as a dense boolean mask, in torch (the window from the per-axis
+    definition on broadcast coordinate grids)."""
     import torch
 
     from attnlab.forms import _torch as T
@@ -100,7 +101,23 @@ def oracle(
         "dilation": dilation,
         "causal": causal,
     }
-    allowed = torch.from_numpy(window_loop(n, opts)).to(q.device)
+    axes = _axes(opts, n)
+    coords = torch.stack(torch.unravel_index(torch.arange(n, device=q.device), tuple(a[0] for a in axes)), dim=-1)
+    allowed = torch.ones(n, n, dtype=torch.bool, device=q.device)
+    for a, (length, kern, st_, dil, is_causal) in enumerate(axes):
+        i, j = coords[:, a][:, None], coords[:, a][None, :]
+        r = i % dil
+        group = torch.div(length - r + dil - 1, dil, rounding_mode="floor")
+        ip, jp = i // dil, j // dil
+        if is_causal:
+            leader = torch.minimum((ip // st_) * st_ + st_ - 1, group - 1)
+            axis = (jp <= ip) & (leader - jp < kern)
+        else:
+            half, extent = kern // 2, kern // 2 + kern % 2 - 1
+            leader = torch.minimum((ip // st_) * st_ + st_ // 2, group - 1)
+            centre = torch.maximum(torch.minimum(leader, group - 1 - extent), torch.full_like(leader, half))
+            axis = (jp - centre >= -half) & (jp - centre <= extent)
+        allowed &= axis & (r == j % dil)
     if mask is not None:
         allowed = allowed & T.tensor(mask).to(device=q.device, dtype=torch.bool)
     scores = T.default_scale(scale, q.shape[-1]) * (q @ k.transpose(-1, -2))

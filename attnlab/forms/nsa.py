@@ -551,7 +551,6 @@ FORM = Form(
                 options=(("block_size", 32), ("top_n", 4), ("window", 64)),
             ),
             ("quick",),
-            frozenset({"composed"}),
         ),
         BenchCase(
             Shape(
@@ -564,7 +563,7 @@ FORM = Form(
                 options=(("block_size", 64), ("top_n", 16), ("window", 512)),
             ),
             ("full",),
-            frozenset({"composed", "numpy"}),
+            frozenset({"numpy"}),
         ),
         BenchCase(
             Shape(
