@@ -122,22 +122,43 @@ def _linear(
     return (kernel @ va) / (kernel.sum(axis=-1, keepdims=True) + eps)
 
 
-def based_fast_path_options(
-    path: str, *, layer: Any, form: Any, layout: Any, chunk_size: Any, initial_state: Any, return_state: Any
-) -> None:
-    """Validate the options of a fast path without recurrent state (``path`` names it in the message)."""
+def check_layer_options(layer: Any, **options: Any) -> None:
+    """Reject an option that belongs to the other layer (``window``/``scale``/``mask`` are the window
+    layer's; ``eps``/``layout``/``form``/``chunk_size``/state the linear layer's)."""
     if layer not in LAYERS:
         raise ValueError(f"layer: expected one of {LAYERS}, got {layer!r}")
+    if layer == "linear":
+        for name in ("window", "scale", "mask"):
+            if options.get(name) is not None:
+                raise ValueError(f"{name}: applies to layer='window' only; the linear layer has no {name}")
+        return
+    defaults = {
+        "eps": DEFAULT_EPS,
+        "layout": "full",
+        "form": "quadratic",
+        "chunk_size": 64,
+        "initial_state": None,
+        "return_state": False,
+    }
+    for name, default in defaults.items():
+        value = options.get(name, default)
+        if value is not default and value != default:
+            raise ValueError(f"{name}: applies to layer='linear' only; the window layer has no {name}")
+
+
+def based_fast_path_options(path: str, *, layer: Any, initial_state: Any, return_state: Any, **options: Any) -> None:
+    """Validate a stateless fast path's options (``path`` names it in the message)."""
+    check_layer_options(layer, initial_state=initial_state, return_state=return_state, **options)
     if initial_state is not None or return_state:
         raise ValueError(
             f"initial_state: the {path} path carries no recurrent state; use the reference's 'recurrent' form"
         )
     if layer == "linear":
-        if form not in FORMS:
-            raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
-        if layout not in LAYOUTS:
-            raise ValueError(f"layout: expected one of {LAYOUTS}, got {layout!r}")
-        check_positive_int("chunk_size", chunk_size)
+        if options["form"] not in FORMS:
+            raise ValueError(f"form: expected one of {FORMS}, got {options['form']!r}")
+        if options["layout"] not in LAYOUTS:
+            raise ValueError(f"layout: expected one of {LAYOUTS}, got {options['layout']!r}")
+        check_positive_int("chunk_size", options["chunk_size"])
 
 
 def window_band(n: int, m: int, window: int) -> np.ndarray:
@@ -192,12 +213,19 @@ def based_attention(
         ``(..., H, n, d_v)`` float64 (and the state for ``return_state``). A window-layer query with no
         visible key returns zeros.
     """
-    if layer not in LAYERS:
-        raise ValueError(f"layer: expected one of {LAYERS}, got {layer!r}")
+    check_layer_options(
+        layer,
+        window=window,
+        scale=scale,
+        mask=mask,
+        eps=eps,
+        layout=layout,
+        form=form,
+        chunk_size=chunk_size,
+        initial_state=initial_state,
+        return_state=return_state,
+    )
     if layer == "linear":
-        for name, value in (("window", window), ("scale", scale), ("mask", mask)):
-            if value is not None:
-                raise ValueError(f"{name}: applies to layer='window' only; the linear layer has no {name}")
         return _linear(
             q,
             k,
@@ -210,15 +238,4 @@ def based_attention(
             initial_state=initial_state,
             return_state=return_state,
         )
-    given = {
-        "eps": eps != DEFAULT_EPS,
-        "layout": layout != "full",
-        "form": form != "quadratic",
-        "chunk_size": chunk_size != 64,
-        "initial_state": initial_state is not None,
-        "return_state": return_state is not False,
-    }
-    for name, changed in given.items():
-        if changed:
-            raise ValueError(f"{name}: applies to layer='linear' only; the window layer has no {name}")
     return _window(q, k, v, causal=causal, window=DEFAULT_WINDOW if window is None else window, scale=scale, mask=mask)

@@ -43,7 +43,7 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def project(name: str, x: np.ndarray, weight: Any, bias: Any) -> np.ndarray:
+def hedgehog_project(name: str, x: np.ndarray, weight: Any, bias: Any) -> np.ndarray:
     """``y = x W + b`` with ``W`` ``(..., d_k, d')`` and ``b`` ``(..., d')`` broadcast over ``x``'s leading dims."""
     y = x
     if weight is not None:
@@ -92,20 +92,42 @@ def hedgehog_features(y: np.ndarray, *, variant: str = "paper", shift: np.ndarra
     raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
 
 
-def hedgehog_fast_path_options(
-    path: str, *, variant: Any, form: Any, causal: Any, chunk_size: Any, initial_state: Any, return_state: Any
-) -> bool:
-    """Validate a stateless fast path's options (``path`` names it in the message); returns ``causal``."""
+def check_options(*, variant: Any, form: Any, causal: Any, eps: Any, chunk_size: Any) -> tuple[bool, float]:
+    """Validate the evaluation options; returns ``(causal, eps)``."""
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
     if form not in FORMS:
         raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
+    causal = check_bool("causal", causal)
+    if (
+        isinstance(eps, (bool, np.bool_))
+        or not isinstance(eps, (int, float, np.number))
+        or not (np.isfinite(eps) and eps >= 0)
+    ):
+        raise ValueError(f"eps: expected a non-negative finite float, got {eps!r}")
+    if form == "chunked" and not causal:
+        raise ValueError("form: the 'chunked' evaluation is causal; a non-causal call uses 'quadratic' or 'recurrent'")
+    check_positive_int("chunk_size", chunk_size)
+    return causal, float(eps)
+
+
+def hedgehog_fast_path_options(
+    path: str, *, initial_state: Any, return_state: Any, **options: Any
+) -> tuple[bool, float]:
+    """Validate a stateless fast path's options (``path`` names it in the message); returns ``(causal, eps)``."""
+    causal, eps = check_options(**options)
     if initial_state is not None or return_state:
         raise ValueError(
             f"initial_state: the {path} path carries no recurrent state; use the reference's 'recurrent' form"
         )
-    check_positive_int("chunk_size", chunk_size)
-    return check_bool("causal", causal)
+    return causal, eps
+
+
+def check_feature_sizes(query_features: int, key_features: int) -> None:
+    if query_features != key_features:
+        raise ValueError(
+            f"key_weight: the key features have {key_features} entries, the query features {query_features}"
+        )
 
 
 def feature_attention(fq: np.ndarray, fk: np.ndarray, v: np.ndarray, *, causal: bool, eps: float) -> np.ndarray:
@@ -157,18 +179,8 @@ def hedgehog_attention(
     Returns:
         ``(..., H, n, d_v)`` float64 (and the state for ``return_state``).
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
-    if form not in FORMS:
-        raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
-    causal = check_bool("causal", causal)
+    causal, eps = check_options(variant=variant, form=form, causal=causal, eps=eps, chunk_size=chunk_size)
     return_state = check_bool("return_state", return_state)
-    if (
-        isinstance(eps, (bool, np.bool_))
-        or not isinstance(eps, (int, float, np.number))
-        or not (np.isfinite(eps) and eps >= 0)
-    ):
-        raise ValueError(f"eps: expected a non-negative finite float, got {eps!r}")
     qa, ka, va = (as_float_array(name, x) for name, x in (("q", q), ("k", k), ("v", v)))
     check_last_dim("k", ka, qa.shape[-1], "d_k, the last axis of q")
     qa, ka, va = expand_kv_heads(qa, ka, va)
@@ -176,20 +188,17 @@ def hedgehog_attention(
         raise ValueError(
             f"q/k: causal linear attention needs equal query and key lengths, got n={qa.shape[-2]}, m={ka.shape[-2]}"
         )
-    if form == "chunked" and not causal:
-        raise ValueError("form: the 'chunked' evaluation is causal; a non-causal call uses 'quadratic' or 'recurrent'")
     if (initial_state is not None or return_state) and form != "recurrent":
         raise ValueError("initial_state: state is carried by the 'recurrent' form only")
-    fq = hedgehog_features(project("", qa, weight, bias), variant=variant)
+    fq = hedgehog_features(hedgehog_project("", qa, weight, bias), variant=variant)
     tied = key_weight is None and key_bias is None
     fk = hedgehog_features(
-        project("", ka, weight, bias) if tied else project("key_", ka, key_weight, key_bias), variant=variant
+        hedgehog_project("", ka, weight, bias) if tied else hedgehog_project("key_", ka, key_weight, key_bias),
+        variant=variant,
     )
-    if fq.shape[-1] != fk.shape[-1]:
-        raise ValueError(f"key_weight: the key features have {fk.shape[-1]} entries, the query features {fq.shape[-1]}")
+    check_feature_sizes(fq.shape[-1], fk.shape[-1])
     lead = np.broadcast_shapes(fq.shape[:-2], fk.shape[:-2], va.shape[:-2])
     fq, fk, va = (np.broadcast_to(x, (*lead, *x.shape[-2:])) for x in (fq, fk, va))
-    eps = float(eps)
     if form == "recurrent":
         return linear_attention_recurrent(
             fq,

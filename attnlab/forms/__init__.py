@@ -17,7 +17,29 @@ from attnlab.core import Form
 
 #: Every form, in the order tables list them. Adding a form: a reference module, a declaration module
 #: here, its name below, and optionally fast-path modules.
-FORMS: tuple[str, ...] = ("softmax", "aaren", "sinkhorn", "prime", "hsa", "gna", "based", "hedgehog", "nsa")
+FORMS: tuple[str, ...] = (
+    "softmax",
+    "linear",
+    "laser",
+    "tensor",
+    "simplicial",
+    "differential",
+    "hamming",
+    "mla",
+    "interaction",
+    "moh",
+    "sqa",
+    "diff_v2",
+    "gda",
+    "aaren",
+    "sinkhorn",
+    "prime",
+    "hsa",
+    "gna",
+    "based",
+    "hedgehog",
+    "nsa",
+)
 
 
 @cache

@@ -50,6 +50,10 @@ def based_attention(
         form=form,
         layout=layout,
         chunk_size=chunk_size,
+        eps=eps,
+        window=window,
+        scale=scale,
+        mask=mask,
         initial_state=initial_state,
         return_state=return_state,
     )

@@ -83,6 +83,8 @@ def aaren_attention(
                 f"initial_state: expected shapes {tuple(mu.shape[:-1])}, {tuple(mu.shape[:-1])}, "
                 f"{tuple(acc.shape[:-2] + acc.shape[-1:])}"
             )
+        if bool(torch.isnan(mu0).any() | (mu0 == torch.inf).any() | (ell0 < 0).any()):
+            raise ValueError("initial_state: expected max in [-inf, inf) and a non-negative sum")
         mu = torch.cat([mu0[..., None], mu], dim=-1)
         ell = torch.cat([ell0[..., None], ell], dim=-1)
         acc = torch.cat([acc0[..., None, :], acc], dim=-2)

@@ -16,10 +16,11 @@ import torch
 from attnlab.fastpath.torch._common import check_tensor, expand_kv_heads
 from attnlab.fastpath.torch._linear_chunks import normalised_linear
 from attnlab.fastpath.torch.softmax import check_qkv
-from attnlab.reference.hedgehog import DEFAULT_EPS, hedgehog_fast_path_options
+from attnlab.reference.hedgehog import DEFAULT_EPS, check_feature_sizes, hedgehog_fast_path_options
 
 
 def _project(name: str, x: torch.Tensor, weight: Any, bias: Any) -> torch.Tensor:
+    """``x W + b`` with the reference's checks (messages name ``weight``/``bias`` or their ``key_`` forms)."""
     y = x
     if weight is not None:
         w = check_tensor(f"{name}weight", torch.as_tensor(weight, device=x.device), min_ndim=2).to(x.dtype)
@@ -27,10 +28,22 @@ def _project(name: str, x: torch.Tensor, weight: Any, bias: Any) -> torch.Tensor
             raise ValueError(
                 f"{name}weight: expected shape (..., {x.shape[-1]}, d') matching d_k, got {tuple(w.shape)}"
             )
-        y = x @ w
+        try:
+            y = x @ w
+        except RuntimeError:
+            raise ValueError(
+                f"{name}weight: leading dims {tuple(w.shape[:-2])} do not broadcast against {tuple(x.shape[:-2])}"
+            ) from None
     if bias is not None:
         b = check_tensor(f"{name}bias", torch.as_tensor(bias, device=x.device), min_ndim=1).to(x.dtype)
-        y = y + b[..., None, :]
+        if b.shape[-1] != y.shape[-1]:
+            raise ValueError(f"{name}bias: expected last axis d' = {y.shape[-1]}, got shape {tuple(b.shape)}")
+        try:
+            y = y + b[..., None, :]
+        except RuntimeError:
+            raise ValueError(
+                f"{name}bias: leading dims {tuple(b.shape[:-1])} do not broadcast against {tuple(y.shape[:-2])}"
+            ) from None
     return y
 
 
@@ -63,11 +76,12 @@ def hedgehog_attention(
     return_state: bool = False,
 ) -> torch.Tensor:
     """Hedgehog linear attention (same call as the reference; every form is evaluated by chunks, no state)."""
-    causal = hedgehog_fast_path_options(
+    causal, eps = hedgehog_fast_path_options(
         "torch",
         variant=variant,
         form=form,
         causal=causal,
+        eps=eps,
         chunk_size=chunk_size,
         initial_state=initial_state,
         return_state=return_state,
@@ -85,12 +99,13 @@ def hedgehog_attention(
     yk = _project("", k, weight, bias) if tied else _project("key_", k, key_weight, key_bias)
     lead = torch.broadcast_shapes(yq.shape[:-2], yk.shape[:-2], v.shape[:-2])
     yq, yk, v = (x.expand(*lead, *x.shape[-2:]) for x in (yq, yk, v))
-    eps_rows: Any = float(eps)
+    eps_rows: Any = eps
     shift_q = shift_k = None
     if variant == "paper":
         shift_q = yq.abs().amax(-1, keepdim=True).detach()
         shift_k = yk.abs().amax(dim=(-1, -2), keepdim=True).detach()
-        eps_rows = float(eps) * torch.exp(-shift_q - shift_k)
+        eps_rows = eps * torch.exp(-shift_q - shift_k)
+    check_feature_sizes(yq.shape[-1], yk.shape[-1])
     return normalised_linear(
         _features(yq, variant, shift_q), _features(yk, variant, shift_k), v, causal=causal, eps=eps_rows
     ).to(dtype)
