@@ -1,7 +1,9 @@
-"""The bibliography: every paper the lab's operators, claims and tasks cite, once.
+"""The papers the lab cites, once each.
 
 A form declaration, a claim or a task names its source as :class:`Source` (a :class:`Paper` plus the
-place in it: equation, section or theorem). The book's BibTeX file is generated from :data:`PAPERS`.
+place in it: equation, section or theorem). :data:`PAPERS` holds the papers several modules cite; a
+paper only one form cites may be declared in that form's module. The book's BibTeX file is generated
+from both (:func:`attnlab.bibliography.bibtex`).
 """
 
 from __future__ import annotations
@@ -218,14 +220,6 @@ PAPERS: dict[str, Paper] = _papers(
         venue="ICLR 2025",
     ),
     Paper(
-        "horton2025hamming",
-        "Horton, Mark and others",
-        "Horton et al.",
-        "Hamming Attention Distillation: Binarizing Keys and Queries for Efficient Long-Context Transformers",
-        2025,
-        "2502.01770",
-    ),
-    Paper(
         "deepseek2024v2",
         "{DeepSeek-AI}",
         "DeepSeek-AI",
@@ -318,6 +312,47 @@ PAPERS: dict[str, Paper] = _papers(
         2004,
         venue="Cambridge University Press",
         url="https://web.stanford.edu/~boyd/cvxbook/",
+    ),
+    Paper(
+        "liu2022ecoformer",
+        "Liu, Jing and Pan, Zizheng and He, Haoyu and Cai, Jianfei and Zhuang, Bohan",
+        "Liu et al.",
+        "EcoFormer: Energy-Saving Attention with Linear Complexity",
+        2022,
+        "2209.09004",
+        venue="NeurIPS 2022",
+    ),
+    Paper(
+        "kuang2025customizing",
+        "Kuang, Yilun and Amsel, Noah and Lotfi, Sanae and Qiu, Shikai and Potapczynski, Andres and "
+        "Wilson, Andrew Gordon",
+        "Kuang et al.",
+        "Customizing the Inductive Biases of Softmax Attention using Structured Matrices",
+        2025,
+        "2509.07963",
+        venue="ICML 2025",
+    ),
+    Paper(
+        "huang2025holographic",
+        "Huang, Enhao and Zhang, Zhiyu and Xu, Tianxiang and Xia, Chunshu and Hu, Kaichun and Yang, Yuchen and "
+        "Pan, Tongtong and Dong, Dong and Qin, Zhan",
+        "Huang et al.",
+        "Holographic Transformers for Complex-Valued Signal Processing: Integrating Phase Interference into "
+        "Self-Attention",
+        2025,
+        "2509.19331",
+    ),
+    Paper(
+        "shao2025complexformer",
+        "Shao, Jintian and Huang, Hongyi and Wu, Jiayi and Zhang, Beiwen and Wu, ZhiYu and Shan, You and "
+        "Zheng, MingKai",
+        "Shao et al.",
+        "ComplexFormer: Disruptively Advancing Transformer Inference Ability via Head-Specific Complex Vector "
+        "Attention",
+        2025,
+        "2505.10222",
+        "v1",
+        venue="v2 (27 May 2025) withdrawn by the authors; the abstract of v1 is what the lab read",
     ),
     Paper(
         "zhang2024hedgehog",
@@ -420,8 +455,3 @@ def paper(key: str) -> Paper:
         return PAPERS[key]
     except KeyError:
         raise KeyError(f"paper: no paper with key {key!r} in attnlab.papers.PAPERS") from None
-
-
-def bibtex() -> str:
-    """The whole bibliography as BibTeX (for the book's ``references.bib``)."""
-    return "\n".join(p.bibtex() for p in PAPERS.values())

@@ -380,6 +380,7 @@ FORM = Form(
         "The paper leaves the logit scale open: scale defaults to d_k ** -0.5 (SDPA's). The combine is the "
         "online-softmax monoid on (max, sum, acc) triples; the scan is Hillis-Steele recursive doubling."
     ),
+    order=29,
     array_args=("q", "k", "v"),
     sample=sample,
     adapt=adapt,

@@ -558,6 +558,7 @@ FORM = Form(
         "layout='compact' is fla's triangular packing (same kernel). Causal linear needs n == m; the window layer "
         "aligns bottom-right and takes a mask. The ThunderKittens kernel's output RMSNorm is not part of the operator."
     ),
+    order=25,
     array_args=("q", "k", "v"),
     sample=sample,
     adapt=adapt,

@@ -570,6 +570,7 @@ FORM = Form(
         "the AND over row-major grid axes; requires kernel·dilation <= L and 1 <= stride <= kernel per axis. "
         "Causal is per axis (in N-d it is not the flat-index causal mask)."
     ),
+    order=26,
     array_args=("q", "k", "v"),
     sample=sample,
     adapt=adapt,

@@ -494,6 +494,7 @@ FORM = Form(
         "(lolcats). The projection W, b is an input (identity/zero by default, the paper's init); key_weight/key_bias "
         "untie the keys' projection. Causal needs n == m; no mask."
     ),
+    order=24,
     array_args=("q", "k", "v"),
     sample=sample,
     adapt=adapt,

@@ -462,6 +462,7 @@ FORM = Form(
         "dynamic programme the abstract mentions) or reverse KL (block sums of the softmax). Which direction "
         "the paper uses is not verified. Self-attention over one sequence, no mask or causal option."
     ),
+    order=31,
     array_args=("q", "k", "v"),
     sample=sample,
     adapt=adapt,

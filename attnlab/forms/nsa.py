@@ -501,6 +501,7 @@ FORM = Form(
         "lower block), window (i − w, i]. Gates are inputs. fla's kernels need a group size 2^k >= 16; the reference "
         "takes any. GQA is not MHA with repeated KV heads: selection is shared per group."
     ),
+    order=27,
     array_args=("q", "k", "v", "gates"),
     sample=sample,
     adapt=adapt,

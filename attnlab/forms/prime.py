@@ -343,6 +343,7 @@ FORM = Form(
         "(inputs, shape (..., H, n, m, d)); the paper's parameterisation and any sparsity of the filters are not "
         "reproduced. F = G = 1 is softmax attention."
     ),
+    order=28,
     array_args=("q", "k", "v", "key_filter", "value_filter"),
     row_args=(),
     sample=sample,

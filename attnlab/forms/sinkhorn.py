@@ -487,6 +487,7 @@ FORM = Form(
         "without support are left out of the constraints. Not causal in the G3 sense even with causal=True: the "
         "column constraints couple all queries."
     ),
+    order=30,
     array_args=("q", "k", "v"),
     sample=sample,
     shapes=SHAPES,
