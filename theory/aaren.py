@@ -1,9 +1,7 @@
 """Claims of Aaren (Feng et al. 2024, "Attention as an RNN", arXiv 2405.13956v2), as checks with overrides.
 
 The checks are ``check(**overrides) -> CheckResult`` whose keyword parameters (all defaulted) are the
-operators and constants they use, so a mutant is a set of overrides; :data:`CLAIM_SPECS` records each
-claim's statement, kind, source and mutants for the claim registry (which takes them once it has kinds
-and mutants).
+operators and constants they use, so each registered mutant is a set of overrides.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ import numpy as np
 from attnlab.papers import Source, paper
 from attnlab.reference.aaren import aaren_attention
 from attnlab.reference.softmax import softmax_attention
-from attnlab.theory.registry import CheckResult
+from attnlab.theory.registry import CheckResult, Claim, Mutant, register
 
 #: Sequence lengths of the checks: 1, odd, a power of two and one past it (the scan's round boundaries).
 LENGTHS = (1, 2, 7, 64, 65, 257)
@@ -126,36 +124,57 @@ def forgets_state(
     return aaren_attention(q, k, v, return_state=return_state, **kwargs)
 
 
-CLAIM_SPECS: tuple[dict[str, Any], ...] = (
-    {
-        "id": "aaren.scan.prefix_attention",
-        "family": "aaren",
-        "kind": "paper",
-        "statement": (
+FAMILY = "aaren"
+SOURCE_PAPER = paper("feng2024attention")
+
+register(
+    Claim(
+        id="aaren.scan.prefix_attention",
+        family=FAMILY,
+        statement=(
             r"\bigoplus_{i\le t}(s_i, 1, v_i) \text{ by a parallel prefix scan gives } "
             r"o_t = \sum_{i\le t}\operatorname{softmax}_i(s)\, v_i \ \forall t"
         ),
-        "source": Source(
-            paper("feng2024attention"),
+        kind="paper",
+        source=Source(
+            SOURCE_PAPER,
             "§3 (Methodology: attention's many-to-many RNN output by the parallel prefix scan)",
+            quote="a new efficient method of computing attention's many-to-many RNN output based on the parallel "
+            "prefix scan algorithm",
+            abstract_level=True,
         ),
-        "verdict": "holds",
-        "quick": scan_equals_prefix_attention,
-        "mutants": (
-            ("exclusive_scan", "the scan is exclusive: o_t misses key t", {"operator": exclusive_scan}),
-            ("unshifted_scan", "prefix sums of e^{s} without the running max (overflow)", {"operator": unshifted_scan}),
+        verdict="holds",
+        quick=scan_equals_prefix_attention,
+        mutants=(
+            Mutant("exclusive_scan", "the scan is exclusive: o_t misses key t", {"operator": exclusive_scan}),
+            Mutant(
+                "unshifted_scan",
+                "prefix sums of e^{s} without the running max (overflow)",
+                {"operator": unshifted_scan},
+            ),
         ),
-    },
-    {
-        "id": "aaren.recurrent.constant_memory",
-        "family": "aaren",
-        "kind": "paper",
-        "statement": r"\text{Aaren is updated token by token from a state } (m_t, u_t, w_t) \text{ of constant size}",
-        "source": Source(
-            paper("feng2024attention"), "§3 (Methodology: Aaren, efficient updates with new tokens in constant memory)"
+        assumptions=(
+            "one query token per head (Aaren's learned query); logit scale d_k^{-1/2}",
+            "float64; lengths 1 to 257 across the scan's doubling rounds; logits of order 1 and 1e3",
         ),
-        "verdict": "holds",
-        "quick": constant_memory_update,
-        "mutants": (("forgets_state", "each update restarts from the empty state", {"operator": forgets_state}),),
-    },
+    )
+)
+
+register(
+    Claim(
+        id="aaren.recurrent.constant_memory",
+        family=FAMILY,
+        statement=r"\text{Aaren is updated token by token from a state } (m_t, u_t, w_t) \text{ of constant size}",
+        kind="paper",
+        source=Source(
+            SOURCE_PAPER,
+            "§3 (Methodology: Aaren)",
+            quote="be updated efficiently with new tokens, requiring only constant memory for inferences",
+            abstract_level=True,
+        ),
+        verdict="holds",
+        quick=constant_memory_update,
+        mutants=(Mutant("forgets_state", "each update restarts from the empty state", {"operator": forgets_state}),),
+        assumptions=("the state is (running max, sum, accumulator) per head; float64",),
+    )
 )

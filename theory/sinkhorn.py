@@ -12,7 +12,7 @@ square uniform marginals and any feasible ``P*`` (``H(P*) >= H(r) = log n``, ``H
 so the transport gap vanishes linearly in ε; the lower bound holds only for plans that meet the column
 marginals (a row softmax alone can beat the assignment).
 
-Checks are ``check(**overrides) -> CheckResult``; :data:`CLAIM_SPECS` records the claim for the registry.
+Checks are ``check(**overrides) -> CheckResult``; each registered mutant is a set of overrides.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from scipy.optimize import linear_sum_assignment
 
 from attnlab.papers import Source, paper
 from attnlab.reference.sinkhorn import sinkhorn_attention
-from attnlab.theory.registry import CheckResult
+from attnlab.theory.registry import CheckResult, Claim, Mutant, register
 
 EPSILONS = (1.0, 0.5, 0.2, 0.1)
 #: Float64 slack on the bounds, and on the column marginals a converged plan must meet.
@@ -86,25 +86,39 @@ def row_softmax_only(q: Any, k: Any, v: Any, *, epsilon: float = 1.0, **kwargs: 
     return sinkhorn_attention(q, k, v, epsilon=epsilon, iterations=0)
 
 
-CLAIM_SPECS: tuple[dict[str, Any], ...] = (
-    {
-        "id": "sinkhorn.transport.epsilon_limit",
-        "family": "sinkhorn",
-        "kind": "reading",
-        "reads": "Geometric Attention's plan-based anchor (entropic OT / Sinkhorn) as an optimal-transport regime",
-        "statement": (
+FAMILY = "sinkhorn"
+READS = "the abstract's plan-based anchors (entropic OT/Sinkhorn) as an optimal-transport regime of attention"
+
+register(
+    Claim(
+        id="sinkhorn.transport.epsilon_limit",
+        family=FAMILY,
+        statement=(
             r"0 \le \max_\pi \tfrac1n\sum_i S_{i\pi(i)} - \langle P_\varepsilon, S\rangle \le \varepsilon\log n"
             r"\ \ (\text{square uniform marginals}),\ "
             r"\text{so } P_\varepsilon \to \text{an optimal assignment as } \varepsilon\to 0"
         ),
-        "source": Source(
-            paper("peyre2019computational"), "§4.1, Prop. 4.1 (convergence of the entropic plan as ε → 0)"
+        kind="reading",
+        source=Source(
+            paper("freytes2026geometric"),
+            "abstract (plan-based anchors, e.g. entropic OT/Sinkhorn)",
+            quote="plan-based anchors (e.g., entropic OT/Sinkhorn)",
+            abstract_level=True,
         ),
-        "verdict": "holds",
-        "quick": transport_gap_vanishes,
-        "mutants": (
-            ("row_softmax_only", "no column step: rows pick their best keys freely", {"operator": row_softmax_only}),
-            ("bound_too_tight", "the bound claimed at a tenth of ε log n", {"bound_factor": 0.1}),
+        verdict="holds",
+        reads=READS,
+        quick=transport_gap_vanishes,
+        mutants=(
+            Mutant(
+                "row_softmax_only", "no column step: rows pick their best keys freely", {"operator": row_softmax_only}
+            ),
+            Mutant("bound_too_tight", "the bound claimed at a tenth of ε log n", {"bound_factor": 0.1}),
         ),
-    },
+        assumptions=(
+            f"reading of {READS}: Sinkhorn attention is the entropic transport plan of the scores, which tends to an "
+            "optimal plan as ε → 0 (Peyré & Cuturi 2019, arXiv 1803.00567, Prop. 4.1); the linear rate ε log n is "
+            "derived from the entropic objective (module docstring)",
+            "square uniform marginals, full support, n = 6, d = 4, six seeded draws; plans converged to 1e-12",
+        ),
+    )
 )

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from attnlab.reference.sinkhorn import sinkhorn_attention
-from attnlab.theory import sinkhorn as claims
+from attnlab.theory import claims
 
 
 def test_explicit_marginals_are_met_at_convergence() -> None:
@@ -28,9 +28,16 @@ def test_early_stop_matches_a_long_run() -> None:
     np.testing.assert_allclose(stopped, long, atol=1e-12)
 
 
-@pytest.mark.parametrize("spec", claims.CLAIM_SPECS, ids=lambda s: s["id"])
-def test_claim_holds_and_its_mutants_are_caught(spec) -> None:
-    result = spec["quick"]()
-    assert result.verdict == spec["verdict"], result.evidence
-    for name, _, overrides in spec["mutants"]:
-        assert spec["quick"](**overrides).verdict != spec["verdict"], f"mutant {name} survived"
+CLAIMS = claims("sinkhorn")
+
+
+def test_family_has_its_claims() -> None:
+    assert {c.id for c in CLAIMS} == {"sinkhorn.transport.epsilon_limit"}
+
+
+@pytest.mark.parametrize("claim", CLAIMS, ids=lambda c: c.id)
+def test_claim_holds_and_its_mutants_are_caught(claim) -> None:
+    result = claim.quick()
+    assert result.verdict == claim.verdict, result.evidence
+    for mutant in claim.mutants:
+        assert claim.quick(**mutant.overrides).verdict != claim.verdict, f"mutant {mutant.name} survived"
