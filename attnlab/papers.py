@@ -354,6 +354,98 @@ PAPERS: dict[str, Paper] = _papers(
         "v1",
         venue="v2 (27 May 2025) withdrawn by the authors; the abstract of v1 is what the lab read",
     ),
+    Paper(
+        "zhang2024hedgehog",
+        "Zhang, Michael and Bhatia, Kush and Kumbong, Hermann and R{\\'e}, Christopher",
+        "Zhang et al.",
+        "The Hedgehog \\& the Porcupine: Expressive Linear Attentions with Softmax Mimicry",
+        2024,
+        "2402.04347",
+        venue="ICLR 2024",
+    ),
+    Paper(
+        "arora2024simple",
+        "Arora, Simran and Eyuboglu, Sabri and Zhang, Michael and Timalsina, Aman and Alberti, Silas and "
+        "Zinsley, Dylan and Zou, James and Rudra, Atri and R{\\'e}, Christopher",
+        "Arora et al.",
+        "Simple linear attention language models balance the recall-throughput tradeoff",
+        2024,
+        "2402.18668",
+        venue="ICML 2024",
+    ),
+    Paper(
+        "hassani2025generalized",
+        "Hassani, Ali and Zhou, Fengzhe and Kane, Aditya and Huang, Jiannan and Chen, Chieh-Yun and Shi, Min and "
+        "Walton, Steven and Hoehnerbach, Markus and Thakkar, Vijay and Isaev, Michael and Zhang, Qinsheng and "
+        "Xu, Bing and Wu, Haicheng and Hwu, Wen-mei and Liu, Ming-Yu and Shi, Humphrey",
+        "Hassani et al.",
+        "Generalized Neighborhood Attention: Multi-dimensional Sparse Attention at the Speed of Light",
+        2025,
+        "2504.16922",
+    ),
+    Paper(
+        "yuan2025native",
+        "Yuan, Jingyang and Gao, Huazuo and Dai, Damai and Luo, Junyu and Zhao, Liang and Zhang, Zhengyan and "
+        "Xie, Zhenda and Wei, Y. X. and Wang, Lean and Xiao, Zhiping and Wang, Yuqing and Ruan, Chong and "
+        "Zhang, Ming and Liang, Wenfeng and Zeng, Wangding",
+        "Yuan et al.",
+        "Native Sparse Attention: Hardware-Aligned and Natively Trainable Sparse Attention",
+        2025,
+        "2502.11089",
+    ),
+    Paper(
+        "lee2025dynamic",
+        "Lee, Hunjae and Clark, Corey",
+        "Lee & Clark",
+        "Dynamic Relational Priming Improves Transformer in Multivariate Time Series",
+        2025,
+        "2509.12196",
+    ),
+    Paper(
+        "feng2024attention",
+        "Feng, Leo and Tung, Frederick and Hajimirsadeghi, Hossein and Ahmed, Mohamed Osama and Bengio, Yoshua "
+        "and Mori, Greg",
+        "Feng et al.",
+        "Attention as an RNN",
+        2024,
+        "2405.13956",
+        "v2",
+    ),
+    Paper(
+        "freytes2026geometric",
+        "Freytes, Luis Rosario",
+        "Freytes",
+        "Geometric Attention: A Regime-Explicit Operator Semantics for Transformer Attention",
+        2026,
+        "2601.11618",
+    ),
+    Paper(
+        "sander2022sinkformers",
+        "Sander, Michael E. and Ablin, Pierre and Blondel, Mathieu and Peyr{\\'e}, Gabriel",
+        "Sander et al.",
+        "Sinkformers: Transformers with Doubly Stochastic Attention",
+        2022,
+        "2110.11773",
+        venue="AISTATS 2022",
+    ),
+    Paper(
+        "peyre2019computational",
+        "Peyr{\\'e}, Gabriel and Cuturi, Marco",
+        "Peyré & Cuturi",
+        "Computational Optimal Transport",
+        2019,
+        "1803.00567",
+        venue="Foundations and Trends in Machine Learning 11(5-6)",
+    ),
+    Paper(
+        "amizadeh2025hierarchical",
+        "Amizadeh, Saeed and Abdali, Sara and Li, Yinheng and Koishida, Kazuhito",
+        "Amizadeh et al.",
+        "Hierarchical Self-Attention: Generalizing Neural Attention Mechanics to Multi-Scale Problems",
+        2025,
+        "2509.15448",
+        venue="NeurIPS 2025",
+    ),
 )
 
 

@@ -307,6 +307,8 @@ FAMILY_MODULE: dict[str, str] = {
     "ecoformer": "attnlab.theory.ecoformer",
     "holographic": "attnlab.theory.holographic",
     "structured": "attnlab.theory.structured",
+    "aaren": "attnlab.theory.aaren",
+    "sinkhorn": "attnlab.theory.sinkhorn",
 }
 FAMILY_MODULES: tuple[str, ...] = tuple(FAMILY_MODULE.values())
 FAMILIES: tuple[str, ...] = tuple(FAMILY_MODULE)
