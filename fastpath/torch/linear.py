@@ -27,7 +27,8 @@ def _feature_map(feature_map: Any) -> Any:
     if callable(feature_map):
         return feature_map
     if feature_map == "elu1":
-        return lambda x: F.elu(x) + 1.0
+        # x + 1 above 0 and e^x below it: elu(x) + 1 = (e^x − 1) + 1 cancels to 0 in float32 below x ≈ −17
+        return lambda x: torch.where(x > 0, x + 1.0, torch.exp(torch.clamp(x, max=0.0)))
     if feature_map == "relu":
         return torch.relu
     raise ValueError(f"feature_map: expected one of ['elu1', 'relu'] or a callable, got {feature_map!r}")
