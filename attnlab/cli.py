@@ -33,7 +33,13 @@ def wide_console() -> Console:
 console = wide_console()
 
 #: Modules that add verbs: each defines ``register(app: typer.Typer) -> None``.
-_PLUGINS: list[str] = ["attnlab.synthetic.cli", "attnlab.theory.cli", "attnlab.bench", "attnlab.testing.cli"]
+_PLUGINS: list[str] = [
+    "attnlab.synthetic.cli",
+    "attnlab.theory.cli",
+    "attnlab.bench",
+    "attnlab.testing.cli",
+    "attnlab.book",
+]
 
 
 @app.command()
