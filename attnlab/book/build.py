@@ -1,6 +1,6 @@
 """``attnlab book``: fill the results cache, generate the registry pages, install MathJax, build the HTML.
 
-The build is offline: MathJax 3 comes from the npm registry into ``book/_static/mathjax/`` (a package
+The build is offline: MathJax 3 comes from the npm registry into ``book/_extra/mathjax/`` (a package
 install, not a CDN link), and pages read only local results. ``jupyter-book build -W -n --keep-going``
 turns every Sphinx warning — a broken reference, a missing image, an executed cell that raised or wrote
 to stderr — into a failed build. Execution is cached by jupyter-cache; the cache is cleared when the
@@ -38,14 +38,14 @@ class BuildResult:
 
 
 def install_mathjax(book: Path, version: str = MATHJAX, echo: Callable[[str], None] = print) -> Path:
-    """``npm install mathjax@version`` into a temporary folder and copy its ``es5/`` build to ``_static/mathjax``."""
-    target = book / "_static" / "mathjax"
+    """``npm install mathjax@version`` into a temporary folder and copy its ``es5/`` build to ``_extra/mathjax``."""
+    target = book / "_extra" / "mathjax"
     stamp = target / "VERSION"
     if stamp.exists() and stamp.read_text().strip() == version and (target / "tex-chtml.js").exists():
         return target
     npm = shutil.which("npm")
     if npm is None:
-        raise BookError("npm is needed once to install MathJax into book/_static/mathjax (apt-get install npm)")
+        raise BookError("npm is needed once to install MathJax into book/_extra/mathjax (apt-get install npm)")
     echo(f"attnlab book: installing MathJax {version} from npm into {target}")
     with tempfile.TemporaryDirectory(prefix="attnlab-mathjax-") as tmp:
         command = [npm, "install", "--no-audit", "--no-fund", "--no-save", "--prefix", tmp, f"mathjax@{version}"]
@@ -122,7 +122,9 @@ def build(
         if cache.exists():
             echo("attnlab book: the library or the results changed since the last build; re-executing every page")
             shutil.rmtree(cache)
-        shutil.rmtree(build_dir / "jupyter_execute", ignore_errors=True)
+        # Sphinx re-reads (and so re-executes) only sources it thinks changed: forget them all.
+        for stale in ("jupyter_execute", ".doctrees"):
+            shutil.rmtree(build_dir / stale, ignore_errors=True)
         # The execution cache now holds only outputs computed from these inputs, whatever the build's fate.
         build_dir.mkdir(exist_ok=True)
         inputs.write_text(json.dumps(digest, indent=1, sort_keys=True))

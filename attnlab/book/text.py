@@ -22,10 +22,14 @@ _NOTE_REF = re.compile(
     r"(?:\s*\([a-z]\))?(?:\s+(?:items?|invariant|criterion|caveat)\s+(?:\([0-9a-z]+\)|[0-9a-z]+\b))?(?:\s+restated)?"
 )
 
+#: The notes' labels of generic property tests, "(G1)" or "(G5, G7)", meaningless to a reader.
+_TEST_LABEL = re.compile(r"\s*\((?:G\d+(?:[,;]\s*)?)+\)")
+
 
 def scrub(text: str) -> str:
     """``text`` without references to the lab's planning notes, and without the punctuation they leave."""
     out = _NOTE_REF.sub("", text)
+    out = _TEST_LABEL.sub("", out)
     out = re.sub(r"\(\s*(?:[;,]\s*)*\)", "", out)  # "( )" or "(; )" left where a note was the only content
     out = re.sub(r"\(\s*[;,]\s*", "(", out)
     out = re.sub(r"\s*[;,]\s*\)", ")", out)
