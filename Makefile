@@ -32,6 +32,9 @@ test-all: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy attnlab reference theory synthetic fastpath proofs_checks
+	# import-linter reads the package from disk: lint the installed layout (the mapped folders under attnlab/)
+	rm -rf build/lint && $(PIP) install -q --no-deps --no-build-isolation --target build/lint .
+	cd build/lint && $(abspath $(VENV))/bin/lint-imports --config $(CURDIR)/pyproject.toml
 
 bench: install
 	$(VENV)/bin/attnlab bench --quick

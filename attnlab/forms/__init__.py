@@ -17,7 +17,17 @@ from attnlab.core import Form
 
 #: Every form, in the order tables list them. Adding a form: a reference module, a declaration module
 #: here, its name below, and optionally fast-path modules.
-FORMS: tuple[str, ...] = ("softmax",)
+FORMS: tuple[str, ...] = (
+    "softmax",
+    "linear",
+    "laser",
+    "tensor",
+    "simplicial",
+    "differential",
+    "hamming",
+    "mla",
+    "interaction",
+)
 
 
 @cache

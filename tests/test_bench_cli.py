@@ -1,4 +1,4 @@
-"""The ``attnlab bench`` harness: record schema, the correctness gate, JSON output, saving."""
+"""The ``attnlab bench`` harness: record schema, the correctness gate, JSON output, saving, bad options."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from attnlab import bench
 from attnlab.cli import build_app
-from attnlab.fastpath import bench
-from attnlab.registry import get_form
+from attnlab.forms import get_form
 
 torch.set_num_threads(1)
 
@@ -35,8 +35,8 @@ RECORD_KEYS = {
 }
 
 
-def _case(form: str) -> bench.BenchCase:
-    return next(c for c in bench.bench_cases("tiny") if c.form == form)
+def _tiny(form: str):
+    return next((f, c) for f, c in bench.cases("tiny") if f.name == form)
 
 
 def test_cli_json_records_parse_and_follow_the_schema() -> None:
@@ -66,15 +66,22 @@ def test_cli_json_records_parse_and_follow_the_schema() -> None:
             assert r["speedup_vs_numpy"] == 1.0
 
 
+def _with_path(form_name: str, name: str, fn) -> object:
+    form = get_form(form_name)
+    paths = tuple(dataclasses.replace(p, fn=fn) if p.name == name else p for p in form.fast_paths)
+    return dataclasses.replace(form, fast_paths=paths)
+
+
 def test_gate_refuses_a_wrong_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    info = get_form("softmax")
-    good = info.fast_paths["torch"]
+    _, case = _tiny("softmax")
+    import attnlab.fastpath.torch.softmax as module
 
     def off_by_one_percent(*args, **kwargs):
-        return good.fn(*args, **kwargs) * 1.01
+        return module.softmax_attention(*args, **kwargs) * 1.01
 
-    monkeypatch.setitem(info.fast_paths, "torch", dataclasses.replace(good, fn=off_by_one_percent))
-    records = {r.implementation: r for r in bench.run_case(_case("softmax"), "float32", 1, 1, only={"torch"})}
+    monkeypatch.setattr(module, "wrong_for_test", off_by_one_percent, raising=False)
+    wrong = _with_path("softmax", "torch", "attnlab.fastpath.torch.softmax:wrong_for_test")
+    records = {r.implementation: r for r in bench.run_case(wrong, case, "float32", 1, 1, only={"torch"})}
     assert records["torch"].gate.startswith("fail"), records["torch"].gate
     assert records["torch"].speedup is None and records["torch"].speedup_vs_numpy is None
     assert records["torch"].time_s is not None  # the time is still reported
@@ -82,33 +89,37 @@ def test_gate_refuses_a_wrong_fast_path(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_an_implementation_that_raises_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    info = get_form("laser")
+    import attnlab.fastpath.torch.laser as module
 
     def broken(*args, **kwargs):
         raise RuntimeError("kernel exploded")
 
-    monkeypatch.setitem(info.fast_paths, "torch", dataclasses.replace(info.fast_paths["torch"], fn=broken))
-    records = {r.implementation: r for r in bench.run_case(_case("laser"), "float32", 1, 1, only={"torch"})}
+    monkeypatch.setattr(module, "broken_for_test", broken, raising=False)
+    _, case = _tiny("laser")
+    broken_form = _with_path("laser", "torch", "attnlab.fastpath.torch.laser:broken_for_test")
+    records = {r.implementation: r for r in bench.run_case(broken_form, case, "float32", 1, 1, only={"torch"})}
     assert records["torch"].gate.startswith("error: RuntimeError: kernel exploded")
-    assert records["torch"].speedup is None and records["composed"].gate == "pass"
+    assert records["torch"].speedup is None and records["composed_shift"].gate == "pass"
 
 
 def test_gate_on_the_last_rows_keeps_causal_alignment() -> None:
-    case = _case("softmax")
-    args, kwargs = case.make(0)
-    out = get_form("softmax").reference(*args, **kwargs).astype(np.float32)
-    assert bench.gate(case, args, kwargs, out, "float32", rows=4)[0] == "pass"
+    form, case = _tiny("softmax")
+    sample = form.sample(bench.BENCH_SEED, case.shape)
+    out = sample.call(form.reference).astype(np.float32)
+    assert bench.gate(form, sample, out, "float32", rows=4)[0] == "pass"
     broken = out.copy()
     broken[..., -1, :] += 0.1  # only a gated row changes
-    assert bench.gate(case, args, kwargs, broken, "float32", rows=4)[0].startswith("fail")
+    assert bench.gate(form, sample, broken, "float32", rows=4)[0].startswith("fail")
 
 
-def test_poly_scaling_reports_a_slope() -> None:
-    records = bench.poly_scaling((64, 256), repeats=1, implementations=("numpy",))
+def test_scaling_reports_a_slope() -> None:
+    form = get_form("tensor")
+    numpy_only = dataclasses.replace(form, scaling={"numpy": form.scaling["numpy"]})
+    records = bench.scaling(numpy_only, (64, 256), repeats=1)
     summary = [r for r in records if "loglog_slope" in r]
     assert len(summary) == 1 and summary[0]["gate"] == "pass"
     assert math.isfinite(summary[0]["loglog_slope"])
-    assert [r["shape"] for r in records if "time_s" in r] == ["B1-H4-n64-d8-g2", "B1-H4-n256-d8-g2"]
+    assert [r["shape"] for r in records if "time_s" in r] == ["B1-H4-n64-d8-d2", "B1-H4-n256-d8-d2"]
 
 
 def test_save_writes_json_atomically(tmp_path: Path) -> None:
@@ -119,26 +130,32 @@ def test_save_writes_json_atomically(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     saved = json.loads(target.read_text())
-    assert saved["meta"]["mode"] == "tiny" and "4·B·H·n·m·d" in saved["meta"]["flop_convention"]
+    assert saved["meta"]["mode"] == "tiny" and "4·B·H·n·m·d" in saved["meta"]["flop_convention"]["hamming"]
     assert {r["implementation"] for r in saved["records"]} == {"torch", "composed", "numpy"}
     assert not list(target.parent.glob("*.tmp*"))
 
 
-def test_unknown_form_is_rejected() -> None:
-    result = CliRunner().invoke(build_app(), ["bench", "--tiny", "--form", "nonsense"])
-    assert result.exit_code != 0
-    assert "nonsense" in result.output
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--form", "nonsense"],
+        ["--dtype", "float16"],
+        ["--dtype", "nosuch"],
+        ["--threads", "0"],
+        ["--repeats", "0"],
+        ["--device", "tpu"],
+    ],
+    ids=lambda a: "-".join(a),
+)
+def test_bad_options_exit_2_with_a_one_line_message(args: list[str]) -> None:
+    result = CliRunner().invoke(build_app(), ["bench", "--tiny", *args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert args[0] in result.output and len(result.output.strip().splitlines()) == 1
 
 
 def test_bench_on_cuda_without_a_gpu_exits_with_a_clear_message() -> None:
-    import torch
-    from typer.testing import CliRunner
-
-    from attnlab.cli import build_app
-
     if torch.cuda.is_available():
-        import pytest
-
         pytest.skip("a GPU is present: the CUDA benchmark would run")
     result = CliRunner().invoke(build_app(), ["bench", "--device", "cuda"])
     assert result.exit_code == 2
