@@ -3,8 +3,18 @@
 The build is offline: MathJax 3 comes from the npm registry into ``book/_extra/mathjax/`` (a package
 install, not a CDN link), and pages read only local results. ``jupyter-book build -W -n --keep-going``
 turns every Sphinx warning — a broken reference, a missing image, an executed cell that raised or wrote
-to stderr — into a failed build. Execution is cached by jupyter-cache; the cache is cleared when the
-lab's sources or the results the pages read change (:func:`attnlab.book.results.inputs_digest`).
+to stderr — into a failed build.
+
+Order of work, on ``jobs`` cores (default: all):
+
+1. the CPU benchmark, alone (it times things);
+2. side by side: the missing task sweeps and claim figures, and the pages that read no cached result;
+3. side by side: the pages that read cached results;
+4. Sphinx, which then finds every page's outputs in jupyter-cache.
+
+A page is executed again when its code changed (jupyter-cache's own rule), when the lab's sources
+changed, or — for a page that reads cached results — when those results changed; the digests are kept
+in ``book/_build/.attnlab-inputs.json``.
 """
 
 from __future__ import annotations
@@ -16,15 +26,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from attnlab.book import generate, results
+from attnlab.book import execute, generate, results
 
 #: The MathJax release installed from npm (3.x: ``tex-chtml.js`` with its fonts).
 MATHJAX = "3.2.2"
 INPUTS_FILE = ".attnlab-inputs.json"
+#: Seconds a notebook cell may run (the same limit as ``execute.timeout`` in ``book/_config.yml``).
+CELL_TIMEOUT = 900
 
 
 class BookError(RuntimeError):
@@ -80,9 +92,46 @@ def locate_book(source: Path | None) -> Path:
     for candidate in candidates:
         if candidate is not None and (candidate / "_config.yml").exists():
             return candidate.resolve()
-    raise BookError(
-        "no book sources (book/_config.yml) found; run from a clone of the repository or pass --source"
-    )
+    raise BookError("no book sources (book/_config.yml) found; run from a clone of the repository or pass --source")
+
+
+class PageInputs:
+    """Per-page digests of what a page's outputs depend on besides its code."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.digests: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+
+    def changed(self, page: Path, digest: str) -> bool:
+        return self.digests.get(str(page)) != digest
+
+    def record(self, page: Path, digest: str) -> None:
+        self.digests[str(page)] = digest
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.digests, indent=1, sort_keys=True))
+
+
+def page_jobs(
+    book: Path, pages: Sequence[Path], cache: execute.NotebookCache, inputs: PageInputs, digest: str, failed: list[str]
+) -> list[results.Job]:
+    """One job per page: execute it into the cache (again, when its inputs changed)."""
+
+    def job(page: Path) -> results.Job:
+        def run() -> None:
+            force = inputs.changed(page, digest)
+            if force:
+                os.utime(page)  # Sphinx re-reads a page only when its file is newer than its last read
+            done = execute.execute(cache, page, CELL_TIMEOUT, force=force)
+            if done is not None and done.error is not None:
+                failed.append(f"{page.name}: {done.error.splitlines()[0] if done.error else ''}")
+                return
+            inputs.record(page, digest)
+
+        return results.Job(f"page {page.relative_to(book)}", run)
+
+    return [job(p) for p in pages]
 
 
 def build(
@@ -100,34 +149,37 @@ def build(
     os.environ[results.MODE_ENV] = "quick" if quick else "full"
     os.environ[generate.BOOK_ENV] = str(book)
     os.environ.setdefault("MPLBACKEND", "Agg")
+    workers = max(1, jobs or os.cpu_count() or 1)
     seconds: dict[str, float] = {}
-
-    seconds["results"] = results.prepare(quick=quick, root=root, jobs=jobs, echo=echo)
 
     start = time.perf_counter()
     changed = generate.generate(book)
+    install_mathjax(book, echo=echo)
     seconds["generate"] = time.perf_counter() - start
     if changed:
         echo(f"attnlab book: {len(changed)} generated file(s) changed")
 
-    start = time.perf_counter()
-    install_mathjax(book, echo=echo)
-    seconds["mathjax"] = time.perf_counter() - start
+    parallel, alone = results.pending_jobs(quick=quick, root=root)
+    seconds["benchmark"] = results.run_jobs(alone, 1, echo)
 
     build_dir = book / "_build"
-    digest = results.inputs_digest(quick=quick, root=root)
-    inputs = build_dir / INPUTS_FILE
-    if not results.same_inputs(inputs, digest):
-        cache = build_dir / ".jupyter_cache"
-        if cache.exists():
-            echo("attnlab book: the library or the results changed since the last build; re-executing every page")
-            shutil.rmtree(cache)
-        # Sphinx re-reads (and so re-executes) only sources it thinks changed: forget them all.
-        for stale in ("jupyter_execute", ".doctrees"):
-            shutil.rmtree(build_dir / stale, ignore_errors=True)
-        # The execution cache now holds only outputs computed from these inputs, whatever the build's fate.
-        build_dir.mkdir(exist_ok=True)
-        inputs.write_text(json.dumps(digest, indent=1, sort_keys=True))
+    cache = execute.NotebookCache(build_dir / ".jupyter_cache")
+    inputs = PageInputs(build_dir / INPUTS_FILE)
+    independent, dependent = execute.split_pages([book / f"{doc}.md" for doc in generate.toc_files(book)])
+    sources = results.sources_digest()
+    failed: list[str] = []
+    try:
+        start = time.perf_counter()
+        results.run_jobs(parallel + page_jobs(book, independent, cache, inputs, sources, failed), workers, echo)
+        seconds["results and pages"] = time.perf_counter() - start
+        start = time.perf_counter()
+        both = f"{sources}-{results.results_digest(quick=quick, root=root)}"
+        results.run_jobs(page_jobs(book, dependent, cache, inputs, both, failed), workers, echo)
+        seconds["pages reading results"] = time.perf_counter() - start
+    finally:
+        inputs.save()
+    if failed:
+        echo(f"attnlab book: {len(failed)} page(s) failed to execute; Sphinx runs them again to report: {failed}")
 
     start = time.perf_counter()
     command = [*jupyter_book(), "build", str(book), "-W", "-n", "--keep-going"]

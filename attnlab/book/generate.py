@@ -18,7 +18,6 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +89,7 @@ def _family_title(family: str, forms: list[Any]) -> str:
 
 
 def operator_markdown(family: str, forms: list[Any]) -> str:
-    from attnlab.book.pages import source_markdown
+    from attnlab.book.pages import cited, source_markdown
 
     lines = [HEADER, f"# {_family_title(family, forms)}", ""]
     names = ", ".join(f"`{f.name}`" for f in forms)
@@ -111,7 +110,7 @@ def operator_markdown(family: str, forms: list[Any]) -> str:
         reference = f"`{form.reference.__module__}.{form.reference.__name__}`"
         lines += [
             f"({text.anchor('form', form.name)})=",
-            f"## `{form.name}`: {form.title}",
+            f"## `{form.name}`" + ("" if len(forms) == 1 else f": {form.title}"),
             "",
             "$$",
             form.equation.strip(),
@@ -126,7 +125,7 @@ def operator_markdown(family: str, forms: list[Any]) -> str:
             "naming the argument.",
         ]
         if form.note:
-            lines += ["", text.literals(text.scrub(form.note))]
+            lines += ["", cited(form.note)]
         doc = inspect.getdoc(form.reference)
         if doc:
             lines += ["", ":::{dropdown} The reference operator's docstring", literal_block(text.scrub_lines(doc)), ":::"]
@@ -306,26 +305,37 @@ def write_if_changed(path: Path, content: str) -> bool:
     return True
 
 
-def _chapters(files: Iterable[str], indent: str = "  ") -> list[str]:
-    return [f"{indent}- file: {f}" for f in files]
+def toc_entries(root: Path) -> list[tuple[str, list[tuple[str, list[str]]]]]:
+    """The book's parts: ``(caption, [(chapter, [sections])])``, registry pages in registry order."""
+    from attnlab.synthetic.registry import task_names
+
+    tasks = [(task_page(name, root), [n] if (n := notes_page(name, root)) else []) for name in task_names()]
+    return [
+        ("Operators", [("operators", []), *((operator_page(f), []) for f in operator_families())]),
+        ("Theory", [("theory", []), *((theory_page(f), []) for f in claim_families())]),
+        ("Fast paths", [("fastpaths", []), ("validate", [])]),
+        ("Synthetic tasks", [("tasks", []), *tasks]),
+        ("Appendix", [("appendix", []), ("references", [])]),
+    ]
+
+
+def toc_files(root: Path) -> list[str]:
+    """Every page of the book (docnames, the root first)."""
+    files = ["intro"]
+    for _, chapters in toc_entries(root):
+        for chapter, sections in chapters:
+            files += [chapter, *sections]
+    return files
 
 
 def toc(root: Path) -> str:
-    from attnlab.synthetic.registry import task_names
-
     lines = ["# Written by `attnlab book` from the registries; do not edit.", "format: jb-book", "root: intro", "parts:"]
-    lines += ["- caption: Operators", "  chapters:", "  - file: operators"]
-    lines += _chapters(operator_page(f) for f in operator_families())
-    lines += ["- caption: Theory", "  chapters:", "  - file: theory"]
-    lines += _chapters(theory_page(f) for f in claim_families())
-    lines += ["- caption: Fast paths", "  chapters:", "  - file: fastpaths", "  - file: validate"]
-    lines += ["- caption: Synthetic tasks", "  chapters:", "  - file: tasks"]
-    for name in task_names():
-        lines.append(f"  - file: {task_page(name, root)}")
-        notes = notes_page(name, root)
-        if notes:
-            lines += ["    sections:", f"    - file: {notes}"]
-    lines += ["- caption: Appendix", "  chapters:", "  - file: appendix", "  - file: references"]
+    for caption, chapters in toc_entries(root):
+        lines += [f"- caption: {caption}", "  chapters:"]
+        for chapter, sections in chapters:
+            lines.append(f"  - file: {chapter}")
+            if sections:
+                lines += ["    sections:"] + [f"    - file: {s}" for s in sections]
     return "\n".join(lines) + "\n"
 
 

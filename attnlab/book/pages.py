@@ -72,6 +72,12 @@ def papers_named_in(source_text: str) -> list[str]:
     return [p.key for p in PAPERS.values() if p.arxiv and p.arxiv in source_text]
 
 
+def cited(free_text: str) -> str:
+    """Free text (a form's note) cleaned, with a citation for each bibliography paper it names by arXiv id."""
+    keys = papers_named_in(free_text)
+    return text.literals(text.scrub(free_text)) + ("" if not keys else " " + " ".join(cite(k) for k in keys))
+
+
 def source_markdown(source: Any) -> str:
     """A claim's or form's source: citation, place in the paper, quote (a ``Source``), or cleaned text."""
     from attnlab.papers import Source
@@ -88,9 +94,7 @@ def source_markdown(source: Any) -> str:
         if source.quote:
             where += f"\n\n> {text.literals(' '.join(source.quote.split()))}"
         return where
-    cleaned = text.literals(text.scrub(str(source)))
-    keys = papers_named_in(str(source))
-    return cleaned + ("" if not keys else " " + " ".join(cite(k) for k in keys))
+    return cited(str(source))
 
 
 # ----------------------------------------------------------------------------------------- verdicts

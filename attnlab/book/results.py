@@ -10,14 +10,13 @@ Pages never train or sweep: they read
 * ``bench/results/*.json`` in the repository — GPU records kept in git.
 
 ``<root>`` is ``$ATTNLAB_RESULTS`` (``attnlab book`` sets it to an absolute path for the page kernels),
-else ``results/`` in the current folder. :func:`prepare` computes whatever is missing — in quick mode
-for ``attnlab book --quick`` — running independent jobs side by side on the machine's cores.
+else ``results/`` in the current folder. :func:`pending_jobs` lists what is missing — in quick mode for
+``attnlab book --quick`` — and :func:`run_jobs` runs independent jobs side by side on the cores.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
 import os
 import subprocess
 import sys
@@ -218,65 +217,60 @@ def pending_jobs(*, quick: bool, root: Path) -> tuple[list[Job], list[Job]]:
     return parallel, alone
 
 
-def prepare(*, quick: bool, root: Path, jobs: int | None = None, echo: Callable[[str], None] = print) -> float:
-    """Compute every missing result the book reads; returns the seconds spent.
+def run_jobs(jobs: Sequence[Job], workers: int, echo: Callable[[str], None] = print) -> float:
+    """Run ``jobs`` ``workers`` at a time (threads; the heavy ones start subprocesses); returns the seconds.
 
-    Task sweeps and claim figures run ``jobs`` at a time (default: the number of cores); the
-    benchmark runs afterwards on an otherwise idle machine, since it times things.
+    Every job runs even when another fails; the first failure is raised at the end.
     """
+    if not jobs:
+        return 0.0
     start = time.perf_counter()
-    parallel, alone = pending_jobs(quick=quick, root=root)
-    workers = max(1, jobs or os.cpu_count() or 1)
+    failures: list[BaseException] = []
 
-    def timed(job: Job) -> str:
+    def timed(job: Job) -> None:
         began = time.perf_counter()
-        job.run()
-        return f"{job.name}: {time.perf_counter() - began:.0f} s"
+        try:
+            job.run()
+        except Exception as exc:
+            failures.append(exc)
+            echo(f"attnlab book: {job.name} failed: {exc}")
+            return
+        echo(f"attnlab book: {job.name}: {time.perf_counter() - began:.0f} s")
 
-    if parallel:
-        echo(f"attnlab book: computing {', '.join(j.name for j in parallel)} ({workers} at a time)")
-        with cf.ThreadPoolExecutor(max_workers=workers) as pool:
-            for line in pool.map(timed, parallel):
-                echo(f"attnlab book: {line}")
-    for job in alone:
-        echo(f"attnlab book: computing {job.name}")
-        echo(f"attnlab book: {timed(job)}")
+    with cf.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(timed, jobs))
+    if failures:
+        raise failures[0]
     return time.perf_counter() - start
 
 
-def inputs_digest(*, quick: bool, root: Path) -> dict[str, Any]:
-    """What the pages' outputs depend on besides their own code: the lab's sources and the results read.
-
-    ``attnlab book`` clears the execution cache when this changes, so a page is re-executed when the
-    library or a result it shows changed, and only a page whose code changed otherwise.
-    """
+def _digest(paths: Sequence[Path]) -> str:
     import hashlib
 
-    from attnlab.synthetic.registry import task_names
+    h = hashlib.sha256()
+    for path in sorted(paths):
+        if path.is_file():
+            h.update(str(path).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
 
-    def digest(paths: Sequence[Path]) -> str:
-        h = hashlib.sha256()
-        for path in sorted(paths):
-            if path.is_file():
-                h.update(str(path).encode())
-                h.update(path.read_bytes())
-        return h.hexdigest()[:16]
 
+def sources_digest() -> str:
+    """A digest of the lab's Python sources: every page's outputs depend on them."""
     repo = repository_root()
     roots = ["attnlab", "reference", "theory", "synthetic", "fastpath", "proofs_checks"]
-    sources = [p for r in roots for p in (repo / r).rglob("*.py") if "__pycache__" not in p.parts]
-    results = [experiment_dir(name, quick=quick, root=root) / "metrics.json" for name in task_names()]
-    results += [bench_path(quick, root), root / "figures" / MANIFEST]
-    results += [p for p, _ in gpu_records()]
-    notes = sorted((repo / "book" / "tasks").glob("*_notes.md"))
-    return {
-        "mode": "quick" if quick else "full",
-        "sources": digest(sources),
-        "results": digest(results),
-        "notes": digest(notes),
-        "python": sys.version.split()[0],
-    }
+    return _digest([p for r in roots for p in (repo / r).rglob("*.py") if "__pycache__" not in p.parts])
 
 
-def same_inputs(path: Path, digest: dict[str, Any]) -> bool:
-    return path.exists() and json.loads(path.read_text()) == digest
+def results_digest(*, quick: bool, root: Path) -> str:
+    """A digest of the cached results the pages read (summaries, benchmark, figure manifest, GPU
+    records, lab notes) and of the mode; computed after the result jobs have run."""
+    from attnlab.synthetic.registry import task_names
+
+    files = [experiment_dir(name, quick=quick, root=root) / "metrics.json" for name in task_names()]
+    files += [bench_path(quick, root), root / "figures" / MANIFEST]
+    files += [p for p, _ in gpu_records()]
+    from attnlab.book.generate import book_dir
+
+    files += sorted((book_dir() / "tasks").glob("*_notes.md"))
+    return f"{'quick' if quick else 'full'}-{_digest(files)}"
