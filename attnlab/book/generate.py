@@ -128,7 +128,12 @@ def operator_markdown(family: str, forms: list[Any]) -> str:
             lines += ["", cited(form.note)]
         doc = inspect.getdoc(form.reference)
         if doc:
-            lines += ["", ":::{dropdown} The reference operator's docstring", literal_block(text.scrub_lines(doc)), ":::"]
+            lines += [
+                "",
+                ":::{dropdown} The reference operator's docstring",
+                literal_block(text.scrub_lines(doc)),
+                ":::",
+            ]
         lines += [
             "",
             "### Invariants and their current result",
@@ -268,8 +273,14 @@ def task_markdown(name: str) -> str:
 
     module = sys.modules.get(TASKS[name].split(":")[0])
     doc = text.scrub_lines(inspect.getdoc(module) or "") if module else ""
-    lines = [HEADER, f"# Task `{name}`", "", "This chapter is generated from the task registry "
-             "(`attnlab.synthetic.registry`); the task's own description follows.", ""]
+    lines = [
+        HEADER,
+        f"# Task `{name}`",
+        "",
+        "This chapter is generated from the task registry "
+        "(`attnlab.synthetic.registry`); the task's own description follows.",
+        "",
+    ]
     if doc:
         lines += [literal_block(doc), ""]
     lines += [
@@ -329,7 +340,12 @@ def toc_files(root: Path) -> list[str]:
 
 
 def toc(root: Path) -> str:
-    lines = ["# Written by `attnlab book` from the registries; do not edit.", "format: jb-book", "root: intro", "parts:"]
+    lines = [
+        "# Written by `attnlab book` from the registries; do not edit.",
+        "format: jb-book",
+        "root: intro",
+        "parts:",
+    ]
     for caption, chapters in toc_entries(root):
         lines += [f"- caption: {caption}", "  chapters:"]
         for chapter, sections in chapters:

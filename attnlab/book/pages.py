@@ -170,9 +170,8 @@ def verdict_table() -> Output:
 def check_outcome(claim: Any, result: Any) -> Output:
     """The outcome of a check the page just ran: observed against recorded verdict, evidence and data."""
     agrees = result.verdict == claim.verdict
-    head = (
-        f"**Observed verdict: {result.verdict}** — "
-        + ("the same as the recorded verdict." if agrees else f"**the recorded verdict is {claim.verdict}: they differ.**")
+    head = f"**Observed verdict: {result.verdict}** — " + (
+        "the same as the recorded verdict." if agrees else f"**the recorded verdict is {claim.verdict}: they differ.**"
     )
     out = markdown(head, f"Evidence: {text.literals(result.evidence)}")
     scalars = [[k, text.number(v, ".6g")] for k, v in result.data.items() if isinstance(v, (int, float, str, bool))]
@@ -263,8 +262,15 @@ def invariant_results(form_name: str) -> list[dict[str, Any]]:
         for name in inv.mutants:
             with _quiet(), mutated(form.module, form.mutant(name)):
                 caught[name] = sum(1 for s in cases if _fails(inv, form.module, s))
-        rows.append({"name": inv.name, "description": inv.description, "samples": len(cases),
-                     "failures": failures, "caught": caught})
+        rows.append(
+            {
+                "name": inv.name,
+                "description": inv.description,
+                "samples": len(cases),
+                "failures": failures,
+                "caught": caught,
+            }
+        )
     return rows
 
 
@@ -318,9 +324,15 @@ def parity_results(form_name: str, samples: int = 6, gradient_samples: int = 2) 
             judged = [forward(form, impl, s, dtype) for s in chosen]
             worst = max(judged, key=lambda j: j.error.abs / j.bound if j.bound > 0 else np.inf)
             row = {
-                "path": path.name, "kind": path.kind, "dtype": dtype, "samples": len(judged),
-                "passed": sum(j.passed for j in judged), "max_error": max(j.error.abs for j in judged),
-                "worst_error": worst.error.abs, "worst_bound": worst.bound, "worst_sample": chosen[judged.index(worst)].label,
+                "path": path.name,
+                "kind": path.kind,
+                "dtype": dtype,
+                "samples": len(judged),
+                "passed": sum(j.passed for j in judged),
+                "max_error": max(j.error.abs for j in judged),
+                "worst_error": worst.error.abs,
+                "worst_bound": worst.bound,
+                "worst_sample": chosen[judged.index(worst)].label,
                 "gradient": None,
             }
             if grads and dtype in ("float32", "float64"):
@@ -344,15 +356,26 @@ def parity_table(form_name: str) -> Output:
     rows = []
     for r in parity_results(form_name):
         grad = r["gradient"]
-        grad_text = "-" if grad is None else f"{grad['passed']}/{grad['checked']} (worst {grad['max_ratio']:.2g} of bound)"
+        grad_text = (
+            "-" if grad is None else f"{grad['passed']}/{grad['checked']} (worst {grad['max_ratio']:.2g} of bound)"
+        )
         ratio = r["worst_error"] / r["worst_bound"] if r["worst_bound"] > 0 else float("inf")
-        rows.append([
-            r["path"], r["dtype"], f"{r['passed']}/{r['samples']}", f"{r['max_error']:.2e}",
-            f"{ratio:.2g}" if ratio <= 1 else f"**{ratio:.2g}**", f"`{r['worst_sample']}`", grad_text,
-        ])
+        rows.append(
+            [
+                r["path"],
+                r["dtype"],
+                f"{r['passed']}/{r['samples']}",
+                f"{r['max_error']:.2e}",
+                f"{ratio:.2g}" if ratio <= 1 else f"**{ratio:.2g}**",
+                f"`{r['worst_sample']}`",
+                grad_text,
+            ]
+        )
     paths = "; ".join(
-        f"`{p.name}` ({p.kind}, {'/'.join(p.devices)}" + (", with gradients" if p.differentiable else "")
-        + (f", tolerance k = {p.tolerance.k:g}: {p.tolerance.reason}" if p.tolerance.reason else "") + ")"
+        f"`{p.name}` ({p.kind}, {'/'.join(p.devices)}"
+        + (", with gradients" if p.differentiable else "")
+        + (f", tolerance k = {p.tolerance.k:g}: {p.tolerance.reason}" if p.tolerance.reason else "")
+        + ")"
         for p in form.fast_paths
     )
     return markdown(
@@ -367,36 +390,63 @@ def parity_table(form_name: str) -> Output:
 # ---------------------------------------------------------------------------------------- benchmarks
 
 
+def _grouped(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault((record.get("form", "?"), record.get("shape", "?")), []).append(record)
+    return groups
+
+
 def cpu_bench_table() -> Output:
+    """The cached CPU benchmark: one table per (form, shape), ratios against the form's baseline."""
     data = results.cpu_bench()
     meta = data["meta"]
-    rows = []
-    for r in data["records"]:
-        rows.append([
-            r["form"], f"`{r['shape']}`", r["implementation"],
-            "-" if r.get("time_s") is None else f"{1e3 * r['time_s']:.2f}",
-            text.number(r.get("speedup"), ".2f"), text.number(r.get("speedup_vs_numpy"), ".2f"),
-            text.number(r.get("gflops"), ".3g"), r.get("gate", "-"),
-        ])
-    conventions = meta.get("flop_convention", {})
     out = markdown(
         f"CPU, {meta['dtype']}, {meta['threads']} thread(s), median of {meta['repeats']} warm repeats, torch "
         f"{meta['torch']}; measured by `attnlab bench --quick` when this book was built "
-        f"(`bench/{results.bench_path().name}` in the results cache).",
-        text.table(["form", "shape", "implementation", "ms", "× baseline", "× NumPy", "GFLOP/s", "gate"], rows),
+        f"(`bench/{results.bench_path().name}` in the results cache). *× baseline* is the baseline's time "
+        "divided by the implementation's (above 1: faster), in the same run."
     )
-    if conventions:
-        out.add("FLOP conventions: " + "; ".join(f"**{f}**: {text.literals(c)}" for f, c in conventions.items()) + ".")
-    scaling = data.get("scaling") or []
-    if scaling:
-        out.add(text.table(
-            ["form", "implementation", "lengths", "log-log slope", "gate"],
-            [[s["form"], s["implementation"], s["shape"], text.number(s.get("loglog_slope"), ".2f"), s.get("gate", "-")] for s in scaling],
-        ))
+    conventions = meta.get("flop_convention", {})
+    for (form, shape), records in _grouped(data["records"]).items():
+        rows = [
+            [
+                r["implementation"],
+                "-" if r.get("time_s") is None else f"{1e3 * r['time_s']:.3g}",
+                text.number(r.get("speedup"), ".2f"),
+                text.number(r.get("speedup_vs_numpy"), ".2f"),
+                text.number(r.get("gflops"), ".3g"),
+                r.get("gate", "-"),
+            ]
+            for r in records
+        ]
+        baseline = records[0].get("baseline", "?")
+        out.add(f"**{form}**, `{shape}` — baseline `{baseline}`; FLOPs: {text.literals(conventions.get(form, '-'))}.")
+        out.add(text.table(["implementation", "ms", "× baseline", "× NumPy", "GFLOP/s", "gate"], rows))
+    slopes = [s for s in data.get("scaling") or [] if "loglog_slope" in s]
+    if slopes:
+        out.add("Scaling with the sequence length: the log-log slope of time against n (1 is linear time).")
+        out.add(
+            text.table(
+                ["form", "implementation", "lengths", "dtype", "log-log slope", "gate"],
+                [
+                    [
+                        s["form"],
+                        s["implementation"],
+                        s["shape"],
+                        s.get("dtype", "-"),
+                        text.number(s["loglog_slope"], ".2f"),
+                        s.get("gate", "-"),
+                    ]
+                    for s in slopes
+                ],
+            )
+        )
     return out
 
 
 def gpu_bench_tables() -> Output:
+    """Every GPU record file in ``bench/results/``, one table per (form, shape)."""
     files = results.gpu_records()
     if not files:
         return markdown("No GPU benchmark records are kept in `bench/results/`.")
@@ -407,10 +457,18 @@ def gpu_bench_tables() -> Output:
             f"`bench/results/{path.name}`: {meta.get('device', '?')}, {meta.get('dtype', '?')}, torch "
             f"{meta.get('torch', '?')}, {meta.get('timer', '')}, TF32 {'on' if meta.get('tf32') else 'off'}."
         )
-        rows = [[r.get("form"), f"`{r.get('shape')}`", r.get("implementation"), text.number(r.get("time_ms"), ".3f"),
-                 text.number(r.get("speedup"), ".2f"), r.get("baseline"), "pass" if r.get("gate") is True else r.get("gate")]
-                for r in payload["records"]]
-        out.add(text.table(["form", "shape", "implementation", "ms", "× baseline", "baseline", "gate"], rows))
+        for (form, shape), records in _grouped(payload["records"]).items():
+            rows = [
+                [
+                    r.get("implementation"),
+                    text.number(r.get("time_ms"), ".3f"),
+                    text.number(r.get("speedup"), ".2f"),
+                    "pass" if r.get("gate") is True else r.get("gate"),
+                ]
+                for r in records
+            ]
+            out.add(f"**{form}**, `{shape}` — baseline `{records[0].get('baseline', '?')}`.")
+            out.add(text.table(["implementation", "ms", "× baseline", "gate"], rows))
     return out
 
 
@@ -432,7 +490,16 @@ def kernel_report(report: Any, *, show: str = "all", limit: int = 12) -> Output:
         if r.first_index is not None:
             detail = f"first at {r.first_index}; {detail}" if detail else f"first at {r.first_index}"
         result = "skip" if r.skipped else "pass" if r.passed else "**FAIL**"
-        rows.append([f"`{r.sample}`", r.output, text.number(r.max_abs_error, ".2e"), text.number(r.bound, ".2e"), result, detail])
+        rows.append(
+            [
+                f"`{r.sample}`",
+                r.output,
+                text.number(r.max_abs_error, ".2e"),
+                text.number(r.bound, ".2e"),
+                result,
+                detail,
+            ]
+        )
     more = f"({len(chosen) - limit} more rows not shown.)" if len(chosen) > limit else ""
     return markdown(head, text.table(["sample", "output", "max abs error", "bound", "result", "diagnosis"], rows), more)
 
@@ -461,9 +528,11 @@ def criteria_table(task_name: str) -> Output:
         rows.append([f"`{name}`", shown, text.number(threshold), "yes" if item.get("passed") else "**no**"])
     passed = sum(1 for item in criteria.values() if item.get("passed"))
     verdict = summary.get("reproduced")
-    head = f"{passed} of {len(criteria)} criteria met" + (
-        "" if verdict is None else f"; reproduced: **{'yes' if verdict else 'no'}**"
-    ) + f" (mode {results.book_mode()}, seeds {summary.get('seeds', '?')}; cached in `{folder.name}`)."
+    head = (
+        f"{passed} of {len(criteria)} criteria met"
+        + ("" if verdict is None else f"; reproduced: **{'yes' if verdict else 'no'}**")
+        + f" (mode {results.book_mode()}, seeds {summary.get('seeds', '?')}; cached in `{folder.name}`)."
+    )
     return markdown(head, text.table(["criterion", "measured", "threshold", "met"], rows))
 
 
@@ -494,21 +563,25 @@ def task_figures(task_name: str) -> Output:
     return out
 
 
+def _short_json(value: Any, limit: int = 4) -> str:
+    if isinstance(value, list) and len(value) > limit:
+        return f"[{_short_json(value[0])}, {_short_json(value[1])}, …, {_short_json(value[-1])}] ({len(value)} values)"
+    return json.dumps(value)
+
+
 def task_configs(task_name: str) -> Output:
-    """The experiment's configs (the fields that differ between them, and those they share)."""
+    """The experiment's configs: the settings they share, and a table of those that differ."""
     _, _, folder = results.task_outcome(task_name)
     configs = _experiment_configs(folder)
     if not configs:
         return markdown("No config file in the cache.")
-    keys = list(dict.fromkeys(k for c in configs for k in c))
+    keys = list(dict.fromkeys(k for c in configs for k in c if k != "__class__"))
     varying = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
-    shared = [k for k in keys if k not in varying and k != "__class__"]
-    out = markdown(
-        "Shared settings: " + ", ".join(f"`{k}` = {text.cell(json.dumps(configs[0].get(k)))}" for k in shared) + "."
-    )
+    shared = [k for k in keys if k not in varying]
+    body = "Shared settings: " + ", ".join(f"`{k}` = {text.cell(_short_json(configs[0].get(k)))}" for k in shared) + "."
     if varying:
-        out.add(text.table(varying, [[json.dumps(c.get(k)) for k in varying] for c in configs]))
-    return out
+        body += "\n\n" + text.table(varying, [[_short_json(c.get(k)) for k in varying] for c in configs])
+    return markdown(f":::{{dropdown}} The {len(configs)} configuration(s) of this experiment\n{body}\n:::")
 
 
 def lab_notes(task_name: str) -> Output:
@@ -525,8 +598,22 @@ def lab_notes(task_name: str) -> Output:
 
 
 def environment_table() -> Output:
-    names = ["numpy", "scipy", "torch", "numba", "sympy", "mpmath", "matplotlib", "hypothesis",
-             "jupyter-book", "sphinx", "myst-nb", "jupyter-cache", "sphinxcontrib-bibtex", "jupytext"]
+    names = [
+        "numpy",
+        "scipy",
+        "torch",
+        "numba",
+        "sympy",
+        "mpmath",
+        "matplotlib",
+        "hypothesis",
+        "jupyter-book",
+        "sphinx",
+        "myst-nb",
+        "jupyter-cache",
+        "sphinxcontrib-bibtex",
+        "jupytext",
+    ]
     rows = [["python", platform.python_version()], ["platform", f"{platform.system()} {platform.machine()}"]]
     for name in names:
         try:
@@ -549,8 +636,11 @@ def seeds_table() -> Output:
         ["fixed samples of each form", "`attnlab.testing.samples.fixed_samples(form, seed=0)`: sample i uses seed i"],
         ["parity samples of each fast path", "`parity_samples(form, path, seed=11)`"],
         ["claim checks", "each check's own `seed` keyword (its default is in the check's signature)"],
-        ["synthetic tasks", f"seeds {results.task_seeds(True)} with `--quick`, {results.task_seeds(False)} otherwise "
-                            "(`attnlab reproduce --seeds N` runs seeds 0..N-1)"],
+        [
+            "synthetic tasks",
+            f"seeds {results.task_seeds(True)} with `--quick`, {results.task_seeds(False)} otherwise "
+            "(`attnlab reproduce --seeds N` runs seeds 0..N-1)",
+        ],
     ]
     return markdown(text.table(["what", "seed"], rows))
 

@@ -12,12 +12,12 @@ numbers the abstracts do not give are left to the criteria tables.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 Summary = Mapping[str, Any]
-Configs = list[Mapping[str, Any]]
+Configs = Sequence[Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,8 @@ def _icl_bottleneck(s: Summary, c: Configs) -> str:
 def _ocr_accuracy(parameterization: str) -> Callable[[Summary, Configs], str]:
     def read(s: Summary, c: Configs) -> str:
         within = s["heldout_implication_acc_within_implications"][parameterization]
-        return f"held-out implication accuracy {s['heldout_implication_acc'][parameterization]:.2f} (among the answers of that relation: {within:.2f})"
+        overall = s["heldout_implication_acc"][parameterization]
+        return f"held-out implication accuracy {overall:.2f} (among the answers of that relation: {within:.2f})"
 
     return read
 
@@ -121,22 +122,22 @@ REPORTED: dict[str, tuple[Reported, ...]] = {
         Reported(
             "trained multi-head attention against one step of gradient descent, at the training length",
             "multi-head attention implements a debiased gradient-descent predictor that "
-            "\"nearly achieves Bayesian optimality up to proportional factor\" (no number in the abstract)",
+            '"nearly achieves Bayesian optimality up to proportional factor" (no number in the abstract)',
             ICL_SOURCE,
             "abstract",
             _icl_two_heads,
         ),
         Reported(
             "one head against two",
-            "the multi-head predictor \"outperforms single-head attention\"",
+            'the multi-head predictor "outperforms single-head attention"',
             ICL_SOURCE,
             "abstract",
             _icl_one_head,
         ),
         Reported(
             "prompts longer than in training (trained at L = 40)",
-            "\"compared to linear transformers, the softmax attention readily generalizes to sequences longer "
-            "than those seen during training\"",
+            '"compared to linear transformers, the softmax attention readily generalizes to sequences longer '
+            'than those seen during training"',
             ICL_SOURCE,
             "abstract",
             _icl_length,
@@ -150,7 +151,7 @@ REPORTED: dict[str, tuple[Reported, ...]] = {
         ),
         Reported(
             "rank-limited query/key heads against a full-rank score (d = 16)",
-            "\"our proposed scoring functions outperform standard attention for any fixed compute budget\"",
+            '"our proposed scoring functions outperform standard attention for any fixed compute budget"',
             "kuang2025customizing",
             "abstract",
             _icl_bottleneck,
@@ -160,23 +161,21 @@ REPORTED: dict[str, tuple[Reported, ...]] = {
     "ocr": (
         Reported(
             "held-out implications, factorized output-value weights",
-            "a one-layer single-head model with factorized output and value matrices \"can learn to solve "
-            "this task\"",
+            'a one-layer single-head model with factorized output and value matrices "can learn to solve this task"',
             OCR_SOURCE,
             "abstract",
             _ocr_accuracy("factorized"),
         ),
         Reported(
             "held-out implications, combined output-value matrix",
-            "\"a model with combined weights cannot\" (chance is 1/20 among the 20 implication answers)",
+            '"a model with combined weights cannot" (chance is 1/20 among the 20 implication answers)',
             OCR_SOURCE,
             "abstract",
             _ocr_accuracy("combined"),
         ),
         Reported(
             "why: the implicit bias of gradient descent",
-            "gradient descent \"favors solutions that minimize the nuclear norm of the combined output-value "
-            "matrix\"",
+            'gradient descent "favors solutions that minimize the nuclear norm of the combined output-value matrix"',
             OCR_SOURCE,
             "abstract",
             _ocr_rank,
@@ -193,15 +192,15 @@ REPORTED: dict[str, tuple[Reported, ...]] = {
         Reported(
             "accuracy against list length",
             "the model \"has trouble copying the correct information from context when many items 'crowd' "
-            "this limited space\"",
+            'this limited space"',
             LAUNDRY_SOURCE,
             "abstract (v4)",
             _laundry_length,
         ),
         Reported(
             "editing the low-rank channel",
-            "representation and weight edits \"significantly improve performance on our synthetic Laundry List "
-            "task [...] often improving task accuracy by over 20%\"",
+            'representation and weight edits "significantly improve performance on our synthetic Laundry List '
+            'task [...] often improving task accuracy by over 20%"',
             LAUNDRY_SOURCE,
             "abstract (v4)",
             _laundry_gain,

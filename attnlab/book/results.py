@@ -161,7 +161,10 @@ def _task_job(name: str, quick: bool, root: Path) -> Job | None:
     if (folder / "metrics.json").exists() and figure_files(folder):
         return None
     args = ["reproduce", name, "--workers", "1", "--out", str(root)] + (["--quick"] if quick else [])
-    return Job(f"reproduce {name}{' --quick' if quick else ''}", lambda: _attnlab(*args, log=root / "book-logs" / f"{name}.log"))
+    return Job(
+        f"reproduce {name}{' --quick' if quick else ''}",
+        lambda: _attnlab(*args, log=root / "book-logs" / f"{name}.log"),
+    )
 
 
 def _claim_figure_job(root: Path) -> Job | None:
