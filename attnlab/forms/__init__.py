@@ -27,6 +27,10 @@ FORMS: tuple[str, ...] = (
     "hamming",
     "mla",
     "interaction",
+    "moh",
+    "sqa",
+    "diff_v2",
+    "gda",
 )
 
 
