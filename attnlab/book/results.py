@@ -160,7 +160,8 @@ def _task_job(name: str, quick: bool, root: Path) -> Job | None:
     folder = experiment_dir(name, quick=quick, root=root)
     if (folder / "metrics.json").exists() and figure_files(folder):
         return None
-    args = ["reproduce", name, "--workers", "1", "--out", str(root)] + (["--quick"] if quick else [])
+    # --json: the summary goes to the log as JSON (the table view does not know every task's criteria)
+    args = ["reproduce", name, "--workers", "1", "--out", str(root), "--json"] + (["--quick"] if quick else [])
     return Job(
         f"reproduce {name}{' --quick' if quick else ''}",
         lambda: _attnlab(*args, log=root / "book-logs" / f"{name}.log"),
