@@ -584,6 +584,18 @@ def task_configs(task_name: str) -> Output:
     return markdown(f":::{{dropdown}} The {len(configs)} configuration(s) of this experiment\n{body}\n:::")
 
 
+def task_caveats(task_name: str) -> Output:
+    """The caveats a task's summary states about its own numbers (``summary["caveats"]``), as a list."""
+    summary, _, _ = results.task_outcome(task_name)
+    caveats = summary.get("caveats") or []
+    if not caveats:
+        return markdown("The task's summary states no caveats.")
+    return markdown(
+        "What these numbers do not show, in the task's own words:\n\n"
+        + "\n".join(f"- {text.literals(c)}" for c in caveats)
+    )
+
+
 def lab_notes(task_name: str) -> Output:
     """A pointer to the task's lab notes page (``book/tasks/<task>_notes.md``) when the task ships one."""
     from attnlab.book.generate import notes_page
