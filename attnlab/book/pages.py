@@ -308,7 +308,7 @@ def _spread(items: Sequence[Any], count: int) -> list[Any]:
     return [items[i] for i in dict.fromkeys(index.tolist())]
 
 
-def parity_results(form_name: str, samples: int = 6, gradient_samples: int = 2) -> list[dict[str, Any]]:
+def parity_results(form_name: str, samples: int = 4, gradient_samples: int = 1) -> list[dict[str, Any]]:
     """Forward (and gradient) agreement of each fast path with the float64 reference, per dtype, on CPU."""
     from attnlab.forms import get_form
     from attnlab.testing import samples as sampling
