@@ -2,8 +2,7 @@
 
 Source: Huang, Zhu, Guo, Jiao, Sojoudi, Jordan, Russell, Mei, "Generalization or Hallucination?
 Understanding Out-of-Context Reasoning in Transformers", NeurIPS 2025, arXiv:2506.10887; the setup
-follows the official repository ``yixiao-huang/OCR-Theory`` (script ``train_attn1_1heads.sh``) as
-restated in attnlab ``tasks.md`` §2.
+follows the official repository ``yixiao-huang/OCR-Theory`` (script ``train_attn1_1heads.sh``).
 
 **Data.** Vocabulary, in index order: 2 relation tokens (r₁ = "fact" = 0, r₂ = "implication" = 1),
 ``num_facts`` fact answers ("cities"), ``num_implications`` implication answers ("animals"),
@@ -26,7 +25,7 @@ linear-attention head, no residual, no MLP, no LayerNorm, prediction at the last
 Only ``x_T`` is read out, so only the last attention row is computed; it equals the last row of the
 full causal layer (tested). The OV map is either **combined** (``W_V = I`` frozen, ``W_OV = W_O``
 trained) or **factorized** (``W_V ∈ R^{r×d}``, ``W_O ∈ R^{d×r}``, ``W_OV = W_O W_V``). Theory
-(tasks.md §2.5): gradient descent on the factorization is biased toward minimum nuclear norm, which
+(Huang et al. 2025): gradient descent on the factorization is biased toward minimum nuclear norm, which
 completes the low-rank subject × answer matrix and so predicts held-out implications; the combined
 matrix is biased toward minimum Frobenius norm and stays at chance on them.
 
@@ -79,7 +78,7 @@ def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
 
 @dataclass(frozen=True)
 class OCRConfig:
-    """One OCR-recall setting; defaults are the official main script (tasks.md §2.2–2.4).
+    """One OCR-recall setting; defaults are the official main script.
 
     Attributes:
         parameterization: ``"factorized"`` (``W_O W_V``, trainable) or ``"combined"`` (``W_OV``).
@@ -451,7 +450,7 @@ def _load_checkpoint(path: Path, config: OCRConfig, seed: int) -> dict[str, Any]
 
 
 def _weight_analysis(model: OCRTransformer, data: OCRData, margin: float) -> dict[str, Any]:
-    """Spectral measures of ``W_OV`` restricted to [answers × subjects] (tasks.md §2.7).
+    """Spectral measures of ``W_OV`` restricted to [answers × subjects].
 
     ``nuclear_norm_at_unit_margin`` divides the block's nuclear norm by the training margin. For
     linear attention the logit of answer ``v`` contains ``a(s) · W_OV[v, s]`` with the learned
@@ -650,7 +649,7 @@ def _criterion(values: list[float], comparison: str, threshold: float, worst: st
 
 
 def summarize(results: Results) -> dict[str, Any]:
-    """The ``--json`` summary: means over seeds plus each criterion of tasks.md §2.7 with its measured
+    """The ``--json`` summary: means over seeds plus each reproduction criterion with its measured
     (worst-seed) value beside its threshold."""
     main = _group(results, "main")
     summary: dict[str, Any] = {"task": "ocr", "seeds": sorted({seed for _c, seed, _m in results})}
@@ -668,7 +667,8 @@ def summarize(results: Results) -> dict[str, Any]:
     }
     summary["effective_rank"] = {p: _mean([m["answer_subject_block"]["effective_rank"] for m in runs])
                                  for p, runs in main.items()}
-    # Raw-block and attention-weighted nuclear norms at unit training margin, per seed (tasks.md §2.6).
+    # Raw-block and attention-weighted nuclear norms at unit training margin, per seed (see the
+    # measurement caveat in attnlab.synthetic.analysis.rank).
     summary["nuclear_norm_at_unit_margin"] = {
         p: [m["nuclear_norm_at_unit_margin"] for m in runs] for p, runs in main.items()
     }

@@ -304,6 +304,11 @@ FAMILY_MODULE: dict[str, str] = {
     "heads": "attnlab.theory.heads",
     "pavlov": "attnlab.theory.pavlov",
     "differential": "attnlab.theory.differential",
+    "ecoformer": "attnlab.theory.ecoformer",
+    "holographic": "attnlab.theory.holographic",
+    "structured": "attnlab.theory.structured",
+    "aaren": "attnlab.theory.aaren",
+    "sinkhorn": "attnlab.theory.sinkhorn",
 }
 FAMILY_MODULES: tuple[str, ...] = tuple(FAMILY_MODULE.values())
 FAMILIES: tuple[str, ...] = tuple(FAMILY_MODULE)

@@ -248,6 +248,7 @@ def bad_inputs() -> list[BadInput]:
 
 FORM = Form(
     name="diff_v2",
+    order=9.5,
     title="Differential attention V2 (2H paired query heads, sigmoid gate)",
     equation=(
         r"O_h = \operatorname{softmax}(\sigma Q_{2h}K_{g(2h)}^\top + M)V_{g(2h)}"

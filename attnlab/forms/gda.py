@@ -429,6 +429,7 @@ def bad_inputs() -> list[BadInput]:
 
 FORM = Form(
     name="gda",
+    order=10,
     title="Grouped Differential Attention (r signal heads per noise head)",
     equation=(
         r"O_i = (1-\lambda_{\text{init}})\,\operatorname{subln}\!\big(A(Q^1_i, K^1)[V^1\|V^2]"

@@ -213,6 +213,7 @@ _BIG = frozenset({"numpy", "composed"})  # the log-domain evaluations materialis
 
 FORM = Form(
     name="laser",
+    order=3,
     title="LASER: log(softmax(S) exp(V))",
     equation=r"O = \log\!\left(\operatorname{softmax}_{\text{row}}(\sigma QK^\top + M)\, \exp(V)\right)",
     reference=laser_attention,

@@ -411,6 +411,7 @@ def bad_inputs() -> list[BadInput]:
 
 FORM = Form(
     name="moh",
+    order=6,
     title="Mixture-of-Head attention (shared + top-K routed heads, per-token gates)",
     equation=(
         r"O_{t,h} = g_{t,h}\,\operatorname{softmax}(\sigma Q_h K_{g(h)}^\top + M)_t V_{g(h)},"

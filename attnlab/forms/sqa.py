@@ -262,6 +262,7 @@ def flops(sample: SampleInput) -> float:
 
 FORM = Form(
     name="sqa",
+    order=7,
     title="Sparse Query Attention (H_q < H query heads, GQA keys/values)",
     equation=(
         r"Y = \sum_{h < H_q} \operatorname{softmax}\!\big(\sigma (XW_Q^h)(CW_K^{g(h)})^\top + M\big)(CW_V^{g(h)})W_O^h,"

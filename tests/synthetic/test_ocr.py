@@ -372,7 +372,7 @@ def test_experiment_configs_match_the_official_setup() -> None:
 
 @pytest.mark.slow
 def test_quick_experiment_meets_every_criterion(tmp_path: Path) -> None:
-    """The official setup (2000 steps, both parameterisations) meets every tasks.md §2.7 criterion."""
+    """The official setup (2000 steps, both parameterisations) meets every reproduction criterion."""
     results = [(c, 0, run(c, 0, quiet, tmp_path / config_hash(c))) for c in configs(True)]
     summary = summarize(results)
     failed = {k: v for k, v in summary["criteria"].items() if not v["passed"]}
