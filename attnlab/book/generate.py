@@ -7,7 +7,7 @@ Written by ``attnlab book`` before Jupyter Book runs, under ``book/generated/`` 
 * one Theory chapter per claim family (``Claim.family``), each claim stated and then checked;
 * a page for any synthetic task that has no hand-written chapter in ``book/tasks/``;
 * ``_toc.yml`` (hand-written chapters, then the generated ones in registry order) and
-  ``references.bib`` (:func:`attnlab.papers.bibtex`).
+  ``references.bib`` (:func:`attnlab.bibliography.bibtex`: every paper a form, a claim or a task cites).
 
 A new form, claim or task therefore appears in the book without editing a page. Files are rewritten only
 when their content changes, so Sphinx and jupyter-cache see unchanged pages as unchanged.
@@ -360,7 +360,7 @@ def generate(root: Path | None = None) -> list[Path]:
 
     Returns the files whose content changed.
     """
-    from attnlab.papers import bibtex
+    from attnlab.bibliography import bibtex
     from attnlab.synthetic.registry import task_names
 
     root = root or book_dir()

@@ -56,20 +56,24 @@ def markdown(*parts: str) -> Output:
 # ---------------------------------------------------------------------------------------- citations
 
 
+@functools.cache
+def bibliography() -> dict[str, Any]:
+    """Key → paper, for every paper in the book's ``references.bib`` (:mod:`attnlab.bibliography`)."""
+    from attnlab.bibliography import papers
+
+    return {paper.key: paper for paper in papers()}
+
+
 def cite(key: str, fallback: str = "", *, textual: bool = False) -> str:
     """A ``{cite}`` role for a paper in the bibliography, else ``fallback`` as plain text."""
-    from attnlab.papers import PAPERS
-
-    if key in PAPERS:
+    if key in bibliography():
         return f"{{cite:{'t' if textual else 'p'}}}`{key}`"
     return fallback or key
 
 
 def papers_named_in(source_text: str) -> list[str]:
     """Keys of bibliography papers whose arXiv id appears in a free-text source."""
-    from attnlab.papers import PAPERS
-
-    return [p.key for p in PAPERS.values() if p.arxiv and p.arxiv in source_text]
+    return [p.key for p in bibliography().values() if p.arxiv and p.arxiv in source_text]
 
 
 def cited(free_text: str) -> str:

@@ -27,7 +27,7 @@ class Reported:
     Attributes:
         quantity: what is compared.
         paper: the paper's figure or statement, as it gives it.
-        key: BibTeX key of the paper (:data:`attnlab.papers.PAPERS`); ``cite`` when the key is absent.
+        key: BibTeX key of the paper (in :func:`attnlab.bibliography.papers`); ``cite`` when it is absent.
         locator: where in the paper (or its code) it says so.
         lab: ``lab(summary, configs) -> text``: the lab's measurement from the cached summary and the
             experiment's configs (dicts as in ``config.json``).
