@@ -17,7 +17,7 @@ from attnlab.core import Form
 
 #: Every form, in the order tables list them. Adding a form: a reference module, a declaration module
 #: here, its name below, and optionally fast-path modules.
-FORMS: tuple[str, ...] = ("softmax", "affine_scaled", "agent", "softplus", "lla", "flow", "infsa")
+FORMS: tuple[str, ...] = ("softmax", "affine_scaled", "agent", "softplus", "lla", "flow", "infsa", "gaam")
 
 
 @cache

@@ -1,0 +1,86 @@
+"""Gaussian Adaptive Attention in torch, all heads at once: the equal-size head chunks as one reshaped block,
+the remainder-carrying last chunk beside it.
+
+Source: Ioannides, Chadha & Elkins 2024 (arXiv 2401.11143); released code gioannides/Gaussian-Adaptive-Attention.
+See :mod:`attnlab.reference.gaam` for the operator (product of each head's Gaussians, unbiased variance, ε,
+padding). The product ``Π_g N_g`` is evaluated as ``exp(−Σ_g y_g²/(2c_g²)) · Π_g (2π c_g²)^{−1/2}``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from attnlab.fastpath.torch._common import check_tensor
+from attnlab.reference.gaam import COMBINES, DEFAULT_EPS
+
+
+def _weights(
+    chunk: torch.Tensor, keep: torch.Tensor | None, delta: torch.Tensor, c: torch.Tensor, eps: float, combine: str
+) -> torch.Tensor:
+    """Normalised weights of chunks ``(..., heads, size)`` with per-head ``δ, c`` of shape ``(heads, G)``."""
+    values = chunk if keep is None else torch.where(keep, chunk, torch.zeros_like(chunk))
+    mean = values.mean(dim=-1, keepdim=True)
+    sigma = torch.sqrt(values.var(dim=-1, keepdim=True) + eps)
+    d, cc = delta[:, None, :], c[:, None, :]  # (heads, 1, G)
+    y = (chunk[..., None] - (mean[..., None] + d)) / sigma[..., None]  # (..., heads, size, G): offsets in x's units
+    exponent = -(y**2) / (2 * cc * cc)
+    norm = 1 / torch.sqrt(2 * math.pi * cc * cc)
+    if combine == "product":
+        raw = torch.exp(exponent.sum(-1)) * norm.prod(-1)
+    else:
+        raw = (torch.exp(exponent) * norm).mean(-1)
+    return raw / raw.sum(dim=-1, keepdim=True).clamp(min=eps)
+
+
+def gaussian_adaptive_attention(
+    x: Any,
+    mean_offsets: Any,
+    scales: Any,
+    *,
+    axis: int = -1,
+    eps: float = DEFAULT_EPS,
+    padding_value: float | None = None,
+    combine: str = "product",
+) -> torch.Tensor:
+    """Multi-head Gaussian adaptive attention ``x ⊙ w`` (same call as the reference); differentiable in all three."""
+    x = check_tensor("x", x)
+    delta = check_tensor("mean_offsets", mean_offsets, ndim=2).to(x.dtype)
+    c = check_tensor("scales", scales, ndim=2).to(x.dtype)
+    if delta.shape != c.shape:
+        raise ValueError(
+            "mean_offsets/scales: expected the same (heads, gaussians) shape, "
+            f"got {tuple(delta.shape)} and {tuple(c.shape)}"
+        )
+    if bool((c == 0).any()):
+        raise ValueError("scales: every c_g must be non-zero (N_g divides by c_g²)")
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        raise TypeError(f"axis: expected an int, got {type(axis).__name__}")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"axis: expected an axis of x (ndim {x.ndim}), got {axis}")
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps: expected a positive finite float, got {eps!r}")
+    if combine not in COMBINES:
+        raise ValueError(f"combine: expected one of {COMBINES}, got {combine!r}")
+    heads, length = delta.shape[0], x.shape[axis]
+    size = length // heads
+    if size < 2:
+        raise ValueError(
+            f"x: expected at least 2 entries per head along axis {axis}, got length {length} for {heads} heads"
+        )
+    lines = x.movedim(axis, -1)
+    keep = None if padding_value is None else lines != padding_value
+    body = (heads - 1) * size
+    parts = []
+    if heads > 1:
+        block = lines[..., :body].reshape(*lines.shape[:-1], heads - 1, size)
+        mask = None if keep is None else keep[..., :body].reshape(block.shape)
+        parts.append(_weights(block, mask, delta[:-1], c[:-1], eps, combine).reshape(*lines.shape[:-1], body))
+    tail = lines[..., body:][..., None, :]
+    tail_mask = None if keep is None else keep[..., body:][..., None, :]
+    parts.append(_weights(tail, tail_mask, delta[-1:], c[-1:], eps, combine)[..., 0, :])
+    weighted = lines * torch.cat(parts, dim=-1)
+    out = weighted if keep is None else torch.where(keep, weighted, lines)
+    return out.movedim(-1, axis)
