@@ -468,8 +468,8 @@ FORM = Form(
         "The released code multiplies each head's Gaussians (combine='product', one unimodal Gaussian per head); "
         "the abstract's 'mixture' reading, the average of the Gaussians, is combine='mean'. Unbiased variance, "
         "ε = 1e-8 on the variance and as the floor of the normalising sum; padding counts as 0 in the moments "
-        "(the count is not reduced), enters the normalising sum and passes through. The residual x + GAAM(x) of the block is "
-        "outside the operator."
+        "(the count is not reduced), enters the normalising sum and passes through. The block's residual "
+        "x + GAAM(x) is outside the operator."
     ),
     array_args=("x", "mean_offsets", "scales"),
     sample=sample,
