@@ -114,6 +114,14 @@ def time_call(fn: Callable[[], Any], repeats: int, warmup: int = 1, budget_s: fl
     return statistics.median(times), len(times), out
 
 
+def prepared(form: Form, case: BenchCase, implementation: str, dtype: str) -> tuple[Callable[[], Any], SampleInput]:
+    """A no-argument call of one implementation on the case's (converted) input, and the float64 sample."""
+    impl = implementations(form)[implementation]
+    sample = form.sample(BENCH_SEED, case.shape)
+    args, kwargs = convert(sample, impl.kind, dtype)
+    return functools.partial(_call, impl, args, kwargs, dtype), sample
+
+
 def gate_sample(form: Form, sample: SampleInput, rows: int) -> tuple[SampleInput, int | None]:
     """The sample restricted to its last ``rows`` queries (bottom-right causal alignment is preserved)."""
     if not form.row_args:
@@ -157,7 +165,9 @@ def run_case(
         except Exception as exc:  # a broken implementation is reported, not fatal to the run
             seconds, timed, verdict, err = None, 0, f"error: {type(exc).__name__}: {exc}", None
         gflops = form.flops(sample) / seconds / 1e9 if seconds else None
-        records[name] = Record(form.name, name, case.label, dtype, seconds, timed, base, None, None, verdict, err, gflops, threads)
+        records[name] = Record(
+            form.name, name, case.label, dtype, seconds, timed, base, None, None, verdict, err, gflops, threads
+        )
     peer, numpy_rec = records.get(base), records.get("numpy")
     for rec in records.values():
         if rec.gate != "pass" or rec.time_s is None:
@@ -169,7 +179,9 @@ def run_case(
     return list(records.values())
 
 
-def scaling(form: Form, lengths: tuple[int, ...], repeats: int, dtype: str = "float64", d: int = 8) -> list[dict[str, Any]]:
+def scaling(
+    form: Form, lengths: tuple[int, ...], repeats: int, dtype: str = "float64", d: int = 8
+) -> list[dict[str, Any]]:
     """Time each of ``form.scaling``'s implementations against ``n`` and fit the log-log slope.
 
     Inputs are bounded (entries in ``[−1, 1]``, as a polynomial method requires); each timing is gated
@@ -178,6 +190,7 @@ def scaling(form: Form, lengths: tuple[int, ...], repeats: int, dtype: str = "fl
     impls = {name: load(ref) for name, ref in form.scaling.items()}
     if not impls:
         return []
+    tag = "".join(f"-{k[0]}{v}" for k, v in form.scaling_options.items())
     golden_fn = next(iter(impls.values()))
     records: list[dict[str, Any]] = []
     for name, fn in impls.items():
@@ -185,19 +198,34 @@ def scaling(form: Form, lengths: tuple[int, ...], repeats: int, dtype: str = "fl
         for n in lengths:
             rng = np.random.default_rng(n)
             arrays = [rng.uniform(-1.0, 1.0, (1, 4, n, d)).astype(dtype) for _ in range(5)]
-            seconds, timed, out = time_call(functools.partial(fn, *arrays), repeats)
+            seconds, timed, out = time_call(functools.partial(fn, *arrays, **form.scaling_options), repeats)
             if n == lengths[0]:
-                want = golden_fn(*[a.astype(np.float64) for a in arrays])
+                want = golden_fn(*[a.astype(np.float64) for a in arrays], **form.scaling_options)
                 err = float(np.max(np.abs(np.asarray(out, np.float64) - want)))
                 tol = 1e-10 if dtype == "float64" else 1e-4
                 verdict = "pass" if err <= tol else f"fail: error {err:.2e} > {tol:.0e}"
             times.append(seconds)
             records.append(
-                {"form": form.name, "implementation": name, "shape": f"B1-H4-n{n}-d{d}", "dtype": dtype, "time_s": seconds, "repeats": timed, "gate": verdict}
+                {
+                    "form": form.name,
+                    "implementation": name,
+                    "shape": f"B1-H4-n{n}-d{d}{tag}",
+                    "dtype": dtype,
+                    "time_s": seconds,
+                    "repeats": timed,
+                    "gate": verdict,
+                }
             )
         slope = float(np.polyfit(np.log(lengths), np.log(times), 1)[0]) if len(lengths) > 1 else None
         records.append(
-            {"form": form.name, "implementation": name, "shape": f"n{lengths[0]}..{lengths[-1]}", "dtype": dtype, "loglog_slope": slope, "gate": verdict}
+            {
+                "form": form.name,
+                "implementation": name,
+                "shape": f"n{lengths[0]}..{lengths[-1]}",
+                "dtype": dtype,
+                "loglog_slope": slope,
+                "gate": verdict,
+            }
         )
     return records
 
@@ -249,7 +277,15 @@ def run_benchmarks(
             else []
         )
     conventions = {form.name: form.flop_convention for form, _ in selected}
-    meta = {"mode": mode, "dtype": dtype, "threads": threads, "repeats": reps, "torch": torch.__version__, "device": "cpu", "flop_convention": conventions}
+    meta = {
+        "mode": mode,
+        "dtype": dtype,
+        "threads": threads,
+        "repeats": reps,
+        "torch": torch.__version__,
+        "device": "cpu",
+        "flop_convention": conventions,
+    }
     return {"meta": meta, "records": records, "scaling": slopes}
 
 
@@ -327,7 +363,14 @@ def run_cuda_benchmarks(dtype: str = "bfloat16", repeats: int = 20, forms: list[
             )
         del golden, lowp
         torch.cuda.empty_cache()
-    meta = {"dtype": dtype, "repeats": repeats, "torch": torch.__version__, "device": torch.cuda.get_device_name(), "timer": "CUDA events, median after 3 warm-ups", "tf32": False}
+    meta = {
+        "dtype": dtype,
+        "repeats": repeats,
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(),
+        "timer": "CUDA events, median after 3 warm-ups",
+        "tf32": False,
+    }
     return {"meta": meta, "records": records}
 
 
@@ -355,7 +398,11 @@ def _print_table(result: dict[str, Any]) -> None:
     from rich.table import Table
 
     meta = result["meta"]
-    table = Table(title=f"attnlab bench ({meta['mode']}, {meta['dtype']}, {meta['threads']} thread(s), median of {meta['repeats']})")
+    table = Table(
+        title=(
+            f"attnlab bench ({meta['mode']}, {meta['dtype']}, {meta['threads']} thread(s), median of {meta['repeats']})"
+        )
+    )
     for column in ("form", "shape", "impl", "time ms", "GFLOP/s", "speedup", "vs baseline", "vs numpy", "gate"):
         table.add_column(column)
     for r in result["records"]:
@@ -372,7 +419,17 @@ def _print_table(result: dict[str, Any]) -> None:
         )
     for r in result["scaling"]:
         if "loglog_slope" in r:
-            table.add_row(r["form"], r["shape"], r["implementation"], "-", "-", "-", "log-log slope", _fmt(r["loglog_slope"], ".3f"), r["gate"][:60])
+            table.add_row(
+                r["form"],
+                r["shape"],
+                r["implementation"],
+                "-",
+                "-",
+                "-",
+                "log-log slope",
+                _fmt(r["loglog_slope"], ".3f"),
+                r["gate"][:60],
+            )
     Console(width=200).print(table)
 
 
@@ -394,14 +451,26 @@ def register(app: typer.Typer) -> None:
         quick: Annotated[bool, typer.Option("--quick", help="Smaller shapes; finishes in under a minute.")] = False,
         json_output: Annotated[bool, typer.Option("--json", help="Print only the JSON records on stdout.")] = False,
         form: Annotated[list[str] | None, typer.Option("--form", help="Only this form (repeatable).")] = None,
-        dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64 (CPU); bfloat16/float16/float32 on cuda.")] = "",
-        device: Annotated[str, typer.Option("--device", help="cpu (all implementations) or cuda (the torch paths).")] = "cpu",
+        dtype: Annotated[
+            str, typer.Option("--dtype", help="float32 or float64 (CPU); bfloat16/float16/float32 on cuda.")
+        ] = "",
+        device: Annotated[
+            str, typer.Option("--device", help="cpu (all implementations) or cuda (the torch paths).")
+        ] = "cpu",
         repeats: Annotated[int | None, typer.Option("--repeats", help="Warm repeats per timing (median).")] = None,
         threads: Annotated[int, typer.Option("--threads", help="Threads for torch, Numba and BLAS.")] = 1,
-        save: Annotated[bool, typer.Option("--save", help="Also write results/bench/bench-<mode>-<dtype>.json.")] = False,
-        output: Annotated[Path | None, typer.Option("--output", help="Write the results (atomically) to this JSON file.")] = None,
-        tiny: Annotated[bool, typer.Option("--tiny", hidden=True, help="Tiny shapes, for testing the harness.")] = False,
-        impl: Annotated[list[str] | None, typer.Option("--impl", hidden=True, help="Only these (plus baseline and NumPy).")] = None,
+        save: Annotated[
+            bool, typer.Option("--save", help="Also write results/bench/bench-<mode>-<dtype>.json.")
+        ] = False,
+        output: Annotated[
+            Path | None, typer.Option("--output", help="Write the results (atomically) to this JSON file.")
+        ] = None,
+        tiny: Annotated[
+            bool, typer.Option("--tiny", hidden=True, help="Tiny shapes, for testing the harness.")
+        ] = False,
+        impl: Annotated[
+            list[str] | None, typer.Option("--impl", hidden=True, help="Only these (plus baseline and NumPy).")
+        ] = None,
         no_scaling: Annotated[bool, typer.Option("--no-scaling", hidden=True, help="Skip the scaling run.")] = False,
     ) -> None:
         """Time the fast paths against SDPA / composed torch / the NumPy reference (gated on correctness)."""
@@ -460,4 +529,14 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-__all__ = ["cases", "gate", "get_form", "implementations", "run_benchmarks", "run_case", "run_cuda_benchmarks", "scaling"]
+__all__ = [
+    "cases",
+    "gate",
+    "get_form",
+    "implementations",
+    "prepared",
+    "run_benchmarks",
+    "run_case",
+    "run_cuda_benchmarks",
+    "scaling",
+]

@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from attnlab.console import wide_console
 
 app = typer.Typer(
     name="attnlab",
@@ -20,14 +21,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-def wide_console() -> Console:
-    """A console for tables: the terminal's width, or 200 columns when output goes to a file or pipe
-    (rich would otherwise fold long claim ids and evidence at 80 columns)."""
-    import sys
-
-    return Console(width=None if sys.stdout.isatty() else 200)
 
 
 console = wide_console()
@@ -42,7 +35,17 @@ def forms() -> None:
     from attnlab.forms import all_forms
 
     table = Table(title="attnlab forms")
-    for column in ("form", "status", "reference", "fast paths", "gradients", "invariants", "mutants", "bad inputs", "source"):
+    for column in (
+        "form",
+        "status",
+        "reference",
+        "fast paths",
+        "gradients",
+        "invariants",
+        "mutants",
+        "bad inputs",
+        "source",
+    ):
         table.add_column(column)
     for form in all_forms():
         paths = [f"{p.name} ({'/'.join(d for d in p.dtypes)})" for p in form.fast_paths]

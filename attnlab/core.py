@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import types
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -334,7 +334,8 @@ class Form:
         diagnoses: known ways to be wrong, tried on a failing output by ``attnlab check``.
         row_args: positional arguments indexed by query (sliced to the last rows by the benchmark gate,
             which keeps bottom-right causal alignment); empty where rows are not separable.
-        scaling: implementations (``"module:attr"``) timed against n for a log-log slope by ``attnlab bench``.
+        scaling: implementations (``"module:attr"``) timed against n for a log-log slope by ``attnlab bench``,
+            called with ``scaling_options``.
     """
 
     name: str
@@ -364,6 +365,7 @@ class Form:
     diagnoses: tuple[Diagnosis, ...] = ()
     row_args: tuple[int, ...] = ()
     scaling: Mapping[str, str] = field(default_factory=dict)
+    scaling_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.mutants]

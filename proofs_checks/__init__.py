@@ -1,1 +1,2 @@
-"""placeholder"""
+"""Symbolic (SymPy) derivations that the claims' checks run: closed forms, limits and bounds proved
+exactly rather than sampled."""

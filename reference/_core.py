@@ -1,6 +1,6 @@
 """Numerically stable masked softmax / log-sum-exp used by every reference operator.
 
-Policy for a row with no visible key (operators.md §0.7): weights 0, output 0, ``lse = -inf``.
+Policy for a row with no visible key: weights 0, output 0, ``lse = -inf``.
 """
 
 from __future__ import annotations

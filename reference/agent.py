@@ -96,7 +96,8 @@ def check_grid(grid: Any, n: int, num_agents: int) -> tuple[int, int] | None:
     return h, w
 
 
-def _bias(name: str, bias: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+def check_bias(name: str, bias: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A float bias broadcastable to ``shape``, or None."""
     if bias is None:
         return None
     arr = as_float_array(name, bias)
@@ -166,8 +167,8 @@ def agent_attention(
             )
         tokens = np.broadcast_to(tokens, (*q.shape[:-2], *tokens.shape[-2:]))
     n_a, lead = tokens.shape[-2], q.shape[:-2]
-    b1 = _bias("agent_bias", agent_bias, (*lead, n_a, m))
-    b2 = _bias("query_bias", query_bias, (*lead, n, n_a))
+    b1 = check_bias("agent_bias", agent_bias, (*lead, n_a, m))
+    b2 = check_bias("query_bias", query_bias, (*lead, n, n_a))
     allowed = allowed_positions(n_a, m, causal=False, mask=mask, lead=lead)
     agent_values = aggregate(tokens, k, v, sigma, b1, allowed)
     return broadcast(q, tokens, agent_values, sigma, b2)

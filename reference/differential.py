@@ -1,4 +1,4 @@
-"""Differential attention, the DIFF Transformer core (operators.md §9).
+"""Differential attention, the DIFF Transformer core.
 
 Source: Ye et al., "Differential Transformer", ICLR 2025 (arXiv 2410.05258). Only the operator
 ``softmax(Q1 K1ᵀ)V − λ softmax(Q2 K2ᵀ)V`` lives here; the headwise RMSNorm, the ``(1 − λ_init)``

@@ -64,20 +64,12 @@ def normalise(weights: np.ndarray, eps: float) -> np.ndarray:
     return weights / np.maximum(weights.sum(axis=-1, keepdims=True), eps)
 
 
-def _validate(x: Any, mean_offsets: Any, scales: Any, axis: Any, eps: Any, padding_value: Any, combine: Any):
-    x = as_float_array("x", x)
-    offsets = as_float_array("mean_offsets", mean_offsets, ndim=2)
-    c = as_float_array("scales", scales, ndim=2)
-    if offsets.shape != c.shape:
-        raise ValueError(
-            f"mean_offsets/scales: expected the same (heads, gaussians) shape, got {offsets.shape} and {c.shape}"
-        )
-    if np.any(c == 0):
-        raise ValueError("scales: every c_g must be non-zero (N_g divides by c_g²)")
+def check_options(ndim: int, axis: Any, eps: Any, padding_value: Any, combine: Any) -> tuple[int, float]:
+    """Validated ``(axis, ε)`` for an input of ``ndim`` dims; ``padding_value`` and ``combine`` checked."""
     if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
         raise TypeError(f"axis: expected an int, got {type(axis).__name__}")
-    if not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"axis: expected an axis of x (ndim {x.ndim}), got {axis}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis: expected an axis of x (ndim {ndim}), got {axis}")
     if (
         isinstance(eps, (bool, np.bool_))
         or not isinstance(eps, (int, float, np.number))
@@ -90,13 +82,33 @@ def _validate(x: Any, mean_offsets: Any, scales: Any, axis: Any, eps: Any, paddi
         raise TypeError(f"padding_value: expected a float or None, got {type(padding_value).__name__}")
     if combine not in COMBINES:
         raise ValueError(f"combine: expected one of {COMBINES}, got {combine!r}")
-    heads, length = offsets.shape[0], x.shape[axis]
+    return int(axis), float(eps)
+
+
+def check_heads(offsets_shape: tuple[int, ...], scales_shape: tuple[int, ...], length: int, axis: int) -> int:
+    """The head count, after checking the parameter shapes and that every head gets >= 2 entries."""
+    if offsets_shape != scales_shape:
+        raise ValueError(
+            f"mean_offsets/scales: expected the same (heads, gaussians) shape, got {offsets_shape} and {scales_shape}"
+        )
+    heads = offsets_shape[0]
     if length // heads < 2:
         raise ValueError(
             f"x: expected at least 2 entries per head along axis {axis} (an unbiased variance needs 2), "
             f"got length {length} for {heads} heads"
         )
-    return np.moveaxis(x, axis, -1), offsets, c, int(axis), float(eps)
+    return heads
+
+
+def _validate(x: Any, mean_offsets: Any, scales: Any, axis: Any, eps: Any, padding_value: Any, combine: Any):
+    x = as_float_array("x", x)
+    offsets = as_float_array("mean_offsets", mean_offsets, ndim=2)
+    c = as_float_array("scales", scales, ndim=2)
+    if np.any(c == 0):
+        raise ValueError("scales: every c_g must be non-zero (N_g divides by c_g²)")
+    axis, eps = check_options(x.ndim, axis, eps, padding_value, combine)
+    check_heads(offsets.shape, c.shape, x.shape[axis], axis)
+    return np.moveaxis(x, axis, -1), offsets, c, axis, eps
 
 
 def gaussian_adaptive_weights(

@@ -1,4 +1,4 @@
-"""Hamming (binary-code) attention, as in Hamming Attention Distillation (operators.md §11).
+"""Hamming (binary-code) attention, as in Hamming Attention Distillation.
 
 Source: Horton et al. 2025, "Hamming Attention Distillation: Binarizing Keys and Queries for
 Efficient Long-Context Transformers". Queries and keys are binarised by sign with ``sign(0) = +1``;

@@ -1,4 +1,4 @@
-"""Multi-head attention as a factorized interaction operator (operators.md §5, claims.md §3).
+"""Multi-head attention as a factorized interaction operator (Ghodsi 2025, arXiv 2512.15115).
 
 Source: Ghodsi, "A Unified Factorized Framework for attention and state-space models" (arXiv
 2512.15115). A sequence map ``y_i = Σ_j W_ij(X) x_j`` is *factorized* with ``H`` heads when

@@ -1,4 +1,4 @@
-"""Normalised kernelised ("linear") attention (operators.md §2).
+"""Normalised kernelised ("linear") attention.
 
 Source: Katharopoulos et al. 2020, "Transformers are RNNs: Fast Autoregressive Transformers with
 Linear Attention" (arXiv 2006.16236). Three equivalent evaluations are provided and tested against

@@ -1,4 +1,4 @@
-"""Multi-head latent attention (MLA) of DeepSeek-V2/V3, naive and absorbed forms (operators.md §8).
+"""Multi-head latent attention (MLA) of DeepSeek-V2/V3, naive and absorbed forms.
 
 Source: DeepSeek-AI, "DeepSeek-V2" (arXiv 2405.04434) and the DeepSeek-V3 inference code
 (``MLA`` with ``attn_impl="naive"`` / ``"absorb"``). Row-vector convention: ``y = x W``.

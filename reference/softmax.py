@@ -1,4 +1,4 @@
-"""Scaled dot-product softmax attention: MHA, MQA and GQA, causal or not (operators.md §1).
+"""Scaled dot-product softmax attention: MHA, MQA and GQA, causal or not.
 
 Source: Vaswani et al. 2017, "Attention Is All You Need"; GQA: Ainslie et al. 2023; causal
 alignment for ``m != n`` follows FlashAttention >= 2.1 (bottom-right).
@@ -97,7 +97,7 @@ def softmax_attention_lse(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Softmax attention plus the row log-sum-exp ``lse_i = log Σ_j exp(S_ij)`` (``-inf`` if empty).
 
-    The pair ``(O, lse)`` is what blocked/online kernels merge (operators.md §0.6).
+    The pair ``(O, lse)`` is what blocked/online kernels merge (the online-softmax combine monoid).
     """
     qa, ka, va, sigma, allowed = _prepare_qk(q, k, v, scale=scale, causal=causal, mask=mask)
     assert va is not None

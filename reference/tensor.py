@@ -1,4 +1,4 @@
-"""Tensor (Kronecker) attention and causal windowed 2-simplicial attention (operators.md §4).
+"""Tensor (Kronecker) attention and causal windowed 2-simplicial attention.
 
 Sources: Alman & Song, "How to Capture Higher-order Correlations? Generalizing Matrix Softmax
 Attention to Kronecker Computation", ICLR 2024 (arXiv 2310.04064); Roy et al., "Fast and Simplex:

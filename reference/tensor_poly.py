@@ -1,4 +1,4 @@
-"""Polynomial-method approximation of tensor attention (claims.md F2.3, operators.md §4).
+"""Polynomial-method approximation of tensor attention (after Alman & Song 2024, arXiv 2310.04064, §5).
 
 Exact tensor attention ``T = D⁻¹ A (V₁⊘V₂)`` with ``A = exp(σ Q (K₁⊘K₂)ᵀ) ∈ R^{n×m₁m₂}`` costs
 ``O(n m₁ m₂ d)``. The polynomial method replaces ``exp`` by its degree-``g`` Taylor polynomial
@@ -151,7 +151,7 @@ def taylor_relative_error_bound(radius: float, degree: int) -> float:
 
     From the integral remainder ``eˣ − P_g(x) = ∫₀ˣ (x−t)^g/g! · eᵗ dt``: for ``x < 0`` the factor
     ``eᵗ ≤ 1`` gives ``|x|^{g+1}/(g+1)!``, divided by ``eˣ ≥ e^{−R}``; for ``x > 0`` it is at most
-    ``x^{g+1} eˣ/(g+1)!`` divided by ``eˣ``. (claims.md F2.3 writes ``e^{2R}``, which also holds.)
+    ``x^{g+1} eˣ/(g+1)!`` divided by ``eˣ``. (The looser ``e^{2R}`` also holds.)
     """
     g = _check_degree(degree)
     if radius < 0 or not math.isfinite(radius):

@@ -47,9 +47,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from attnlab.io import atomic_write_bytes, save_figure
+from attnlab.io import atomic_write_bytes, load_or_quarantine, save_figure
 from attnlab.synthetic.analysis.rank import rank_summary
-from attnlab.synthetic.base import Progress, Task, config_to_dict
+from attnlab.synthetic.base import Progress, Task, config_to_dict, fingerprint
 
 FACT_RELATION = 0
 IMPLICATION_RELATION = 1
@@ -425,10 +425,23 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+_CHECKPOINT_KEYS = ("config", "seed", "step", "model", "optimizer", "batch_rng", "history")
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or any(key not in state for key in _CHECKPOINT_KEYS):
+        raise ValueError(f"not a training checkpoint: expected a dict with keys {list(_CHECKPOINT_KEYS)}")
+    return state
+
+
 def _load_checkpoint(path: Path, config: OCRConfig, seed: int) -> dict[str, Any] | None:
-    if not path.exists():
+    """The checkpoint in ``path``, ``None`` when there is none or it cannot be read (truncated, empty,
+    garbage: moved aside with a one-line warning, so the run restarts from step 0); a readable
+    checkpoint of another run is an error."""
+    state = load_or_quarantine(path, _read_checkpoint)
+    if state is None:
         return None
-    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("config") != config_to_dict(config) or state.get("seed") != seed:
         raise ValueError(
             f"workdir: {path} holds a checkpoint of a different run "
@@ -492,6 +505,22 @@ def run(config: OCRConfig, seed: int, progress: Progress, workdir: Path) -> dict
         torch.set_num_threads(previous_threads)
 
 
+def _provenance(
+    model: OCRTransformer, data: OCRData, config: OCRConfig, batch_generator: torch.Generator
+) -> dict[str, str]:
+    """Fingerprints of what a seed drew: the initial weights, the first training batch (from a copy of
+    the batch stream, which is left where it was), the evaluation sets and the subject → answer maps."""
+    copy = torch.Generator()
+    copy.set_state(batch_generator.get_state())
+    tokens, labels = data.training_batch(config.batch_size, copy)
+    return {
+        "init": fingerprint(*model.state_dict().values()),
+        "train_data": fingerprint(tokens, labels),
+        "eval_data": fingerprint(*(array for name in EVAL_SETS for array in data.eval_sets[name])),
+        "maps": fingerprint(data.subject_fact, data.subject_implication),
+    }
+
+
 def _train(config: OCRConfig, seed: int, progress: Progress, workdir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     device = _resolve_device(config)
@@ -503,6 +532,7 @@ def _train(config: OCRConfig, seed: int, progress: Progress, workdir: Path) -> d
     )
     # Batches are drawn on the CPU so a CUDA run sees exactly the data of a CPU run.
     batch_generator = torch.Generator().manual_seed(seeds.batches)
+    provenance = _provenance(model, data, config, batch_generator)
     path = workdir / CHECKPOINT_NAME
     state = _load_checkpoint(path, config, seed)
     history: list[dict[str, float | None]]
@@ -558,6 +588,7 @@ def _train(config: OCRConfig, seed: int, progress: Progress, workdir: Path) -> d
         "training_margin": final["training_margin"],
         **_weight_analysis(model, data, final["training_margin"]),
         "history": history,
+        "provenance": provenance,
         "runtime_s": time.perf_counter() - started,
     }
     return metrics

@@ -1,14 +1,20 @@
-"""Shared pytest configuration: hypothesis profiles and thread settings.
+"""Shared pytest configuration: thread settings and the hypothesis profiles.
 
-Profiles: ``default`` (local runs: bounded example counts, no deadline since the first Numba call
-JIT-compiles; failing examples are kept in the example database and replayed first), ``ci`` (chosen
-when ``CI`` is set: the same bounded counts, derandomized) and ``thorough``
-(``HYPOTHESIS_PROFILE=thorough`` for a deeper hunt).
+Profiles (``HYPOTHESIS_PROFILE``, default ``ci`` when ``CI`` is set, else ``dev``):
+
+* ``ci`` — a fixed seed, so a red CI run is reproducible, and the committed database of failures
+  found earlier (``tests/hypothesis-db``, read-only) replayed first;
+* ``dev`` — explores new examples each run, keeps failures in the local ``.hypothesis/`` database and
+  replays the committed ones too;
+* ``thorough`` — forty times as many examples, for a deeper hunt.
+
+No test sets its own example counts: the profile decides.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # One thread per library: CI has 2 cores, and BLAS/Numba thread pools oversubscribe them (batched small
 # matrix products ran ~10x slower with OpenBLAS's default threads on a loaded 2-core machine).
@@ -16,15 +22,34 @@ for _var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MK
     os.environ.setdefault(_var, "1")
 
 from hypothesis import HealthCheck, settings  # noqa: E402  (thread env vars must be set first)
-
-settings.register_profile(
-    "default",
-    max_examples=15,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+from hypothesis.database import (  # noqa: E402
+    DirectoryBasedExampleDatabase,
+    MultiplexedDatabase,
+    ReadOnlyDatabase,
 )
-# CI replays the same examples on every run (a red CI must be reproducible, not a lucky draw); local runs
-# explore new examples and keep any failure in the example database.
-settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True, database=None)
-settings.register_profile("thorough", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
+
+#: Failures found earlier and committed: replayed first by every profile.
+FOUND = ReadOnlyDatabase(DirectoryBasedExampleDatabase(Path(__file__).parent / "hypothesis-db"))
+CI_SEED = 20261201
+
+_common = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
+settings.register_profile("ci", max_examples=15, database=FOUND, print_blob=True, **_common)
+settings.register_profile(
+    "dev",
+    max_examples=15,
+    database=MultiplexedDatabase(DirectoryBasedExampleDatabase(".hypothesis/examples"), FOUND),
+    **_common,
+)
+settings.register_profile(
+    "thorough",
+    max_examples=600,
+    database=MultiplexedDatabase(DirectoryBasedExampleDatabase(".hypothesis/examples"), FOUND),
+    **_common,
+)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
+settings.load_profile(PROFILE)
+
+
+def pytest_configure(config) -> None:  # type: ignore[no-untyped-def]
+    if PROFILE == "ci" and getattr(config.option, "hypothesis_seed", None) is None:
+        config.option.hypothesis_seed = CI_SEED

@@ -21,7 +21,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from attnlab.cli import wide_console
+from attnlab.console import wide_console
 from attnlab.theory import registry
 from attnlab.theory.registry import Claim
 

@@ -15,6 +15,16 @@ from typing import Any, Literal
 
 Verdict = Literal["holds", "refined", "falsified"]
 VERDICTS: tuple[str, ...] = ("holds", "refined", "falsified")
+Kind = Literal["paper", "reading", "derived"]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A deliberately wrong variant a claim's check must catch: keyword ``overrides`` of the check."""
+
+    name: str
+    description: str
+    overrides: Any
 
 
 @dataclass(frozen=True)
@@ -53,13 +63,15 @@ class Claim:
     id: str
     family: str
     statement: str
-    source: str
+    source: Any
     verdict: Verdict
-    quick: Callable[[], CheckResult]
+    quick: Callable[..., CheckResult]
     assumptions: tuple[str, ...] = ()
     reason: str = ""
-    full: Callable[[], CheckResult] | None = None
+    full: Callable[..., CheckResult] | None = None
     figure: Callable[[Path], list[Path]] | None = None
+    kind: Kind = "paper"
+    mutants: tuple[Mutant, ...] = ()
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -115,8 +127,21 @@ FAMILY_MODULES: tuple[str, ...] = (
     "attnlab.theory.tensor",
     "attnlab.theory.heads",
     "attnlab.theory.pavlov",
+    "attnlab.theory.differential",
+    "attnlab.theory.lla",
+    "attnlab.theory.softplus",
 )
-FAMILIES: tuple[str, ...] = ("operators", "softmax", "laser", "tensor", "heads", "pavlov")
+FAMILIES: tuple[str, ...] = (
+    "operators",
+    "softmax",
+    "laser",
+    "tensor",
+    "heads",
+    "pavlov",
+    "differential",
+    "lla",
+    "softplus",
+)
 
 
 def _load_families() -> None:

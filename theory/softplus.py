@@ -7,20 +7,19 @@ softplus attention row grows like ``log N``, i.e. the normalised entropy ``H / l
 row length ``N`` grows past the training length ``N_0`` (attention neither flattens nor sharpens).
 
 ``softplus.length_scale.entropy_invariance`` checks it on rows of i.i.d. Gaussian logits of spread ``τ`` for
-``N`` from ``N_0/4`` to ``16 N_0``, beside the same rows without the scale. :data:`CLAIMS` describes the claim
-for the claim registry.
+``N`` from ``N_0/4`` to ``16 N_0``, beside the same rows without the scale.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 from attnlab.papers import Source, paper
 from attnlab.reference.softplus import length_scales, softplus_weights
-from attnlab.theory.registry import CheckResult
+from attnlab.theory.lla import claim
+from attnlab.theory.registry import CheckResult, Mutant, register
 
 SOURCE = Source(
     paper("gao2025softplus"),
@@ -91,20 +90,28 @@ def inverted_scale(counts: np.ndarray, base_length: int) -> np.ndarray:
     return np.log(float(base_length)) / np.log(np.maximum(counts, 2.0))
 
 
-#: The claim of this module, for the claim registry (see :mod:`attnlab.theory.lla` for the fields).
-CLAIMS: tuple[dict[str, Any], ...] = (
-    {
-        "id": "softplus.length_scale.entropy_invariance",
-        "family": "softplus",
-        "statement": r"\kappa = \log_{N_0} N:\ H(A_{\mathrm{LSSA}}) / \log N \text{ is constant in } N",
-        "kind": "reading",
-        "reads": "the abstract's 'dynamic scale factor based on invariance entropy'",
-        "source": SOURCE,
-        "verdict": "refined",
-        "condition": "logit spread τ ≤ 2: H/log N varies by < 0.015 over N = 128…8192 (N_0 = 512)",
-        "reason": "at τ = 4 H/log N still rises by 0.04 over 128…8192 (0.07 without the scale): the scale reduces the "
-        "flattening there but does not remove it",
-        "quick": check_entropy_invariance,
-        "mutants": {"unscaled": {"scale": _unscaled}, "inverted_scale": {"scale": inverted_scale}},
-    },
+register(
+    claim(
+        id="softplus.length_scale.entropy_invariance",
+        family="softplus",
+        statement=r"With $\kappa = \log_{N_0} N$ on the logits, $H(A_{\mathrm{LSSA}}) / \log N$ does not depend on $N$",
+        kind="reading",
+        reads="the abstract's 'dynamic scale factor based on invariance entropy'",
+        source=SOURCE,
+        verdict="refined",
+        condition="logit spread τ ≤ 2: H/log N varies by less than 0.015 over N = 128…8192 (N_0 = 512)",
+        reason=(
+            "at τ = 4 H/log N still rises by 0.04 over N = 128…8192 (0.07 without the scale): the scale reduces the "
+            "flattening there but does not remove it"
+        ),
+        quick=check_entropy_invariance,
+        assumptions=(
+            "rows of i.i.d. N(0, τ²) logits, τ ∈ {0.5, 1, 2, 4}, 128 rows per length",
+            "LSSA without re-weighting",
+        ),
+        mutants=(
+            Mutant("unscaled", "the length scale is dropped (κ = 1)", {"scale": _unscaled}),
+            Mutant("inverted_scale", "κ = log N_0 / log N (inverted)", {"scale": inverted_scale}),
+        ),
+    )
 )

@@ -17,7 +17,28 @@ from attnlab.core import Form
 
 #: Every form, in the order tables list them. Adding a form: a reference module, a declaration module
 #: here, its name below, and optionally fast-path modules.
-FORMS: tuple[str, ...] = ("softmax", "affine_scaled", "agent", "softplus", "lla", "flow", "infsa", "gaam")
+FORMS: tuple[str, ...] = (
+    "softmax",
+    "linear",
+    "laser",
+    "tensor",
+    "simplicial",
+    "differential",
+    "hamming",
+    "mla",
+    "interaction",
+    "moh",
+    "sqa",
+    "diff_v2",
+    "gda",
+    "agent",
+    "flow",
+    "softplus",
+    "affine_scaled",
+    "gaam",
+    "lla",
+    "infsa",
+)
 
 
 @cache

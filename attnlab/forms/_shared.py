@@ -84,7 +84,9 @@ def softmax_rows_loop(logits: np.ndarray, visible: np.ndarray, v: np.ndarray) ->
 
 def dot_loop(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a bᵀ`` as explicit sums (rows of ``a`` against rows of ``b``)."""
-    return np.array([[sum(a[i, t] * b[j, t] for t in range(a.shape[1])) for j in range(b.shape[0])] for i in range(a.shape[0])])
+    return np.array(
+        [[sum(a[i, t] * b[j, t] for t in range(a.shape[1])) for j in range(b.shape[0])] for i in range(a.shape[0])]
+    )
 
 
 def attention_loop(
@@ -150,7 +152,9 @@ def attention_shapes(
         d_v=draw(st.integers(1, 8)),
         causal=causal and draw(st.booleans()),
         masked=masks and draw(st.booleans()),
-        values=draw(st.sampled_from(["normal", "normal", "large", "shifted", "tied", "near_tied"])) if values else "normal",
+        values=draw(st.sampled_from(["normal", "normal", "large", "shifted", "tied", "near_tied"]))
+        if values
+        else "normal",
     )
     if options is not None:
         shape = shape.with_options(**options(draw, shape))
@@ -165,7 +169,9 @@ def positive_scale(draw: Any, shape: Shape) -> dict[str, Any]:
 
 
 def kv_heads_of(shape: Shape) -> int:
-    return shape.kv_heads if shape.kv_heads and shape.heads % shape.kv_heads == 0 else shape.heads
+    if shape.kv_heads < 1 or shape.heads % shape.kv_heads:
+        raise ValueError(f"kv_heads: expected a divisor of heads = {shape.heads}, got {shape.kv_heads}")
+    return shape.kv_heads
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,7 +233,9 @@ def visible_of(sample: SampleInput, q: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 def as_mask_sample(sample: SampleInput, q: np.ndarray, k: np.ndarray) -> SampleInput:
     """The same sample with ``causal``/``mask`` folded into one explicit boolean mask."""
-    vis = visibility(q.shape[-2], k.shape[-2], sample.kwargs.get("causal", False), sample.kwargs.get("mask"), q.shape[:-2])
+    vis = visibility(
+        q.shape[-2], k.shape[-2], sample.kwargs.get("causal", False), sample.kwargs.get("mask"), q.shape[:-2]
+    )
     return sample.with_args(*sample.args, causal=False, mask=np.array(vis))
 
 
@@ -331,7 +339,11 @@ def query_permutation(op: str, query_args: Sequence[int], key_arg: int = 1, *, m
         for i in query_args:
             args[i] = args[i][..., perm, :]
         permuted = explicit.with_args(*args, mask=explicit.kwargs["mask"][..., perm, :])
-        close("output after permuting queries", permuted.call(getattr(ops, op)), sample.call(getattr(ops, op))[..., perm, :])
+        close(
+            "output after permuting queries",
+            permuted.call(getattr(ops, op)),
+            sample.call(getattr(ops, op))[..., perm, :],
+        )
 
     return Invariant(
         "query_permutation",
@@ -351,7 +363,11 @@ def gqa_equals_mha(op: str, kv_args: Sequence[int], *, mutants: tuple[str, ...],
         args = list(sample.args)
         for i in kv_args:
             args[i] = np.repeat(args[i], group, axis=-3)
-        close("GQA vs MHA on repeated KV heads", sample.with_args(*args).call(getattr(ops, op)), sample.call(getattr(ops, op)))
+        close(
+            "GQA vs MHA on repeated KV heads",
+            sample.with_args(*args).call(getattr(ops, op)),
+            sample.call(getattr(ops, op)),
+        )
 
     return Invariant(
         "gqa_equals_mha",
@@ -560,7 +576,9 @@ def bad_arrays(names: Sequence[str], sample: SampleInput) -> list[BadInput]:
             BadInput(f"{name}-1d", swap(valid.reshape(-1)), sample.kwargs, ValueError, rf"\b{name}\b"),
             BadInput(f"{name}-nan", swap(nan), sample.kwargs, ValueError, rf"\b{name}\b.*NaN"),
             BadInput(f"{name}-inf", swap(inf), sample.kwargs, ValueError, rf"\b{name}\b.*Inf"),
-            BadInput(f"{name}-int-dtype", swap(valid.astype(np.int64)), sample.kwargs, TypeError, rf"\b{name}\b.*dtype"),
+            BadInput(
+                f"{name}-int-dtype", swap(valid.astype(np.int64)), sample.kwargs, TypeError, rf"\b{name}\b.*dtype"
+            ),
             BadInput(f"{name}-string", swap("not an array"), sample.kwargs, TypeError, rf"\b{name}\b"),
         ]
     return cases
@@ -582,9 +600,15 @@ def bad_options(sample: SampleInput, options: Sequence[str]) -> list[BadInput]:
     if "mask" in options:
         cases += [
             BadInput(
-                "mask-wrong-shape", sample.args, {**kw, "mask": np.ones((2, 3, 5, 7, 11), bool)}, ValueError, r"\bmask\b.*shape"
+                "mask-wrong-shape",
+                sample.args,
+                {**kw, "mask": np.ones((2, 3, 5, 7, 11), bool)},
+                ValueError,
+                r"\bmask\b.*shape",
             ),
-            BadInput("mask-float", sample.args, {**kw, "mask": np.ones((1, 1), float)}, TypeError, r"\bmask\b.*boolean"),
+            BadInput(
+                "mask-float", sample.args, {**kw, "mask": np.ones((1, 1), float)}, TypeError, r"\bmask\b.*boolean"
+            ),
         ]
     return cases
 
@@ -592,7 +616,7 @@ def bad_options(sample: SampleInput, options: Sequence[str]) -> list[BadInput]:
 def bad_attention_inputs(sample: SampleInput, names: Sequence[str] = ("q", "k", "v")) -> list[BadInput]:
     """Bad arrays and options of a ``(q, k, v, *, scale, causal, mask)`` call, plus shape mismatches."""
     q, k, v = sample.args[:3]
-    qn, kn, vn = names
+    _, kn, vn = names
     return [
         *bad_arrays(names, sample),
         *bad_options(sample, ("scale", "causal", "mask")),
@@ -603,7 +627,13 @@ def bad_attention_inputs(sample: SampleInput, names: Sequence[str] = ("q", "k", 
             ValueError,
             rf"\b{kn}\b.*d_k",
         ),
-        BadInput(f"{kn}{vn}-length-mismatch", (q, k, np.concatenate([v, v], -2)), sample.kwargs, ValueError, rf"\b{kn}\b.*\b{vn}\b"),
+        BadInput(
+            f"{kn}{vn}-length-mismatch",
+            (q, k, np.concatenate([v, v], -2)),
+            sample.kwargs,
+            ValueError,
+            rf"\b{kn}\b.*\b{vn}\b",
+        ),
         BadInput(
             "kv-heads-not-dividing",
             (q, np.concatenate([k] * 3, -3), np.concatenate([v] * 3, -3)),
@@ -624,7 +654,8 @@ SOFTMAX_FLOPS = (
 
 def softmax_flops(sample: SampleInput, *, value_arg: int = 2, maps: int = 1) -> float:
     q, k, v = sample.args[0], sample.args[1], sample.args[value_arg]
-    lead = math.prod(np.broadcast_shapes(q.shape[:-2], k.shape[:-2]))
+    heads = q.shape[-3] if q.ndim >= 3 else 1  # GQA: the query heads do the work
+    lead = math.prod(np.broadcast_shapes(q.shape[:-3], k.shape[:-3])) * heads
     n, m = q.shape[-2], k.shape[-2]
     d = (q.shape[-1] + v.shape[-1]) / 2
     return maps * 4.0 * lead * n * m * d * (0.5 if sample.kwargs.get("causal") else 1.0)
@@ -694,5 +725,7 @@ def attention_diagnoses(reference: Callable[..., np.ndarray], kv_args: Sequence[
         scale_as(lambda d: 1.0, "1"),
         scale_as(lambda d: 1.0 / d, "1/d_k"),
         scale_as(lambda d: d**0.5, "sqrt(d_k)"),
-        Diagnosis("interleaved GQA head map: query head h reads KV head h mod H_kv instead of h // (H / H_kv)", interleaved),
+        Diagnosis(
+            "interleaved GQA head map: query head h reads KV head h mod H_kv instead of h // (H / H_kv)", interleaved
+        ),
     )

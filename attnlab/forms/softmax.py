@@ -123,10 +123,16 @@ MUTANTS = (
     sh.ignores_mask(OP),
     sh.output_nudged(OP),
     sh.no_max_shift(),
-    Mutant("nan_empty_rows", "0/0 on rows with no visible key (no empty-row guard)", {"masked_softmax": _nan_empty_rows}),
+    Mutant(
+        "nan_empty_rows", "0/0 on rows with no visible key (no empty-row guard)", {"masked_softmax": _nan_empty_rows}
+    ),
     Mutant("unnormalised", "weights scaled by 1 − 1e-6 (a denominator slack)", {"masked_softmax": _unnormalised}),
     Mutant("key_norm_bias", "logits q·k − ½|k|² (not invariant to shifting every key)", {OP: _key_norm_bias}),
-    Mutant("merge_equal_weights", "the lse merge averages the two blocks", {"merge_partial_attention": _merge_equal_weights}),
+    Mutant(
+        "merge_equal_weights",
+        "the lse merge averages the two blocks",
+        {"merge_partial_attention": _merge_equal_weights},
+    ),
 )
 
 INVARIANTS = (

@@ -4,7 +4,7 @@ Used by the lab's own tests, by the benchmark gate and by :func:`check_kernel` f
 """
 
 from attnlab.testing.check import Adapter, KernelCase, KernelReport, check_kernel, kernel_cases
-from attnlab.testing.parity import Implementation, assert_forward, assert_gradients, forward, gradients
+from attnlab.testing.parity import Implementation, assert_forward, assert_gradients, check_path, forward, gradients
 from attnlab.testing.rule import Error, Judgement, assert_close, assert_within_rule, error, judge
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "assert_gradients",
     "assert_within_rule",
     "check_kernel",
+    "check_path",
     "error",
     "forward",
     "gradients",

@@ -78,7 +78,10 @@ class Adapter:
         """``fn`` as a function of attnlab's layout and keywords."""
         attention_like = form.array_args[:3] == ("q", "k", "v")
         if self.convention != "attnlab" and not attention_like:
-            raise ValueError(f"convention: {self.convention!r} applies to (q, k, v) forms; form {form.name!r} takes {form.array_args}")
+            raise ValueError(
+                f"convention: {self.convention!r} applies to (q, k, v) forms; form "
+                f"{form.name!r} takes {form.array_args}"
+            )
 
         def swap(x: Any) -> Any:
             if self.layout == "bhnd" or getattr(x, "ndim", 0) < 3:
@@ -97,7 +100,7 @@ class Adapter:
         takes_causal = "causal" in kwargs
         causal = bool(kwargs.pop("causal", False))
         mask = kwargs.get("mask")
-        if causal and (self.causal_as == "mask" or mask is not None and self.convention != "attnlab"):
+        if causal and (self.causal_as == "mask" or (mask is not None and self.convention != "attnlab")):
             mask = _fold_causal(args[0], args[1], mask)
             causal = False
         if self.convention == "attnlab":
@@ -286,7 +289,9 @@ def check_kernel(
 
         if not torch.cuda.is_available():
             raise ValueError("device: CUDA is not available on this machine")
-    impl = Implementation(_target_name(target) if not isinstance(fn, str) else fn, adapter.wrap(target, info), arrays, Tolerance(k=k))
+    impl = Implementation(
+        _target_name(target) if not isinstance(fn, str) else fn, adapter.wrap(target, info), arrays, Tolerance(k=k)
+    )
     report = KernelReport(info.name, impl.name, dtype, device, adapter)
     cases = kernel_samples(info)
     for sample in cases[:samples]:
@@ -294,7 +299,9 @@ def check_kernel(
     return report
 
 
-def _check_sample(form: Form, impl: Implementation, sample: SampleInput, dtype: str, device: str, grad: bool) -> list[Row]:
+def _check_sample(
+    form: Form, impl: Implementation, sample: SampleInput, dtype: str, device: str, grad: bool
+) -> list[Row]:
     from attnlab.testing.parity import run
 
     try:
@@ -312,7 +319,7 @@ def _check_sample(form: Form, impl: Implementation, sample: SampleInput, dtype: 
             verdict.error.abs,
             verdict.bound,
             None if verdict.first_index is None else list(verdict.first_index),
-            "" if verdict.passed else (verdict.problem or diagnose(form, sample, got, verdict.bound)),
+            "" if verdict.passed else (diagnose(form, sample, got, verdict.bound) or verdict.problem),
         )
     ]
     if grad and verdict.passed:
@@ -331,7 +338,9 @@ def _check_sample(form: Form, impl: Implementation, sample: SampleInput, dtype: 
                     )
                 )
         except Exception as exc:
-            rows.append(Row(sample.label, "grad", False, None, None, diagnosis=f"backward raised {type(exc).__name__}: {exc}"))
+            rows.append(
+                Row(sample.label, "grad", False, None, None, diagnosis=f"backward raised {type(exc).__name__}: {exc}")
+            )
     return rows
 
 

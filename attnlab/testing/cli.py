@@ -44,7 +44,9 @@ def register(app: typer.Typer) -> None:
         if form not in FORMS:
             raise typer.BadParameter(f"unknown form {form!r}; known: {', '.join(FORMS)}", param_hint="--form")
         if dtype not in ("float32", "float16", "bfloat16", "float64"):
-            raise typer.BadParameter(f"expected float32, float16, bfloat16 or float64, got {dtype!r}", param_hint="--dtype")
+            raise typer.BadParameter(
+                f"expected float32, float16, bfloat16 or float64, got {dtype!r}", param_hint="--dtype"
+            )
         if device not in ("cpu", "cuda"):
             raise typer.BadParameter(f"expected cpu or cuda, got {device!r}", param_hint="--device")
         if samples is not None and samples < 1:
@@ -79,7 +81,7 @@ def register(app: typer.Typer) -> None:
         if json_output:
             typer.echo(report.to_json())
         else:
-            from attnlab.cli import wide_console
+            from attnlab.console import wide_console
 
             wide_console().print(report.table())
         raise typer.Exit(0 if report.passed else 1)

@@ -13,7 +13,7 @@ One definition serves the generic tests, the benchmark gate and ``attnlab check`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ class Implementation:
     name: str
     fn: Callable[..., Any]
     kind: str
-    tolerance: Tolerance = Tolerance()
+    tolerance: Tolerance = field(default_factory=Tolerance)
     vjp: Callable[..., Any] | None = None
 
     @classmethod
@@ -79,10 +79,26 @@ def forward(
     if verdict.passed and impl.kind == "numpy" and isinstance(got, np.ndarray):
         want = np.dtype(dtype) if not np.iscomplexobj(got) else got.dtype
         if got.dtype != want:
-            return Judgement(False, verdict.error, verdict.bound, verdict.oracle_error, dtype, None, f"output dtype {got.dtype}, expected {dtype}")
+            return Judgement(
+                False,
+                verdict.error,
+                verdict.bound,
+                verdict.oracle_error,
+                dtype,
+                None,
+                f"output dtype {got.dtype}, expected {dtype}",
+            )
     if verdict.passed and impl.kind == "torch" and hasattr(got, "dtype") and not got.is_complex():
         if str(got.dtype) != f"torch.{dtype}":
-            return Judgement(False, verdict.error, verdict.bound, verdict.oracle_error, dtype, None, f"output dtype {got.dtype}, expected {dtype}")
+            return Judgement(
+                False,
+                verdict.error,
+                verdict.bound,
+                verdict.oracle_error,
+                dtype,
+                None,
+                f"output dtype {got.dtype}, expected {dtype}",
+            )
     return verdict
 
 
@@ -140,7 +156,11 @@ def gradients(
         shape = tuple(np.shape(sample.args[index]))
         if want is None:
             nonzero = fast is not None and bool(np.any(to_numpy(fast)))
-            results.append(GradientJudgement(name, None, "the oracle has no gradient here, the implementation does" if nonzero else ""))
+            results.append(
+                GradientJudgement(
+                    name, None, "the oracle has no gradient here, the implementation does" if nonzero else ""
+                )
+            )
             continue
         if fast is None:
             results.append(GradientJudgement(name, None, "no gradient returned"))
@@ -171,3 +191,18 @@ def assert_gradients(
         if res.judgement is not None and not res.judgement.passed:
             raise AssertionError(res.judgement.message(where))
     return results
+
+
+def check_path(
+    form: str, path: str, sample: SampleInput, dtype: str, device: str = "cpu", *, grad: bool = False
+) -> Judgement | list[GradientJudgement]:
+    """Assert the tolerance rule for one declared fast path (``grad``: its gradients) on ``sample``."""
+    from attnlab.forms import get_form
+
+    info = get_form(form)
+    impl = Implementation.of(info.fast_path(path))
+    return (
+        assert_gradients(info, impl, sample, dtype, device)
+        if grad
+        else assert_forward(info, impl, sample, dtype, device)
+    )

@@ -79,3 +79,33 @@ def kernel_samples(form: Form, seed: int = 21) -> list[SampleInput]:
 def applicable(invariant: Invariant, samples: Iterable[SampleInput]) -> list[SampleInput]:
     """The samples an invariant speaks about (the others are filtered out, and counted by the caller)."""
     return [s for s in samples if invariant.applies(s)]
+
+
+def qkv_sample(case: tuple, seed: int = 0, **options: object) -> SampleInput:
+    """``(q, k, v)`` for a case ``(batch, heads, kv_heads, n, m, d, d_v, causal, masked)``; a masked case
+    empties query row ``n // 2``. Extra keyword ``options`` are passed to the operator."""
+    import numpy as np
+
+    batch, heads, kv_heads, n, m, d, d_v, causal, masked = case
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((batch, heads, n, d))
+    k = rng.standard_normal((batch, kv_heads, m, d))
+    v = rng.standard_normal((batch, kv_heads, m, d_v))
+    kwargs: dict[str, object] = {"causal": causal, **options}
+    if masked:
+        mask = rng.random((batch, 1, n, m)) > 0.3
+        mask[..., n // 2, :] = False
+        kwargs["mask"] = mask
+    return SampleInput((q, k, v), kwargs, f"B{batch}-H{heads}-Hkv{kv_heads}-n{n}-m{m}-d{d}-dv{d_v}")
+
+
+#: ``(q, k, v)`` cases of the per-form VJP tests: length 1, odd lengths, GQA, m != n, masks with an empty
+#: row, causal rows before the first key.
+QKV_CASES: tuple[tuple[str, tuple], ...] = (
+    ("n1", (1, 2, 2, 1, 1, 8, 4, False, False)),
+    ("n63-causal-gqa", (1, 2, 1, 63, 63, 16, 8, True, False)),
+    ("n100-mask-empty-row-gqa", (2, 4, 2, 100, 100, 8, 8, False, True)),
+    ("n64-m80-causal", (1, 2, 2, 64, 80, 32, 16, True, False)),
+    ("n128", (1, 1, 1, 128, 128, 64, 8, False, False)),
+    ("n100-m70-causal-mask-rows-before-first-key", (1, 2, 2, 100, 70, 8, 4, True, True)),
+)

@@ -3,12 +3,11 @@
 Conventions: inputs are C-contiguous ``(N, rows, features)`` arrays in float32 or float64, selected
 per output slice ``b`` through int64 index maps (``q_map[b]``, ``kv_map[b]``, ``mask_map[b]``).
 ``causal`` means bottom-right alignment: key ``j`` is visible to query ``i`` iff ``j <= i + m - n``.
-Masked logits are ``-inf``; a row with no visible key ends with ``row_sum == 0`` and outputs 0
-(operators.md §0.7).
+Masked logits are ``-inf``; a row with no visible key ends with ``row_sum == 0`` and outputs 0.
 
 The online-softmax state of a row is ``(μ, ℓ, acc)`` with ``μ`` the running max, ``ℓ = Σ e^{s−μ}`` and
-``acc = Σ e^{s−μ} v``; a new tile with max ``μ'`` rescales it by ``α = e^{μ−μ'}`` (the combine monoid of
-operators.md §0.6).
+``acc = Σ e^{s−μ} v``; a new tile with max ``μ'`` rescales it by ``α = e^{μ−μ'}`` (the online-softmax
+combine of FlashAttention, Dao et al. 2022, arXiv 2205.14135, Algorithm 1).
 
 Layout: a score tile is held *transposed*, ``Sᵀ`` of shape ``(keys, rows)``, computed by one GEMM
 ``K_tile · Q_blockᵀ`` on the contiguous key rows (no copy of K). Every per-row quantity (max, shift,

@@ -14,7 +14,7 @@ import numpy as np
 
 from attnlab.fastpath.numba._common import fast_dtype, float_arrays
 from attnlab.fastpath.numba.softmax import softmax_attention
-from attnlab.reference.agent import DEFAULT_AGENTS, check_grid, pool_agents
+from attnlab.reference.agent import DEFAULT_AGENTS, check_bias, check_grid, pool_agents
 from attnlab.validation import check_last_dim, check_positive_int
 
 
@@ -32,10 +32,8 @@ def agent_attention(
     query_bias: Any = None,
 ) -> np.ndarray:
     """``O = softmax(σ Q Aᵀ) · softmax(σ A Kᵀ) V`` (same call as the reference, without biases)."""
-    if agent_bias is not None or query_bias is not None:
-        raise ValueError("agent_bias/query_bias: the Numba path has no position biases; use the torch path")
     dtype = fast_dtype(q, k, v)
-    (qa,) = float_arrays(("q",), (q,), dtype)
+    qa, ka, va = float_arrays(("q", "k", "v"), (q, k, v), dtype)
     if agents is None:
         count = check_positive_int("num_agents", num_agents)
         a = pool_agents(qa, count, check_grid(grid, qa.shape[-2], count)).astype(dtype)
@@ -45,5 +43,12 @@ def agent_attention(
         (a,) = float_arrays(("agents",), (agents,), dtype)
         check_last_dim("agents", a, qa.shape[-1], "d_k, the last axis of q")
         a = np.broadcast_to(a, (*qa.shape[:-2], *a.shape[-2:]))
-    agent_values = softmax_attention(a, k, v, scale=scale, mask=mask)
+    lead, n_a, m = a.shape[:-2], a.shape[-2], ka.shape[-2]
+    checked = (
+        check_bias("agent_bias", agent_bias, (*lead, n_a, m)),
+        check_bias("query_bias", query_bias, (*lead, qa.shape[-2], n_a)),
+    )
+    if any(b is not None for b in checked):
+        raise ValueError("agent_bias/query_bias: the Numba path has no position biases; use the torch path")
+    agent_values = softmax_attention(a, ka, va, scale=scale, mask=mask)
     return softmax_attention(qa, a, agent_values, scale=scale)

@@ -1,4 +1,4 @@
-"""Numba fast path of differential attention (DIFF Transformer core, operators.md §9).
+"""Numba fast path of differential attention (DIFF Transformer core).
 
 Source: Ye et al., "Differential Transformer", ICLR 2025 (arXiv 2410.05258).
 ``O = softmax(σ Q1 K1ᵀ + M) V − λ softmax(σ Q2 K2ᵀ + M) V`` in one pass: both online-softmax states
@@ -128,8 +128,22 @@ def differential_attention(
     mask3, mask_map, has_mask, causal = mask_slices(mask, n, m, lead, causal=causal)
     out = poisoned((len(pick1), n, dv), dtype)
     _differential_forward(
-        as_slices(q1a), as_slices(k1a), as_slices(q2a), as_slices(k2a), as_slices(va),
-        q1_map[pick1], k1_map[pick1], q2_map[pick2], k2_map[pick2], v_map[pick1],
-        mask3, mask_map, has_mask, causal, sigma, lam3, out,
+        as_slices(q1a),
+        as_slices(k1a),
+        as_slices(q2a),
+        as_slices(k2a),
+        as_slices(va),
+        q1_map[pick1],
+        k1_map[pick1],
+        q2_map[pick2],
+        k2_map[pick2],
+        v_map[pick1],
+        mask3,
+        mask_map,
+        has_mask,
+        causal,
+        sigma,
+        lam3,
+        out,
     )
     return out.reshape(out_shape)

@@ -1,4 +1,4 @@
-"""Numba fast path of Hamming attention on sign codes (HAD, operators.md §11).
+"""Numba fast path of Hamming attention on sign codes (HAD).
 
 Source: Horton et al. 2025, "Hamming Attention Distillation" (arXiv 2502.01770). The logits are
 ``σ q̂·k̂ = σ(d − 2h)`` with ``q̂ = sign(q)`` (``sign(0) = +1``) and ``h`` the Hamming distance.
@@ -184,11 +184,36 @@ def hamming_attention(
     out = poisoned((len(q_map), n, dv), dtype)
     if keep == 0:
         lse, peak, total = (poisoned((len(q_map), n), dtype) for _ in range(3))
-        softmax_forward(sign_codes(qa), sign_codes(ka), as_slices(va), q_map, kv_map, mask3, mask_map, has_mask,
-                        causal, sigma, out, lse, peak, total)
+        softmax_forward(
+            sign_codes(qa),
+            sign_codes(ka),
+            as_slices(va),
+            q_map,
+            kv_map,
+            mask3,
+            mask_map,
+            has_mask,
+            causal,
+            sigma,
+            out,
+            lse,
+            peak,
+            total,
+        )
         return out.reshape(*lead, n, dv)
     _hamming_top_n_forward(
-        pack_signs(qa), pack_signs(ka), as_slices(va), q_map, kv_map, mask3, mask_map, has_mask, causal, d, sigma, keep,
+        pack_signs(qa),
+        pack_signs(ka),
+        as_slices(va),
+        q_map,
+        kv_map,
+        mask3,
+        mask_map,
+        has_mask,
+        causal,
+        d,
+        sigma,
+        keep,
         out,
     )
     return out.reshape(*lead, n, dv)

@@ -1,4 +1,4 @@
-"""Numba fast path of the factorized multi-head interaction operator (operators.md §5).
+"""Numba fast path of the factorized multi-head interaction operator.
 
 Source: Ghodsi, "A Unified Factorized Framework for attention and state-space models" (arXiv
 2512.15115). ``Y = Σ_h α_h (X M_h)`` with ``M_h = U_hᵀ`` (dense) or ``W_V^h`` followed by ``W_O^h``
@@ -74,6 +74,14 @@ def factorized_interaction(
     lead = broadcast_batch(("x", "alpha"), (xa, np.empty((*alpha_lead, 1, 1))))
     alpha4 = np.require(coeffs.reshape(-1, heads, n, n), requirements=["C", "W"])
     out = poisoned((int(np.prod(lead)) if lead else 1, n, d_model), dtype)
-    _interaction_forward(as_slices(xa), alpha4, batch_map(xa.shape[:-2], lead), batch_map(alpha_lead, lead),
-                         maps_in, maps_out, low_rank is not None, out)
+    _interaction_forward(
+        as_slices(xa),
+        alpha4,
+        batch_map(xa.shape[:-2], lead),
+        batch_map(alpha_lead, lead),
+        maps_in,
+        maps_out,
+        low_rank is not None,
+        out,
+    )
     return out.reshape(*lead, n, d_model)

@@ -1,4 +1,4 @@
-"""Numba fast path of LASER attention, ``O = log(softmax(S) · exp(V))`` (operators.md §3).
+"""Numba fast path of LASER attention, ``O = log(softmax(S) · exp(V))``.
 
 Source: Duvvuri & Dhillon, "LASER: Attention with Exponential Transformation", ICML 2025
 (arXiv 2411.03493). Fused online log-sum-exp: per query row the state is the running max ``μ`` of
@@ -170,6 +170,20 @@ def laser_attention(
     e3 = np.empty_like(v3)
     tile_max = np.empty((v3.shape[0], -(-m // BLOCK_COLS), dv), dtype=dtype)
     _shifted_value_tiles(v3, e3, tile_max)
-    _laser_forward(as_slices(qa), as_slices(ka), v3, e3, tile_max, q_map, kv_map, mask3, mask_map, has_mask, causal,
-                   sigma, _TINY[dtype], out)
+    _laser_forward(
+        as_slices(qa),
+        as_slices(ka),
+        v3,
+        e3,
+        tile_max,
+        q_map,
+        kv_map,
+        mask3,
+        mask_map,
+        has_mask,
+        causal,
+        sigma,
+        _TINY[dtype],
+        out,
+    )
     return out.reshape(*lead, n, dv)

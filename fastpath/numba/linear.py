@@ -1,4 +1,4 @@
-"""Numba fast path of normalised linear attention (operators.md §2).
+"""Numba fast path of normalised linear attention.
 
 Source: Katharopoulos et al. 2020, "Transformers are RNNs" (arXiv 2006.16236); chunked evaluation as
 fla's ``naive_chunk_linear_attn``. Causal: for chunk ``c`` of ``C`` tokens,

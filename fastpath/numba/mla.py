@@ -1,4 +1,4 @@
-"""Numba fast path of multi-head latent attention in the weight-absorbed form (operators.md §8).
+"""Numba fast path of multi-head latent attention in the weight-absorbed form.
 
 Source: DeepSeek-AI, "DeepSeek-V2" (arXiv 2405.04434) and the DeepSeek-V3 inference code
 (``attn_impl="absorb"``). Queries are absorbed into the latent space, ``q̃_h = (W_UK^h)ᵀ q^C_h``, and
@@ -62,8 +62,12 @@ def mla_attention(
     # q̃_h = (W_UK^h)ᵀ q^C_h as one batched GEMM over heads: (H, n, d_nope) @ (H, d_nope, d_c).
     q_absorbed = q[..., :d_nope] @ np.transpose(w_uk, (1, 2, 0))
     latent_out = softmax_attention(
-        np.concatenate([q_absorbed, q_rope], -1), np.concatenate([c_hat, k_rope], -1), c_hat,
-        scale=sigma, causal=causal, mask=mask,
+        np.concatenate([q_absorbed, q_rope], -1),
+        np.concatenate([c_hat, k_rope], -1),
+        c_hat,
+        scale=sigma,
+        causal=causal,
+        mask=mask,
     )
     heads = latent_out @ np.transpose(w_uv, (1, 0, 2))  # (..., H, n, d_v)
     merged = np.swapaxes(heads, -2, -3).reshape(*heads.shape[:-3], n, h * d_v)

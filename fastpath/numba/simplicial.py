@@ -1,4 +1,4 @@
-"""Numba fast path of causal windowed 2-simplicial attention (operators.md §4).
+"""Numba fast path of causal windowed 2-simplicial attention.
 
 Source: Roy et al., "Fast and Simplex: 2-Simplicial Attention in Triton" (arXiv 2507.02754); Clift
 et al. 2019. Query ``i`` sees the pairs ``(j, k)`` with ``i − w1 < j <= i`` and ``i − w2 < k <= i``:

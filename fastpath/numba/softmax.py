@@ -2,7 +2,7 @@
 
 Flash-style evaluation (Dao et al. 2022, "FlashAttention", arXiv 2205.14135): query rows in blocks,
 keys in tiles, online softmax across tiles, the two products per tile through BLAS. Nothing of size
-``n·m`` is formed. Matches :func:`attnlab.reference.softmax_attention` (operators.md §1).
+``n·m`` is formed. Matches :func:`attnlab.reference.softmax_attention`.
 """
 
 from __future__ import annotations
@@ -60,8 +60,23 @@ def softmax_forward(q3, k3, v3, q_map, kv_map, mask3, mask_map, has_mask, causal
         for c0 in range(0, kend, BLOCK_COLS):
             c1 = min(kend, c0 + BLOCK_COLS)
             softmax_advance(
-                qs, k3, kv_map[b], v3, kv_map[b], c0, c1, r0, offset, causal, has_mask, mask3, mask_map[b],
-                st, pv, acc, state,
+                qs,
+                k3,
+                kv_map[b],
+                v3,
+                kv_map[b],
+                c0,
+                c1,
+                r0,
+                offset,
+                causal,
+                has_mask,
+                mask3,
+                mask_map[b],
+                st,
+                pv,
+                acc,
+                state,
             )
         row_max, row_sum = state[0], state[1]
         for r in range(br):
@@ -122,8 +137,20 @@ def softmax_forward_stats(
     out = poisoned((len(q_map), n, dv), dtype)
     lse, peak, total = (poisoned((len(q_map), n), dtype) for _ in range(3))
     softmax_forward(
-        as_slices(qa), as_slices(ka), as_slices(va), q_map, kv_map, mask3, mask_map, has_mask, causal, sigma,
-        out, lse, peak, total,
+        as_slices(qa),
+        as_slices(ka),
+        as_slices(va),
+        q_map,
+        kv_map,
+        mask3,
+        mask_map,
+        has_mask,
+        causal,
+        sigma,
+        out,
+        lse,
+        peak,
+        total,
     )
     rows = (*lead, n)
     return out.reshape(*lead, n, dv), lse.reshape(rows), peak.reshape(rows), total.reshape(rows)

@@ -1,4 +1,4 @@
-"""Numba fast paths of tensor (Kronecker) attention and its polynomial-method approximation (operators.md §4).
+"""Numba fast paths of tensor (Kronecker) attention and its polynomial-method approximation.
 
 Sources: Alman & Song, "How to Capture Higher-order Correlations? Generalizing Matrix Softmax
 Attention to Kronecker Computation", ICLR 2024 (arXiv 2310.04064).

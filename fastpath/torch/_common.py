@@ -1,6 +1,6 @@
 """Shared pieces of the torch fast paths: input checks, masks, the GQA head map.
 
-Conventions follow the NumPy references (operators.md §0): tensors are ``(..., n, d)``; ``causal``
+Conventions follow the NumPy references: tensors are ``(..., n, d)``; ``causal``
 aligns bottom-right (key ``j`` is visible to query ``i`` iff ``j <= i + m - n``); a boolean ``mask``
 (True = attend) broadcasts to ``(..., n, m)``; query head ``h`` reads KV head ``h // (H / H_kv)``;
 a query with no visible key returns zeros.

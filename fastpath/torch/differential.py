@@ -1,4 +1,4 @@
-"""Differential attention (DIFF Transformer core) on two SDPA calls (operators.md §9).
+"""Differential attention (DIFF Transformer core) on two SDPA calls.
 
 Source: Ye et al., "Differential Transformer", ICLR 2025 (arXiv 2410.05258).
 ``O = softmax(σQ1K1ᵀ + M)V − λ softmax(σQ2K2ᵀ + M)V``; the visibility mask is built once and shared.

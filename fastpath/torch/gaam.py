@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from attnlab.fastpath.torch._common import check_tensor
-from attnlab.reference.gaam import COMBINES, DEFAULT_EPS
+from attnlab.reference.gaam import DEFAULT_EPS, check_heads, check_options
 
 
 def _weights(
@@ -49,27 +49,11 @@ def gaussian_adaptive_attention(
     x = check_tensor("x", x)
     delta = check_tensor("mean_offsets", mean_offsets, ndim=2).to(x.dtype)
     c = check_tensor("scales", scales, ndim=2).to(x.dtype)
-    if delta.shape != c.shape:
-        raise ValueError(
-            "mean_offsets/scales: expected the same (heads, gaussians) shape, "
-            f"got {tuple(delta.shape)} and {tuple(c.shape)}"
-        )
     if bool((c == 0).any()):
         raise ValueError("scales: every c_g must be non-zero (N_g divides by c_g²)")
-    if isinstance(axis, bool) or not isinstance(axis, int):
-        raise TypeError(f"axis: expected an int, got {type(axis).__name__}")
-    if not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"axis: expected an axis of x (ndim {x.ndim}), got {axis}")
-    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not (math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps: expected a positive finite float, got {eps!r}")
-    if combine not in COMBINES:
-        raise ValueError(f"combine: expected one of {COMBINES}, got {combine!r}")
-    heads, length = delta.shape[0], x.shape[axis]
-    size = length // heads
-    if size < 2:
-        raise ValueError(
-            f"x: expected at least 2 entries per head along axis {axis}, got length {length} for {heads} heads"
-        )
+    axis, eps = check_options(x.ndim, axis, eps, padding_value, combine)
+    heads = check_heads(tuple(delta.shape), tuple(c.shape), x.shape[axis], axis)
+    size = x.shape[axis] // heads
     lines = x.movedim(axis, -1)
     keep = None if padding_value is None else lines != padding_value
     body = (heads - 1) * size

@@ -1,4 +1,4 @@
-"""Hamming attention on ±1 sign codes (HAD) with torch (operators.md §11).
+"""Hamming attention on ±1 sign codes (HAD) with torch.
 
 Source: Horton et al. 2025, "Hamming Attention Distillation" (arXiv 2502.01770). Codes use
 ``sign(0) = +1`` (``torch.sign`` would give 0). For ±1 codes ``q̂·k̂ = d − 2·Ham(q̂, k̂)`` is an

@@ -1,4 +1,4 @@
-"""Multi-head factorized interaction operator with batched matmuls (operators.md §5).
+"""Multi-head factorized interaction operator with batched matmuls.
 
 Source: Ghodsi, unified factorized framework (arXiv 2512.15115): ``y_i = Σ_j Σ_h α^h_ij U_h x_j``,
 i.e. ``Y = Σ_h (α_h X) U_hᵀ`` in row layout. The head sum is folded into one GEMM by concatenating

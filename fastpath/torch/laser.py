@@ -1,4 +1,4 @@
-"""LASER attention on PyTorch SDPA with an exact fallback for underflowing rows (operators.md §3).
+"""LASER attention on PyTorch SDPA with an exact fallback for underflowing rows.
 
 Source: Duvvuri & Dhillon, "LASER: Attention with Exponential Transformation", ICML 2025
 (arXiv 2411.03493).
@@ -104,3 +104,18 @@ def laser_attention(
     )
     patched = out.reshape(-1, n, out.shape[-1]).index_put((batch_idx, row_idx), exact.to(out.dtype))
     return patched.reshape(out.shape)
+
+
+def global_shift_peer(
+    q: Any, k: Any, v: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None
+) -> torch.Tensor:
+    """The paper's evaluation composed plainly, ``log(softmax(S) exp(V − m)) + m`` with the global column
+    max ``m_c = max_j V_jc``: memory-lean (only ``n × m`` weights), the benchmark peer of LASER. It
+    underflows to ``−inf`` on rows whose visible values sit far below ``m_c``, so it is not a reference."""
+    q, k, v = check_qkv(q, k, v)
+    sigma = check_scale(scale, q.shape[-1] ** -0.5)
+    allowed, square_causal = visibility(q, k, causal=causal, mask=mask)
+    shift = v.detach().amax(dim=-2, keepdim=True)
+    weighted = sdpa(q, k, torch.exp(v - shift), scale=sigma, allowed=allowed, causal_square=square_causal)
+    group = kv_group(q, k)
+    return torch.log(weighted) + (shift.repeat_interleave(group, dim=-3) if group > 1 else shift)

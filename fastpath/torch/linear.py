@@ -1,4 +1,4 @@
-"""Normalised linear attention, chunked causal form in torch (operators.md §2).
+"""Normalised linear attention, chunked causal form in torch.
 
 Source: Katharopoulos et al. 2020 (arXiv 2006.16236); chunked evaluation as fla's
 ``naive_chunk_linear_attn``. For chunk ``c`` of size ``C``:
@@ -11,16 +11,32 @@ Half-precision inputs are accumulated in float32 (the states sum up to ``n`` ter
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from attnlab.fastpath.torch._common import check_bool, check_positive_int, expand_kv_heads
-from attnlab.fastpath.torch.composed import _check_eps, _feature_map
 from attnlab.fastpath.torch.softmax import check_qkv
 
 DEFAULT_CHUNK = 64
+
+
+def _feature_map(feature_map: Any) -> Any:
+    if callable(feature_map):
+        return feature_map
+    if feature_map == "elu1":
+        return lambda x: F.elu(x) + 1.0
+    if feature_map == "relu":
+        return torch.relu
+    raise ValueError(f"feature_map: expected one of ['elu1', 'relu'] or a callable, got {feature_map!r}")
+
+
+def _check_eps(eps: Any) -> float:
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not (eps >= 0 and math.isfinite(eps)):
+        raise ValueError(f"eps: expected a non-negative finite float, got {eps!r}")
+    return float(eps)
 
 
 def _chunked_causal(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor, chunk: int, eps: float) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Multi-head latent attention (DeepSeek-V2/V3) in the absorbed form, on SDPA (operators.md §8).
+"""Multi-head latent attention (DeepSeek-V2/V3) in the absorbed form, on SDPA.
 
 Source: DeepSeek-AI, "DeepSeek-V2" (arXiv 2405.04434) and the DeepSeek-V3 inference code
 (``attn_impl="absorb"``). The absorbed form is an MQA over the cached latent: queries

@@ -1,4 +1,4 @@
-"""Causal windowed 2-simplicial attention in torch, ``O(n · w1 · w2 · d)`` work (operators.md §4).
+"""Causal windowed 2-simplicial attention in torch, ``O(n · w1 · w2 · d)`` work.
 
 Source: Roy et al., "Fast and Simplex: 2-Simplicial Attention in Triton" (arXiv 2507.02754).
 Query ``i`` sees the pairs ``i − w1 < j <= i`` and ``i − w2 < k <= i``. Each query's two key windows

@@ -1,4 +1,4 @@
-"""Softmax attention through ``torch.nn.functional.scaled_dot_product_attention`` (operators.md §1).
+"""Softmax attention through ``torch.nn.functional.scaled_dot_product_attention``.
 
 Source: Vaswani et al. 2017 (arXiv 1706.03762); GQA: Ainslie et al. 2023 (arXiv 2305.13245).
 PyTorch's ``is_causal=True`` aligns the causal triangle top-left; attnlab's ``causal`` is

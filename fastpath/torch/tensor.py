@@ -1,4 +1,4 @@
-"""Tensor (Kronecker) attention streamed over query blocks in torch (operators.md §4).
+"""Tensor (Kronecker) attention streamed over query blocks in torch.
 
 Source: Alman & Song, ICLR 2024 (arXiv 2310.04064). For a block of queries ``I`` the logits
 ``s_{i,jk} = σ Σ_l q_il k1_jl k2_kl`` are one batched matmul ``(q_i ∘ K1) K2ᵀ`` of size

@@ -204,6 +204,12 @@ def project_onto(vectors: ArrayT, basis: ArrayT) -> ArrayT:
     return (vectors @ basis.T) @ basis  # type: ignore[attr-defined]
 
 
+def _centred(values: np.ndarray) -> tuple[np.ndarray, float]:
+    """``values`` minus their column means, and the total sum of squares."""
+    centred = values - values.mean(axis=0)
+    return centred, float(np.sum(centred**2))
+
+
 def variance_explained_by_groups(values: np.ndarray, groups: np.ndarray) -> float:
     """Fraction of the total variance of ``values`` ``(m, k)`` explained by group means (eta squared).
 
@@ -217,8 +223,7 @@ def variance_explained_by_groups(values: np.ndarray, groups: np.ndarray) -> floa
         raise ValueError(
             f"groups: expected shape ({values.shape[0]},) matching values (m, k), got {labels.shape}"
         )
-    centred = values - values.mean(axis=0)
-    total = float(np.sum(centred**2))
+    centred, total = _centred(values)
     if total == 0.0:
         return 0.0
     _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
@@ -226,3 +231,25 @@ def variance_explained_by_groups(values: np.ndarray, groups: np.ndarray) -> floa
     np.add.at(sums, inverse.reshape(-1), centred)
     between = float(np.sum(sums**2 / counts[:, None]))
     return between / total
+
+
+def variance_explained_linearly(values: np.ndarray, features: np.ndarray) -> float:
+    """Fraction of the total variance of ``values`` ``(m, k)`` explained by a least-squares affine map of
+    ``features`` ``(m, p)`` (the multivariate R squared).
+
+    The continuous counterpart of :func:`variance_explained_by_groups`, for labels that are vectors
+    (e.g. a fresh random item per prompt). With features independent of the values its expectation is
+    about ``p / (m - 1)``.
+    """
+    values = _as_matrix("values", values)
+    features = _as_matrix("features", features)
+    if values.ndim != 2 or features.ndim != 2 or features.shape[0] != values.shape[0]:
+        raise ValueError(
+            f"features: expected shape ({values.shape[0]}, p) matching values (m, k), got {features.shape}"
+        )
+    centred, total = _centred(values)
+    if total == 0.0:
+        return 0.0
+    design = features - features.mean(axis=0)
+    coefficients, *_ = np.linalg.lstsq(design, centred, rcond=None)
+    return float(np.sum((design @ coefficients) ** 2)) / total

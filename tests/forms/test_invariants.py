@@ -65,7 +65,9 @@ def test_invariant_catches_its_mutant(form, invariant, mutant) -> None:
 @pytest.mark.parametrize("form", FORMS, ids=[f.name for f in FORMS])
 def test_every_mutant_is_caught_by_some_invariant(form) -> None:
     claimed = {m for inv in form.invariants for m in inv.mutants}
-    assert claimed == {m.name for m in form.mutants}, f"mutants no invariant claims: {sorted({m.name for m in form.mutants} - claimed)}"
+    assert claimed == {m.name for m in form.mutants}, (
+        f"mutants no invariant claims: {sorted({m.name for m in form.mutants} - claimed)}"
+    )
 
 
 @pytest.mark.parametrize("form", FORMS, ids=[f.name for f in FORMS])

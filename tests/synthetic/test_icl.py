@@ -265,6 +265,24 @@ def test_interrupted_training_resumes_bitwise(tmp_path: Path) -> None:
     assert resumed["train_loss_history"] == reference["train_loss_history"]
 
 
+@pytest.mark.parametrize("how", ["truncated", "empty", "garbage"])
+def test_a_corrupt_checkpoint_is_moved_aside_and_training_restarts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    cfg = replace(_tiny("softmax", 2), steps=20, checkpoint_every=10, eval_prompts=200)
+    reference = run(cfg, 2, no_progress, tmp_path / "straight")
+    run(cfg, 2, no_progress, tmp_path / "damaged")
+    checkpoint = tmp_path / "damaged" / f"{cfg.name}.pt"
+    data = checkpoint.read_bytes()
+    checkpoint.write_bytes({"truncated": data[: len(data) // 2], "empty": b"", "garbage": b"\x00\xffnot torch"}[how])
+    with caplog.at_level("WARNING", logger="attnlab"):
+        again = run(cfg, 2, no_progress, tmp_path / "damaged")
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "attnlab.cache"]
+    assert str(checkpoint) in message
+    assert len(list(checkpoint.parent.glob(f"{checkpoint.name}.corrupt-*"))) == 1
+    assert again == reference
+
+
 def test_experiment_declares_the_papers_toy_and_the_bottleneck() -> None:
     full, quick = configs(False), configs(True)
     length = [c for c in full if c.experiment == "length"]

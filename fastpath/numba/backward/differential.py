@@ -1,4 +1,4 @@
-"""Numba backward (VJP) of differential attention (DIFF Transformer core, operators.md §9).
+"""Numba backward (VJP) of differential attention (DIFF Transformer core).
 
 Source: Ye et al., "Differential Transformer", ICLR 2025 (arXiv 2410.05258). The operator is
 ``O = softmax(σ Q1 K1ᵀ + M) V − λ ∘ softmax(σ Q2 K2ᵀ + M) V``, so its VJP is two softmax backwards

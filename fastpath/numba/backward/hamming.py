@@ -1,4 +1,4 @@
-"""Numba backward (VJP) of Hamming attention on sign codes (HAD, operators.md §11).
+"""Numba backward (VJP) of Hamming attention on sign codes (HAD).
 
 Source: Horton et al. 2025, "Hamming Attention Distillation" (arXiv 2502.01770). The logits
 ``σ sign(q_i)·sign(k_j)`` (``sign(0) = +1``) are piecewise constant in ``q`` and ``k``: their gradient
@@ -31,8 +31,9 @@ def top_n_mask(
     """Boolean ``(..., n, m)``: visible keys whose logit is at least the row's ``N``-th largest visible logit."""
     qe, ke, _ = expand_kv_heads(q_code, k_code, v)
     n, m = qe.shape[-2], ke.shape[-2]
-    allowed = np.broadcast_to(allowed_positions(n, m, causal=causal, mask=mask, lead=qe.shape[:-2]),
-                              (*qe.shape[:-2], n, m))
+    allowed = np.broadcast_to(
+        allowed_positions(n, m, causal=causal, mask=mask, lead=qe.shape[:-2]), (*qe.shape[:-2], n, m)
+    )
     scores = np.where(allowed, qe @ np.swapaxes(ke, -1, -2), -np.inf)
     keep = min(top_n, m)
     threshold = -np.partition(-scores, keep - 1, axis=-1)[..., keep - 1 : keep]

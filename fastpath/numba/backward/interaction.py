@@ -1,4 +1,4 @@
-"""Backward (VJP) of the factorized multi-head interaction operator, dense value maps (operators.md §5).
+"""Backward (VJP) of the factorized multi-head interaction operator, dense value maps.
 
 Source: Ghodsi, "A Unified Factorized Framework for attention and state-space models" (arXiv
 2512.15115). With ``Y = Σ_h M_h U_hᵀ`` and ``M_h = α_h X`` (row layout), ``G_h = dY U_h``:

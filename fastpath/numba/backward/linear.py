@@ -1,4 +1,4 @@
-"""Numba backward (VJP) of normalised linear attention (operators.md §2).
+"""Numba backward (VJP) of normalised linear attention.
 
 Source: Katharopoulos et al. 2020, "Transformers are RNNs" (arXiv 2006.16236). With ``φ`` the
 feature map, ``S_i = Σ_{j∈J(i)} φ(k_j) v_jᵀ`` and ``z_i = Σ_{j∈J(i)} φ(k_j)`` (``J(i) = {j ≤ i}`` if
@@ -161,7 +161,17 @@ def linear_vjp(
     dk = np.empty((slices, m, d), dtype=dtype)
     dv = np.empty((slices, m, d_v), dtype=dtype)
     linear_backward(
-        as_slices(qa), as_slices(ka), as_slices(va), grad.reshape(slices, n, d_v), q_map, kv_map,
-        FEATURE_CODES[feature_map], float(eps), causal, dq, dk, dv,
+        as_slices(qa),
+        as_slices(ka),
+        as_slices(va),
+        grad.reshape(slices, n, d_v),
+        q_map,
+        kv_map,
+        FEATURE_CODES[feature_map],
+        float(eps),
+        causal,
+        dq,
+        dk,
+        dv,
     )
     return fold_slices(dq, q_map, qa.shape), fold_slices(dk, kv_map, ka.shape), fold_slices(dv, kv_map, va.shape)

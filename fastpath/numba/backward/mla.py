@@ -1,4 +1,4 @@
-"""Numba backward (VJP) of multi-head latent attention w.r.t. the token states ``x`` (operators.md §8).
+"""Numba backward (VJP) of multi-head latent attention w.r.t. the token states ``x``.
 
 Source: DeepSeek-AI, "DeepSeek-V2" (arXiv 2405.04434) and the DeepSeek-V3 inference code. The forward
 (:mod:`attnlab.fastpath.numba.mla`) runs the weight-absorbed form: ``q̃_h = (W_UK^h)ᵀ q^C_h`` scores

@@ -1,4 +1,4 @@
-"""Numba backward (VJP) of causal windowed 2-simplicial attention (operators.md §4).
+"""Numba backward (VJP) of causal windowed 2-simplicial attention.
 
 Source: Roy et al., "Fast and Simplex: 2-Simplicial Attention in Triton" (arXiv 2507.02754); Clift
 et al. 2019. Query ``i`` sees the pairs ``j ∈ (i − w1, i]``, ``k ∈ (i − w2, i]``; the backward is the
@@ -56,7 +56,5 @@ def simplicial_vjp(
     if kv_bias:
         arrays[2] = arrays[2] + qa.dtype.type(1.0 / d)
         arrays[4] = arrays[4] + qa.dtype.type(1.0)
-    dq, dk1, dk2, dv1, dv2 = pair_attention_grads(
-        grad, arrays, maps, scale=sigma, causal=True, window1=w1, window2=w2
-    )
+    dq, dk1, dk2, dv1, dv2 = pair_attention_grads(grad, arrays, maps, scale=sigma, causal=True, window1=w1, window2=w2)
     return dq, dk1, dk2, dv1, dv2

@@ -50,8 +50,9 @@ def probabilities_and_score_grads(st, dpt, r0, c0, peak_b, total_b, delta_b, off
 
 
 @njit(cache=True, parallel=True)
-def softmax_backward(q3, k3, v3, do3, peak, total, delta, q_map, kv_map, mask3, mask_map, has_mask, causal, scale,
-                     dq, dk, dv):
+def softmax_backward(
+    q3, k3, v3, do3, peak, total, delta, q_map, kv_map, mask3, mask_map, has_mask, causal, scale, dq, dk, dv
+):
     """Per output slice ``b``: ``dq[b]``, ``dk[b]``, ``dv[b]`` of ``softmax(σ q kᵀ + M) v`` (``dk``/``dv``
     zero-initialised by the caller; one slice per task so no two tasks write the same rows). Row blocks
     and key tiles are the forward's, so the logits are recomputed bit for bit."""
@@ -107,9 +108,23 @@ def softmax_grads(
     dk = np.zeros((slices, m, d), dtype=dtype)
     dv = np.zeros((slices, m, d_v), dtype=dtype)
     softmax_backward(
-        as_slices(qa), as_slices(ka), as_slices(va), do3, np.ascontiguousarray(peak.reshape(slices, n)),
-        np.ascontiguousarray(total.reshape(slices, n)), delta, q_map, kv_map, mask3, mask_map, has_mask, causal, scale,
-        dq, dk, dv,
+        as_slices(qa),
+        as_slices(ka),
+        as_slices(va),
+        do3,
+        np.ascontiguousarray(peak.reshape(slices, n)),
+        np.ascontiguousarray(total.reshape(slices, n)),
+        delta,
+        q_map,
+        kv_map,
+        mask3,
+        mask_map,
+        has_mask,
+        causal,
+        scale,
+        dq,
+        dk,
+        dv,
     )
     return fold_slices(dq, q_map, qa.shape), fold_slices(dk, kv_map, ka.shape), fold_slices(dv, kv_map, va.shape)
 

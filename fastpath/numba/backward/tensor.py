@@ -1,4 +1,4 @@
-"""Numba backward (VJP) of tensor (Kronecker) attention over key pairs (operators.md §4).
+"""Numba backward (VJP) of tensor (Kronecker) attention over key pairs.
 
 Source: Alman & Song, "How to Capture Higher-order Correlations? Generalizing Matrix Softmax
 Attention to Kronecker Computation", ICLR 2024 (arXiv 2310.04064). Forward, per query ``i`` over the
@@ -88,8 +88,9 @@ def query_backward(q3, k13, k23, v13, v23, do3, maps, b, i, lo1, hi1, lo2, hi2, 
 
 
 @njit(cache=True, nogil=True)
-def pair_attention_backward(q3, k13, k23, v13, v23, do3, maps, scale, causal, window1, window2, first, stop,
-                            dq, dk1, dk2, dv1, dv2):
+def pair_attention_backward(
+    q3, k13, k23, v13, v23, do3, maps, scale, causal, window1, window2, first, stop, dq, dk1, dk2, dv1, dv2
+):
     """Output slices ``first..stop``: the gradients of
     ``o_i = Σ_{(j,k) visible} softmax(σ⟨q_i, k1_j, k2_k⟩) (v1_j ∘ v2_k)`` w.r.t. the five inputs.
 
@@ -106,8 +107,7 @@ def pair_attention_backward(q3, k13, k23, v13, v23, do3, maps, scale, causal, wi
             if causal:
                 lo1, hi1 = max(0, i - window1 + 1), i + 1
                 lo2, hi2 = max(0, i - window2 + 1), i + 1
-            query_backward(q3, k13, k23, v13, v23, do3, maps, b, i, lo1, hi1, lo2, hi2, scale,
-                           dq, dk1, dk2, dv1, dv2)
+            query_backward(q3, k13, k23, v13, v23, do3, maps, b, i, lo1, hi1, lo2, hi2, scale, dq, dk1, dk2, dv1, dv2)
 
 
 def pair_attention_grads(
@@ -127,14 +127,20 @@ def pair_attention_grads(
     """
     qa, k1a, k2a, v1a = arrays[:4]
     dtype = qa.dtype
+    # The rows of dS_i sum to zero, so dK1/dK2 are sums that cancel; at large logits (a near one-hot
+    # P_i) float32 accumulation left 14x the oracle's float32 error in dK2. Float32 inputs are therefore
+    # differentiated in float64 and the gradients rounded once at the end.
+    work = np.dtype(np.float64)
+    arrays = [a.astype(work) for a in arrays]
+    grad = grad.astype(work)
     slices = maps.shape[1]
     n, d, dv = qa.shape[-2], qa.shape[-1], v1a.shape[-1]
     m1, m2 = k1a.shape[-2], k2a.shape[-2]
-    dq = np.empty((slices, n, d), dtype=dtype)
-    dk1 = np.zeros((slices, m1, d), dtype=dtype)
-    dk2 = np.zeros((slices, m2, d), dtype=dtype)
-    dv1 = np.zeros((slices, m1, dv), dtype=dtype)
-    dv2 = np.zeros((slices, m2, dv), dtype=dtype)
+    dq = np.empty((slices, n, d), dtype=work)
+    dk1 = np.zeros((slices, m1, d), dtype=work)
+    dk2 = np.zeros((slices, m2, d), dtype=work)
+    dv1 = np.zeros((slices, m1, dv), dtype=work)
+    dv2 = np.zeros((slices, m2, dv), dtype=work)
     do3 = np.ascontiguousarray(grad.reshape(-1, n, dv))
     inputs = tuple(as_slices(a) for a in arrays)
     outputs = (dq, dk1, dk2, dv1, dv2)
@@ -152,7 +158,7 @@ def pair_attention_grads(
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(run, bounds[:-1].tolist(), bounds[1:].tolist()))
     per_output = (dq, dk1, dk2, dv1, dv2)
-    return tuple(fold_slices(g, maps[a], arrays[a].shape) for a, g in enumerate(per_output))
+    return tuple(fold_slices(g, maps[a], arrays[a].shape).astype(dtype) for a, g in enumerate(per_output))
 
 
 def tensor_vjp(
@@ -186,7 +192,5 @@ def tensor_vjp(
     if causal and not (n == m1 == m2):
         raise ValueError(f"q/k1/k2: causal tensor attention needs n == m1 == m2, got {n}, {m1}, {m2}")
     grad = upstream_gradient(grad_out, (*lead, n, v1a.shape[-1]), qa.dtype)
-    dq, dk1, dk2, dv1, dv2 = pair_attention_grads(
-        grad, arrays, maps, scale=sigma, causal=causal, window1=n, window2=n
-    )
+    dq, dk1, dk2, dv1, dv2 = pair_attention_grads(grad, arrays, maps, scale=sigma, causal=causal, window1=n, window2=n)
     return dq, dk1, dk2, dv1, dv2

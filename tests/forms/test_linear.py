@@ -1,0 +1,108 @@
+"""Linear attention: the three evaluations, feature maps across chunks, chunk sizes and the normaliser."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attnlab.core import SampleInput, Shape
+from attnlab.fastpath.numba.backward.linear import linear_vjp
+from attnlab.fastpath.torch.linear import linear_attention as torch_linear
+from attnlab.forms import get_form
+from attnlab.reference.linear import (
+    elu_plus_one,
+    linear_attention,
+    linear_attention_chunked,
+    linear_attention_recurrent,
+)
+from attnlab.testing import check_path
+from attnlab.testing.samples import qkv_sample
+
+torch.set_num_threads(1)
+rng = np.random.default_rng(4)
+
+
+@pytest.mark.parametrize("n", [1, 63, 100, 128])
+def test_chunked_equals_recurrent_equals_quadratic(n: int) -> None:
+    q, k, v = rng.standard_normal((2, n, 8)), rng.standard_normal((2, n, 8)), rng.standard_normal((2, n, 4))
+    quadratic = linear_attention(q, k, v, causal=True)
+    np.testing.assert_allclose(linear_attention_recurrent(q, k, v, causal=True), quadratic, atol=1e-12)
+    np.testing.assert_allclose(linear_attention_chunked(q, k, v, chunk_size=16), quadratic, atol=1e-12)
+
+
+def test_global_feature_scale_cancels_without_eps() -> None:
+    q, k, v = rng.standard_normal((5, 3)), rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+    base = linear_attention(q, k, v, eps=0.0, causal=True)
+    np.testing.assert_allclose(
+        linear_attention(q, k, v, feature_map=lambda x: 7.5 * elu_plus_one(x), eps=0.0, causal=True), base, atol=1e-13
+    )
+
+
+def test_reweighting_one_key_changes_the_output() -> None:
+    q, k, v = rng.standard_normal((5, 3)), rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+    k2 = k.copy()
+    k2[2] += 3.0  # phi(k_2) grows: key 2 gains weight in every row
+    assert not np.allclose(linear_attention(q, k2, v), linear_attention(q, k, v))
+
+
+def test_feature_map_elu1_is_strictly_positive() -> None:
+    assert np.all(elu_plus_one(np.linspace(-50, 50, 1001)) > 0)
+
+
+@pytest.mark.parametrize("feature_map", ["relu", "elu1", "callable"])
+def test_numba_feature_maps_across_chunks(feature_map: str) -> None:
+    sample = get_form("linear").sample(3, Shape(batch=1, heads=2, kv_heads=2, n=200, d=8, d_v=4, causal=True))
+    fmap = (lambda x: x * x + 0.5) if feature_map == "callable" else feature_map
+    sample = sample.with_args(*sample.args, feature_map=fmap)
+    for dtype in ("float32", "float64"):
+        check_path("linear", "numba", sample, dtype)
+
+
+@pytest.mark.parametrize("chunk", [pytest.param(c, id=f"C{c}") for c in (1, 7, 64, 200)])
+def test_torch_chunk_size_does_not_change_the_operator(chunk: int) -> None:
+    q, k, v = qkv_sample((1, 2, 2, 100, 100, 8, 4, True, False), seed=3).args
+    got = torch_linear(*(torch.tensor(a) for a in (q, k, v)), causal=True, chunk_size=chunk)
+    assert np.max(np.abs(got.numpy() - linear_attention_recurrent(q, k, v, causal=True))) < 1e-12
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param((1, 2, 1, 63, 63, 16, 8, True), id="n63-causal-gqa"),
+        pytest.param((2, 4, 2, 100, 100, 8, 8, False), id="n100-gqa"),
+        pytest.param((1, 2, 2, 64, 80, 32, 16, False), id="n64-m80"),
+        pytest.param((1, 1, 1, 128, 128, 64, 8, True), id="n128-causal"),
+    ],
+)
+def test_numba_vjp_across_chunks(case: tuple, dtype: str) -> None:
+    check_path("linear", "numba", qkv_sample((*case, False)), dtype, grad=True)
+
+
+def test_numba_vjp_relu_feature_map() -> None:
+    s = qkv_sample((1, 2, 2, 100, 100, 8, 4, True, False))
+    q, k, v = s.args
+    k = k.copy()
+    k[..., 0, :] = np.abs(k[..., 0, :]) + 0.5  # keep every denominator well above eps
+    check_path(
+        "linear",
+        "numba",
+        SampleInput((np.abs(q) + 0.1, k, v), {"causal": True, "feature_map": "relu"}),
+        "float32",
+        grad=True,
+    )
+
+
+def test_numba_vjp_rejects_callable_feature_map_and_causal_cross() -> None:
+    q, k, v = qkv_sample((1, 2, 2, 5, 5, 4, 3, False, False)).args
+    with pytest.raises(ValueError, match=r"feature_map"):
+        linear_vjp(np.ones((1, 2, 5, 3)), q, k, v, feature_map=np.tanh)
+    with pytest.raises(ValueError, match=r"causal.*n=5, m=6"):
+        linear_vjp(np.ones((1, 2, 5, 3)), q, np.ones((1, 2, 6, 4)), np.ones((1, 2, 6, 3)), causal=True)
+
+
+def test_torch_bad_chunk_size() -> None:
+    q, k, v = torch.randn(1, 2, 4, 4), torch.randn(1, 2, 4, 4), torch.randn(1, 2, 4, 3)
+    with pytest.raises(ValueError, match=r"\bchunk_size\b"):
+        torch_linear(q, k, v, causal=True, chunk_size=0)

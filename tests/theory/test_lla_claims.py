@@ -1,0 +1,30 @@
+"""Claims of the lla family: recorded verdicts and killed mutants."""
+
+from __future__ import annotations
+
+import pytest
+
+from attnlab.theory.registry import claims, run
+
+CLAIMS = claims("lla")
+
+
+def test_family_registers_its_claims_as_readings() -> None:
+    assert CLAIMS
+    for claim in CLAIMS:
+        assert claim.kind == "reading" and claim.source.abstract_level and claim.mutants
+
+
+@pytest.mark.parametrize("claim", CLAIMS, ids=[c.id for c in CLAIMS])
+def test_quick_check_matches_recorded_verdict(claim) -> None:
+    outcome = run(claim)
+    assert outcome.result.verdict == claim.verdict, outcome.result.evidence
+
+
+MUTANTS = [pytest.param(c, m, id=f"{c.id}-{m.name}") for c in CLAIMS for m in c.mutants]
+
+
+@pytest.mark.parametrize(("claim", "mutant"), MUTANTS)
+def test_every_mutant_changes_the_verdict(claim, mutant) -> None:
+    result = claim.quick(**mutant.overrides)
+    assert result.verdict != claim.verdict, f"{mutant.name} left the verdict at {result.verdict}: {result.evidence}"
