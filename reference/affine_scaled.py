@@ -92,7 +92,7 @@ def affine_scaled_attention(
     lead, n = q.shape[:-2], q.shape[-2]
     allowed = allowed_positions(n, k.shape[-2], causal=causal, mask=mask, lead=lead)
     alpha_rows = row_array("alpha", alpha, lead, n)
-    counts = np.broadcast_to(allowed, (*lead, n, k.shape[-2])).sum(axis=-1, keepdims=True)
+    counts = np.broadcast_to(allowed, (*lead, n, k.shape[-2])).sum(axis=-1, keepdims=True).astype(q.dtype)
     if tie_beta:
         if beta is not None:
             raise ValueError("beta: tie_beta=True derives β from α; pass beta=None")

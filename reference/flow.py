@@ -56,7 +56,7 @@ def competition_weights(source: np.ndarray, causal: bool) -> np.ndarray:
         shifted = np.exp(source - np.max(source, axis=-1, keepdims=True))
         return m * shifted / np.sum(shifted, axis=-1, keepdims=True)
     running = np.logaddexp.accumulate(source, axis=-1)
-    return np.arange(1, m + 1) * np.exp(source - running)
+    return np.arange(1, m + 1, dtype=source.dtype) * np.exp(source - running)
 
 
 def linear_flows(fq: np.ndarray, fk: np.ndarray, eps: float, causal: bool) -> tuple[np.ndarray, ...]:
@@ -80,7 +80,7 @@ def linear_flows(fq: np.ndarray, fk: np.ndarray, eps: float, causal: bool) -> tu
 def quadratic_flows(fq: np.ndarray, fk: np.ndarray, eps: float, causal: bool) -> tuple[np.ndarray, ...]:
     """``(I, O, Î, Ô)`` as row and column sums of the ``n × m`` flow matrices (lower-triangular when causal)."""
     n, m = fq.shape[-2], fk.shape[-2]
-    keep = np.tril(np.ones((n, m))) if causal else np.ones((n, m))  # causal has n == m
+    keep = np.tril(np.ones((n, m), dtype=fq.dtype)) if causal else np.ones((n, m), dtype=fq.dtype)  # causal: n == m
     count = np.arange(1, n + 1, dtype=fq.dtype) if causal else np.ones(n, dtype=fq.dtype)
     to_keys = keep * ((fq + eps) @ np.swapaxes(fk, -1, -2))  # (φ(q_i) + ε)·φ(k_j)
     to_queries = (keep if causal else 1.0) * ((fk + eps) @ np.swapaxes(fq, -1, -2))  # (φ(k_j) + ε)·φ(q_i), i <= j

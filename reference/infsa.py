@@ -21,6 +21,7 @@ the Frobenius normalisation couples every pair of the graph.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ def affinity(q: np.ndarray, k: np.ndarray, sigma: float, eps: float) -> np.ndarr
 def neumann(graph: np.ndarray, v: np.ndarray, rho: float) -> np.ndarray:
     """``((I − ρÂ)⁻¹ − I) V`` by solving ``(I − ρÂ) Y = ρ Â V``."""
     n = graph.shape[-1]
-    return np.linalg.solve(np.eye(n) - rho * graph, rho * (graph @ v))
+    return np.linalg.solve(np.eye(n, dtype=graph.dtype) - rho * graph, rho * (graph @ v))
 
 
 def series(graph: np.ndarray, v: np.ndarray, rho: float, terms: int) -> np.ndarray:
@@ -56,7 +57,7 @@ def series(graph: np.ndarray, v: np.ndarray, rho: float, terms: int) -> np.ndarr
 
 def pooled(q: np.ndarray, k: np.ndarray, v: np.ndarray, sigma: float, rho: float, eps: float) -> np.ndarray:
     """Linear-InfSA: one energy-pooled query, one ReLU attention over the keys, broadcast to every position."""
-    root = np.sqrt(sigma)
+    root = math.sqrt(sigma)
     qs, ks = root * q, root * k
     energy = np.sqrt(np.sum(qs * qs, axis=-1))
     weights = energy / (energy.sum(axis=-1, keepdims=True) + eps)

@@ -69,10 +69,10 @@ def fit_correction(cov: np.ndarray, cross: np.ndarray, rhs: np.ndarray, ridge: n
     weights concentrate and ``Σ`` and ``C`` are both tiny (``(C/s)(M)⁻¹ x`` with ``M = (Σ + λ'I)/s``).
     """
     d = cov.shape[-1]
-    ridge = np.minimum(ridge, MAX_RIDGE)
+    ridge = np.minimum(ridge, min(MAX_RIDGE, float(np.finfo(cov.dtype).max) ** 0.5))
     size = np.trace(cov, axis1=-2, axis2=-1)[..., None] + d * ridge
     size = np.where(size > 0, size, 1.0)
-    system = cov / size[..., None] + (ridge / size)[..., None] * np.eye(d)
+    system = cov / size[..., None] + (ridge / size)[..., None] * np.eye(d, dtype=cov.dtype)
     coords = np.zeros_like(rhs)
     regular = (ridge / size)[..., 0] > PINV_RTOL
     if np.any(regular):
@@ -89,11 +89,11 @@ def fit_correction(cov: np.ndarray, cross: np.ndarray, rhs: np.ndarray, ridge: n
 def effective_ridge(lam: float, convention: str, lse: np.ndarray) -> np.ndarray:
     """``λ'_i``: ``lam`` itself, or ``2λ / Σ_j w_ij = 2λ e^{−lse_i}`` for the objective as written."""
     if convention == "normalised":
-        return np.full((*lse.shape, 1), lam)
+        return np.full((*lse.shape, 1), lam, dtype=lse.dtype)
     finite = np.isfinite(lse)
     with np.errstate(over="ignore"):
         ridge = 2.0 * lam * np.exp(-np.where(finite, lse, 0.0))
-    return np.where(finite, ridge, 1.0)[..., None]
+    return np.where(finite, ridge, 1.0).astype(lse.dtype)[..., None]
 
 
 #: Query rows per chunk are chosen so that one chunk's ``(rows, m, d)`` key differences stay this small.
@@ -194,9 +194,12 @@ class LLAState(NamedTuple):
 
 def _empty_state(q: np.ndarray, v: np.ndarray) -> LLAState:
     lead, n, d, dv = q.shape[:-2], q.shape[-2], q.shape[-1], v.shape[-1]
-    zeros = np.zeros
+
+    def zeros(shape: tuple[int, ...]) -> np.ndarray:
+        return np.zeros(shape, dtype=q.dtype)
+
     return LLAState(
-        np.full((*lead, n), -np.inf),
+        np.full((*lead, n), -np.inf, dtype=q.dtype),
         zeros((*lead, n)),
         q.copy(),
         zeros((*lead, n, d, d)),

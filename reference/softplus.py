@@ -22,6 +22,7 @@ negative still get their (softmax-like) weights instead of 0/0.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,7 @@ def log_softplus(x: np.ndarray) -> np.ndarray:
 
 def length_scales(counts: np.ndarray, base_length: int) -> np.ndarray:
     """``κ_i = log N_i / log N_0`` (0 for ``N_i <= 1``, where a row has at most one key)."""
-    return np.log(np.maximum(counts, 1.0)) / np.log(float(base_length))
+    return np.log(np.maximum(counts, 1.0)) / math.log(base_length)
 
 
 def softplus_weights(
@@ -65,7 +66,7 @@ def softplus_weights(
     if reweight == "power":
         return masked_softmax(power * log_weights, allowed)
     base = masked_softmax(log_weights, allowed)
-    counts = np.sum(np.broadcast_to(allowed, base.shape), axis=-1, keepdims=True)
+    counts = np.sum(np.broadcast_to(allowed, base.shape), axis=-1, keepdims=True).astype(base.dtype)
     excess = counts * base - 1.0
     above = np.broadcast_to(allowed, base.shape) & (excess > 0.0)
     sharpened = masked_softmax(power * np.log(np.where(above, excess, 1.0)), above)

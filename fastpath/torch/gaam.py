@@ -3,7 +3,8 @@ the remainder-carrying last chunk beside it.
 
 Source: Ioannides, Chadha & Elkins 2024 (arXiv 2401.11143); released code gioannides/Gaussian-Adaptive-Attention.
 See :mod:`attnlab.reference.gaam` for the operator (product of each head's Gaussians, unbiased variance, ε,
-padding). The product ``Π_g N_g`` is evaluated as ``exp(−Σ_g y_g²/(2c_g²)) · Π_g (2π c_g²)^{−1/2}``.
+padding). The product ``Π_g N_g`` is evaluated as ``exp(−Σ_g y_g²/(2c_g²)) · Π_g (2π c_g²)^{−1/2}``, the
+Gaussians one at a time (no ``G``-wide intermediate).
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ def _weights(
     values = chunk if keep is None else torch.where(keep, chunk, torch.zeros_like(chunk))
     mean = values.mean(dim=-1, keepdim=True)
     sigma = torch.sqrt(values.var(dim=-1, keepdim=True) + eps)
-    d, cc = delta[:, None, :], c[:, None, :]  # (heads, 1, G)
-    y = (chunk[..., None] - (mean[..., None] + d)) / sigma[..., None]  # (..., heads, size, G): offsets in x's units
-    exponent = -(y**2) / (2 * cc * cc)
-    norm = 1 / torch.sqrt(2 * math.pi * cc * cc)
+    centred = (chunk - mean) / sigma
+    raw = torch.zeros_like(centred)
+    for g in range(delta.shape[1]):
+        shift, width = (delta[:, g] / sigma[..., 0])[..., None], c[:, g, None]  # offsets in x's units
+        term = ((centred - shift) / width) ** 2 / -2
+        raw = raw + (term if combine == "product" else torch.exp(term) / (width.abs() * math.sqrt(2 * math.pi)))
     if combine == "product":
-        raw = torch.exp(exponent.sum(-1)) * norm.prod(-1)
+        raw = torch.exp(raw) * torch.prod(1 / (c.abs() * math.sqrt(2 * math.pi)), dim=-1)[:, None]
     else:
-        raw = (torch.exp(exponent) * norm).mean(-1)
+        raw = raw / delta.shape[1]
     return raw / raw.sum(dim=-1, keepdim=True).clamp(min=eps)
 
 
