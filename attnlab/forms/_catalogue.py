@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from attnlab.core import BadInput, SampleInput, Shape
+from attnlab.core import BadInput, Mutant, SampleInput, Shape
 from attnlab.forms import _shared as sh
 
 
@@ -44,3 +44,18 @@ def no_mask_no_causal(shape: Shape) -> Shape:
 def rng_for(seed: int, salt: int) -> np.random.Generator:
     """A generator for a form's extra arrays, independent of the one that drew ``(q, k, v)``."""
     return np.random.default_rng([seed, salt])
+
+
+def attention_mutants(op: str) -> tuple[Mutant, ...]:
+    """The generic mutants of a ``(q, k, v, *, scale, causal, mask)`` operator named ``op`` in its module:
+    top-left and off-by-one causal, interleaved GQA, a dropped last key, a wrong default scale, an ignored mask
+    and a nudged output row."""
+    return (
+        sh.top_left_causal(op),
+        sh.leaky_causal(op),
+        sh.interleaved_gqa(op, (1, 2)),
+        sh.drops_last_key(op, (1, 2)),
+        sh.wrong_default_scale(op),
+        sh.ignores_mask(op),
+        sh.output_nudged(op),
+    )

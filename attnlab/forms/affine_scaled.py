@@ -222,13 +222,7 @@ def _bias_ignores_mask(original: Any) -> Any:
 
 
 MUTANTS = (
-    sh.top_left_causal(OP),
-    sh.leaky_causal(OP),
-    sh.interleaved_gqa(OP, (1, 2)),
-    sh.drops_last_key(OP, (1, 2)),
-    sh.wrong_default_scale(OP),
-    sh.ignores_mask(OP),
-    sh.output_nudged(OP),
+    *cat.attention_mutants(OP),
     Mutant(
         "beta_scales_weights",
         "the bias multiplies the softmax weights (α + β) a instead of adding β",

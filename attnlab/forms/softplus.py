@@ -274,13 +274,7 @@ def _offset_positivity(original: Any) -> Any:
 
 
 MUTANTS = (
-    sh.top_left_causal(OP),
-    sh.leaky_causal(OP),
-    sh.interleaved_gqa(OP, (1, 2)),
-    sh.drops_last_key(OP, (1, 2)),
-    sh.wrong_default_scale(OP),
-    sh.ignores_mask(OP),
-    sh.output_nudged(OP),
+    *cat.attention_mutants(OP),
     Mutant(
         "exp_positivity",
         "exp instead of softplus as the positivity map (softmax attention)",

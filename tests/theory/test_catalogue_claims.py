@@ -1,4 +1,5 @@
-"""Claims of the lla family: recorded verdicts and killed mutants."""
+"""Claims of the catalogue-II families (LLA's interpolation and regression, LSSA's length scale): recorded
+verdicts and killed mutants."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import pytest
 
 from attnlab.theory.registry import claims, run
 
-CLAIMS = claims("lla")
+CLAIMS = [c for family in ("lla", "softplus") for c in claims(family)]
 
 
-def test_family_registers_its_claims_as_readings() -> None:
-    assert CLAIMS
+def test_families_register_their_claims_as_readings() -> None:
+    assert {c.family for c in CLAIMS} == {"lla", "softplus"}
     for claim in CLAIMS:
         assert claim.kind == "reading" and claim.source.abstract_level and claim.mutants
 
