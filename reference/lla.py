@@ -29,6 +29,7 @@ pairwise merges, then one solve; resumable).
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -91,8 +92,8 @@ def effective_ridge(lam: float, convention: str, lse: np.ndarray) -> np.ndarray:
     if convention == "normalised":
         return np.full((*lse.shape, 1), lam, dtype=lse.dtype)
     finite = np.isfinite(lse)
-    with np.errstate(over="ignore"):
-        ridge = 2.0 * lam * np.exp(-np.where(finite, lse, 0.0))
+    ceiling = math.log(min(MAX_RIDGE, float(np.finfo(lse.dtype).max) ** 0.5))  # e^{−lse} past it is "infinite"
+    ridge = 2.0 * lam * np.exp(np.minimum(-np.where(finite, lse, 0.0), ceiling))
     return np.where(finite, ridge, 1.0).astype(lse.dtype)[..., None]
 
 

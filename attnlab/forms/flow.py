@@ -123,11 +123,16 @@ def brute_force(
         if clamp is not None:
             source = [min(max(x, -clamp), clamp) for x in source]
         if causal:
-            comp = [(j + 1) * math.exp(source[j]) / sum(math.exp(source[t]) for t in range(j + 1)) for j in range(m)]
+            peaks = [max(source[: j + 1]) for j in range(m)]
+            comp = [
+                (j + 1) * math.exp(source[j] - peaks[j]) / sum(math.exp(source[t] - peaks[j]) for t in range(j + 1))
+                for j in range(m)
+            ]
             alloc = [_sigmoid(x) for x in sink]
         else:
-            total = sum(math.exp(x) for x in source)
-            comp = [m * math.exp(x) / total for x in source]
+            peak = max(source)
+            total = sum(math.exp(x - peak) for x in source)
+            comp = [m * math.exp(x - peak) / total for x in source]
             alloc = [_sigmoid(x * n / m) for x in sink]
         for i in range(n):
             for c in range(v.shape[-1]):

@@ -51,12 +51,13 @@ def oracle(
     cross = torch.einsum("...nm,...mc,...nmd->...ncd", a, v, diff)
     if lam_convention == "objective":
         lse = torch.logsumexp(logits.masked_fill(~allowed, -math.inf), dim=-1)
-        ridge = torch.where(torch.isfinite(lse), 2 * lam * torch.exp(-lse.clamp(min=-500)), torch.ones_like(lse))
+        ceiling = 0.5 * math.log(torch.finfo(q.dtype).max)  # e^{−lse} past it is "infinite"
+        ridge = torch.where(torch.isfinite(lse), 2 * lam * torch.exp((-lse).clamp(max=ceiling)), torch.ones_like(lse))
     else:
         ridge = torch.full(a.shape[:-1], float(lam), dtype=q.dtype, device=q.device)
     eye = torch.eye(d, dtype=q.dtype, device=q.device)
     # the pseudo-inverse is the inverse where λ' > 0 and the λ' → 0⁺ limit where λ' = 0
-    system = cov + ridge.clamp(max=torch.finfo(q.dtype).max ** 0.5)[..., None, None] * eye
+    system = cov + ridge[..., None, None] * eye
     r = (torch.linalg.pinv(system, hermitian=True, rtol=1e-10) @ (qc - mu)[..., None])[..., 0]
     out = v_bar + (cross @ r[..., None])[..., 0]
     return torch.where(allowed.any(-1, keepdim=True), out, torch.zeros_like(out))
@@ -99,8 +100,10 @@ def brute_force(
             cov = np.sum([a[j] * np.outer(ks[j] - mu, ks[j] - mu) for j in seen], axis=0)
             cross = np.sum([a[j] * np.outer(vs[j], ks[j] - mu) for j in seen], axis=0)
             ridge = lam if lam_convention == "normalised" else 2 * lam * math.exp(min(-top, 700.0)) / total
-            if ridge > 1e-10 * (np.trace(cov) + d * ridge):
-                slope = np.linalg.solve(cov + ridge * np.eye(d), cross.T)  # Wᵀ
+            size = np.trace(cov) + d * ridge
+            if ridge > 1e-10 * size:  # else the ridge is negligible: the λ' → 0⁺ limit
+                # divided by its size, so a tiny (even subnormal) ridge on a tiny Σ solves as well as a large one
+                slope = np.linalg.solve(cov / size + ridge / size * np.eye(d), cross.T / size)  # Wᵀ
             else:
                 design = np.array([math.sqrt(a[j]) * (ks[j] - mu) for j in seen])
                 target = np.array([math.sqrt(a[j]) * vs[j] for j in seen])
@@ -173,24 +176,32 @@ def _affine_applies(s: SampleInput) -> bool:
 
 
 def _large_ridge_expansion(ops: Any, s: SampleInput) -> None:
-    """``λ'(o − o_softmax) = Cov(v, k)(q − μ) + O(‖Σ‖/λ')`` as ``λ' → ∞``."""
+    """``o − o_softmax = C (Σ + λ'I)⁻¹ (q − μ)``: at most ``‖C‖₂ ‖q − μ‖ / λ'``, and ``λ'(o − o_softmax) → C (q − μ)``
+    with a remainder below ``‖C‖₂ ‖q − μ‖ ‖Σ‖₂ / λ'`` (``C = Cov(v, k)``, moments under the softmax weights)."""
     q, k, v = s.args
     qe, ke, ve = sh.repeat_kv(q, k, v)
     kw = {key: val for key, val in s.kwargs.items() if key in ("scale", "causal", "mask")}
     vis = np.array(sh.visible_of(s, qe, ke))
     opts = {"scale": kw["scale"]} if "scale" in kw else {}
     a = attention_weights(qe, ke, mask=vis, **opts)
-    mu, v_bar = a @ ke, a @ ve
+    mu = a @ ke
     diff = ke[..., None, :, :] - mu[..., :, None, :]
     cov = np.einsum("...nm,...nmd,...nme->...nde", a, diff, diff)
     cross = np.einsum("...nm,...mc,...nmd->...ncd", a, ve, diff)
-    ridge = 1e6 * (1.0 + np.abs(cov).max())
+    spread = float(np.max(np.linalg.norm(cov, ord=2, axis=(-2, -1))))
+    ridge = 1e6 * (1.0 + spread)
     got = ops.lla_attention(q, k, v, lam=ridge, lam_convention="normalised", **kw)
     soft = softmax_attention(qe, ke, ve, mask=vis, **opts)
+    reach = np.linalg.norm(cross, ord=2, axis=(-2, -1)) * np.linalg.norm(qe - mu, axis=-1)  # ‖C‖₂ ‖q − μ‖ per row
+    rounding = 1e-13 * (1.0 + np.abs(soft).max(axis=-1))
+    gap = np.linalg.norm(got - soft, axis=-1)
+    assert np.all(gap <= reach / ridge * (1 + 1e-9) + rounding), "o moved further from softmax than ‖C‖‖q − μ‖/λ'"
     first = np.einsum("...cd,...d->...c", cross, qe - mu)
-    sh.close("λ'(o − o_softmax) vs Cov(v, k)(q − μ)", ridge * (got - soft), first, atol=1e-4)
-    sh.close("o(λ' = 1e6) vs softmax attention", got, soft, atol=1e-5)
-    sh.close("v̄ is the softmax output", v_bar, soft)
+    err = np.linalg.norm(ridge * (got - soft) - first, axis=-1)
+    allowed = reach * spread / ridge * (1 + 1e-6) + ridge * rounding + 1e-9 * (1 + reach)
+    assert np.all(err <= allowed), (
+        f"λ'(o − o_softmax) is {np.max(err - allowed):.2e} further from C(q − μ) than its remainder"
+    )
 
 
 def _matches_brute_force(ops: Any, s: SampleInput) -> None:
@@ -423,6 +434,10 @@ FORM = Form(
             dtypes=("float32", "float64"),
             devices=("cpu", "cuda"),
             differentiable=True,
+            # Judged where one positive ridge regularises every row: without it (lam = 0, or the objective
+            # convention's vanishing λ' at large logits) which eigenvalues count as zero is a float64 decision that
+            # float32 cannot reproduce (its null eigenvalues are ~eps·d, not 0); tests/forms/test_lla.py checks
+            # those options in float64.
             supports=_well_posed,
         ),
     ),

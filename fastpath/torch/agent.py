@@ -1,5 +1,6 @@
-"""Agent attention in torch: adaptive average pooling for the agents, two SDPA calls (or explicit softmaxes
-when position biases are given).
+"""Agent attention in torch: adaptive average pooling for the agents, then the two softmax products with their
+``n × n_a`` and ``n_a × m`` weights formed explicitly (``n_a`` is small: SDPA would add nothing but, on CPU at large
+logits, a float32 backward ~100 times less accurate).
 
 Source: Han et al. 2024, "Agent Attention" (ECCV 2024, arXiv 2312.08874), §3.2; see
 :mod:`attnlab.reference.agent` for the operator and its conventions. Cost ``O(n · n_a · d)``: nothing of
@@ -23,7 +24,7 @@ from attnlab.fastpath.torch._common import (
     expand_kv_heads,
     masked_softmax,
 )
-from attnlab.fastpath.torch.softmax import check_qkv, sdpa
+from attnlab.fastpath.torch.softmax import check_qkv
 from attnlab.reference.agent import DEFAULT_AGENTS, check_grid
 
 
@@ -89,10 +90,7 @@ def agent_attention(
     b1 = _bias("agent_bias", agent_bias, (*lead, n_a, m), q)
     b2 = _bias("query_bias", query_bias, (*lead, n, n_a), q)
     allowed = allowed_mask(n_a, m, causal=False, mask=mask, lead=lead, device=q.device)
-    if b1 is None:
-        agent_values = sdpa(a, ke, ve, scale=sigma, allowed=allowed)
-    else:
-        agent_values = masked_softmax(sigma * (a @ ke.transpose(-1, -2)) + b1, allowed) @ ve
-    if b2 is None:
-        return sdpa(q, a, agent_values, scale=sigma, allowed=None)
-    return torch.softmax(sigma * (q @ a.transpose(-1, -2)) + b2, dim=-1) @ agent_values
+    gather = sigma * (a @ ke.transpose(-1, -2))
+    agent_values = masked_softmax(gather if b1 is None else gather + b1, allowed) @ ve
+    spread = sigma * (q @ a.transpose(-1, -2))
+    return torch.softmax(spread if b2 is None else spread + b2, dim=-1) @ agent_values

@@ -24,17 +24,24 @@ from attnlab.fastpath.torch._common import (
 from attnlab.fastpath.torch.softmax import check_qkv
 from attnlab.reference.softplus import DEFAULT_BASE_LENGTH, REWEIGHTS, check_power
 
+#: Below this, ``log softplus(x) = x − e^x/2`` to double precision (the next term is ``5e^{2x}/24``).
+TAIL = -30.0
+
 
 def log_softplus(x: torch.Tensor) -> torch.Tensor:
-    """``log(log(1 + e^x))`` without underflow: ``x + log(log1p(e^x)/e^x)`` for ``x <= 0``."""
-    neg = x.clamp(max=0)
-    y = torch.exp(neg)
-    positive = y > 0
-    safe = torch.where(positive, y, torch.ones_like(y))
-    small = neg + torch.log(torch.where(positive, torch.log1p(safe) / safe, torch.ones_like(y)))
-    pos = x.clamp(min=0)
-    large = torch.log(pos + torch.log1p(torch.exp(-pos)))
-    return torch.where(x <= 0, small, large)
+    """``log(log(1 + e^x))`` without underflow and with finite gradients everywhere.
+
+    Three branches, each fed only inputs in its own range (so no branch's derivative is ever inf or NaN,
+    which ``torch.where`` would turn into NaN gradients): ``x − e^x/2`` below ``TAIL``,
+    ``x + log(log1p(e^x)/e^x)`` up to 0, ``log(x + log1p(e^{−x}))`` above.
+    """
+    tail = torch.where(x < TAIL, x, torch.full_like(x, TAIL))
+    low = torch.where((x >= TAIL) & (x <= 0), x, torch.full_like(x, -1.0))
+    high = torch.where(x > 0, x, torch.ones_like(x))
+    y = torch.exp(low)
+    small = low + torch.log(torch.log1p(y) / y)
+    large = torch.log(high + torch.log1p(torch.exp(-high)))
+    return torch.where(x < TAIL, tail - torch.exp(tail) / 2, torch.where(x <= 0, small, large))
 
 
 def softplus_attention(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from attnlab.forms import get_form
 from attnlab.reference._core import masked_logsumexp
 from attnlab.reference.lla import lla_attention, lla_attention_blocked
+from attnlab.testing.parity import Implementation, assert_forward
+from attnlab.testing.samples import fixed_samples
 
 
 def test_objective_convention_is_the_normalised_one_with_a_per_query_ridge() -> None:
@@ -46,3 +49,13 @@ def test_streaming_resumes_across_three_calls() -> None:
             return_state=True,
         )
     np.testing.assert_allclose(out, full, atol=1e-11)
+
+
+def test_torch_path_matches_the_reference_in_float64_without_a_ridge() -> None:
+    """The options parity leaves to float64: lam = 0 (the pseudo-inverse limit) and the objective convention."""
+    form = get_form("lla")
+    path = Implementation.of(form.fast_path("torch"))
+    samples = [s for s in fixed_samples(form) if not form.fast_path("torch").supports(s)]
+    assert len(samples) >= 3
+    for sample in samples:
+        assert_forward(form, path, sample, "float64")
