@@ -1,10 +1,9 @@
-"""Gaussian Adaptive Attention in torch, all heads at once: the equal-size head chunks as one reshaped block,
-the remainder-carrying last chunk beside it.
+"""Gaussian Adaptive Attention in torch: each head's chunk a view of ``x``, its Gaussians summed in one exponent.
 
 Source: Ioannides, Chadha & Elkins 2024 (arXiv 2401.11143); released code gioannides/Gaussian-Adaptive-Attention.
 See :mod:`attnlab.reference.gaam` for the operator (product of each head's Gaussians, unbiased variance, ε,
-padding). The product ``Π_g N_g`` is evaluated as ``exp(−Σ_g y_g²/(2c_g²)) · Π_g (2π c_g²)^{−1/2}``, the
-Gaussians one at a time (no ``G``-wide intermediate).
+padding). The product ``Π_g N_g`` is evaluated as ``exp(−(A y² − 2By + C)/2) · Π_g (2π c_g²)^{−1/2}`` with the
+head's ``A, B, C`` summed over its Gaussians: one quadratic and one exponential per entry whatever ``G`` is.
 """
 
 from __future__ import annotations
@@ -18,24 +17,35 @@ from attnlab.fastpath.torch._common import check_tensor
 from attnlab.reference.gaam import DEFAULT_EPS, check_heads, check_options
 
 
-def _weights(
-    chunk: torch.Tensor, keep: torch.Tensor | None, delta: torch.Tensor, c: torch.Tensor, eps: float, combine: str
+def _head_weights(
+    chunk: torch.Tensor,
+    keep: torch.Tensor | None,
+    delta: torch.Tensor,
+    c: torch.Tensor,
+    eps: float,
+    combine: str,
+    dim: int,
 ) -> torch.Tensor:
-    """Normalised weights of chunks ``(..., heads, size)`` with per-head ``δ, c`` of shape ``(heads, G)``."""
+    """Normalised weights of one head's chunk along ``dim``, its Gaussians' ``δ, c`` of shape ``(G,)``."""
     values = chunk if keep is None else torch.where(keep, chunk, torch.zeros_like(chunk))
-    mean = values.mean(dim=-1, keepdim=True)
-    sigma = torch.sqrt(values.var(dim=-1, keepdim=True) + eps)
-    centred = (chunk - mean) / sigma
-    raw = torch.zeros_like(centred)
-    for g in range(delta.shape[1]):
-        shift, width = (delta[:, g] / sigma[..., 0])[..., None], c[:, g, None]  # offsets in x's units
-        term = ((centred - shift) / width) ** 2 / -2
-        raw = raw + (term if combine == "product" else torch.exp(term) / (width.abs() * math.sqrt(2 * math.pi)))
+    mean = values.mean(dim=dim, keepdim=True)
+    sigma = torch.sqrt(values.var(dim=dim, keepdim=True) + eps)
+    y = (chunk - mean) / sigma
+    precision = 1 / (c * c)
     if combine == "product":
-        raw = torch.exp(raw) * torch.prod(1 / (c.abs() * math.sqrt(2 * math.pi)), dim=-1)[:, None]
+        # Σ_g (y − δ_g/σ)²/c_g² = A y² − 2 B y + C: one quadratic in y whatever G is
+        a = precision.sum()
+        b = (delta * precision).sum() / sigma
+        cc = (delta * delta * precision).sum() / (sigma * sigma)
+        raw = torch.exp(-(a * y * y - 2 * b * y + cc) / 2) * torch.prod(1 / (c.abs() * math.sqrt(2 * math.pi)))
     else:
-        raw = raw / delta.shape[1]
-    return raw / raw.sum(dim=-1, keepdim=True).clamp(min=eps)
+        raw = torch.zeros_like(y)
+        for g in range(delta.shape[0]):
+            raw = raw + torch.exp(-((y - delta[g] / sigma) ** 2) * precision[g] / 2) / (
+                c[g].abs() * math.sqrt(2 * math.pi)
+            )
+        raw = raw / delta.shape[0]
+    return raw / raw.sum(dim=dim, keepdim=True).clamp(min=eps)
 
 
 def gaussian_adaptive_attention(
@@ -57,17 +67,11 @@ def gaussian_adaptive_attention(
     axis, eps = check_options(x.ndim, axis, eps, padding_value, combine)
     heads = check_heads(tuple(delta.shape), tuple(c.shape), x.shape[axis], axis)
     size = x.shape[axis] // heads
-    lines = x.movedim(axis, -1)
-    keep = None if padding_value is None else lines != padding_value
-    body = (heads - 1) * size
     parts = []
-    if heads > 1:
-        block = lines[..., :body].reshape(*lines.shape[:-1], heads - 1, size)
-        mask = None if keep is None else keep[..., :body].reshape(block.shape)
-        parts.append(_weights(block, mask, delta[:-1], c[:-1], eps, combine).reshape(*lines.shape[:-1], body))
-    tail = lines[..., body:][..., None, :]
-    tail_mask = None if keep is None else keep[..., body:][..., None, :]
-    parts.append(_weights(tail, tail_mask, delta[-1:], c[-1:], eps, combine)[..., 0, :])
-    weighted = lines * torch.cat(parts, dim=-1)
-    out = weighted if keep is None else torch.where(keep, weighted, lines)
-    return out.movedim(-1, axis)
+    for h in range(heads):
+        start = h * size
+        chunk = x.narrow(axis, start, size if h < heads - 1 else x.shape[axis] - start)
+        keep = None if padding_value is None else chunk != padding_value
+        weighted = chunk * _head_weights(chunk, keep, delta[h], c[h], eps, combine, axis)
+        parts.append(weighted if keep is None else torch.where(keep, weighted, chunk))
+    return torch.cat(parts, dim=axis)

@@ -72,7 +72,7 @@ def _ridges(logits: torch.Tensor, allowed: torch.Tensor | None, lam: float, conv
     if convention == "normalised":
         return torch.full(logits.shape[:-1], lam, dtype=logits.dtype, device=logits.device)
     masked = logits if allowed is None else logits.masked_fill(~allowed, -math.inf)
-    lse = torch.logsumexp(masked, dim=-1).detach()
+    lse = torch.logsumexp(masked, dim=-1)
     limit = min(MAX_RIDGE, torch.finfo(logits.dtype).max ** 0.5)
     ridge = (2 * lam * torch.exp(-lse.clamp(min=-math.log(limit)))).clamp(max=limit)
     return torch.where(torch.isfinite(lse), ridge, torch.ones_like(ridge))
