@@ -29,7 +29,7 @@ import numpy as np
 
 from attnlab.validation import as_float_array, check_bool, check_last_dim, expand_kv_heads
 
-FORMS = ("linear", "quadratic")
+FORMS = ("linear_time", "quadratic")
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -131,7 +131,7 @@ def flow_quantities(
     fq: np.ndarray, fk: np.ndarray, eps: float, clamp: float | None, causal: bool, form: str
 ) -> FlowParts:
     """All flow quantities from the features ``φ(q), φ(k)`` by the chosen evaluation."""
-    flows = linear_flows if form == "linear" else quadratic_flows
+    flows = linear_flows if form == "linear_time" else quadratic_flows
     incoming, outgoing, sink, source = flows(fq, fk, eps, causal)
     if clamp is not None:
         source = np.clip(source, -clamp, clamp)
@@ -141,7 +141,7 @@ def flow_quantities(
 
 
 def flow_parts(
-    q: Any, k: Any, *, causal: bool = False, eps: float = 0.0, clamp: float | None = None, form: str = "linear"
+    q: Any, k: Any, *, causal: bool = False, eps: float = 0.0, clamp: float | None = None, form: str = "linear_time"
 ) -> FlowParts:
     """The incoming/outgoing flows, their conserved refinements, allocation and competition of a call."""
     if form not in FORMS:
@@ -168,7 +168,7 @@ def flow_attention(
     clamp: float | None = None,
     competition: bool = True,
     allocation: bool = True,
-    form: str = "linear",
+    form: str = "linear_time",
 ) -> np.ndarray:
     """Flow-Attention ``o_i = a_i Σ_j [φ(q_i)·φ(k_j)/I_i] c_j v_j`` with ``φ = sigmoid``.
 
@@ -179,7 +179,7 @@ def flow_attention(
         eps: ``ε`` of the flow sums (0: the paper's equations; 1e-6: the released code).
         clamp: clamp ``Ô`` to ``[−clamp, clamp]`` (1.0 in the released code; None: no clamp).
         competition, allocation: the two conservation mechanisms (switch off for the ablations).
-        form: ``"linear"`` (``O(n d²)``) or ``"quadratic"`` (explicit flow matrices); equal to rounding.
+        form: ``"linear_time"`` (``O(n d²)``) or ``"quadratic"`` (explicit flow matrices); equal to rounding.
 
     Returns:
         ``(..., H, n, d_v)``.
@@ -191,7 +191,7 @@ def flow_attention(
     allocation = check_bool("allocation", allocation)
     parts = flow_quantities(fq, fk, eps, clamp, causal, form)
     values = v * parts.competition[..., None] if competition else v
-    if form == "linear":
+    if form == "linear_time":
         spread = linear_product(fq, fk, values, causal)
     else:
         weights = fq @ np.swapaxes(fk, -1, -2)

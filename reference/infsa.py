@@ -12,8 +12,9 @@ so ``‖Â‖₂ <= ‖Â‖_F <= 1`` and the series converges for ``0 < ρ < 1`
   ``(I − ρÂ) Y = ρ Â V`` (needs ``n = m``: one token set);
 * ``"series"``: the same sum truncated after ``terms`` hops (its error is at most ``ρ^{T+1}/(1 − ρ) ‖V‖_F``);
 * ``"pure"`` (the code's ``pure_infsa``): one hop, ``ρ Â V``; the code gets further hops from stacked layers;
-* ``"linear"`` (the code's ``linear_infsa``): energies ``e_t = ‖√σ q_t‖``, ``q̄ = Σ_t (e_t/(Σe + ε)) √σ q_t``,
-  ``a = ReLU(√σ K q̄)``, ``a ← a/(Σa + ε)``, and every position returns the same pooled ``ρ Σ_j a_j v_j``.
+* ``"pooled"`` (the code's ``linear_infsa``, Linear-InfSA): energies ``e_t = ‖√σ q_t‖``,
+  ``q̄ = Σ_t (e_t/(Σe + ε)) √σ q_t``, ``a = ReLU(√σ K q̄)``, ``a ← a/(Σa + ε)``, and every position returns the
+  same pooled ``ρ Σ_j a_j v_j``.
 
 The paper's Neumann series and the code's single hop differ; ``mode`` selects either. No causal form or mask:
 the Frobenius normalisation couples every pair of the graph.
@@ -28,7 +29,7 @@ import numpy as np
 
 from attnlab.validation import as_float_array, check_last_dim, check_positive_int, check_scale, expand_kv_heads
 
-MODES = ("neumann", "series", "pure", "linear")
+MODES = ("neumann", "series", "pure", "pooled")
 DEFAULT_RHO = 0.95
 DEFAULT_EPS = 1e-6
 
@@ -105,10 +106,10 @@ def infsa_attention(
     Args:
         q: ``(..., H, n, d_k)``; k: ``(..., H_kv, m, d_k)``; v: ``(..., H_kv, m, d_v)``; ``H_kv`` divides ``H``.
         rho: discount ``ρ ∈ (0, 1)`` (0.95 in the released code).
-        mode: ``"neumann"``, ``"series"``, ``"pure"`` or ``"linear"`` (see the module docstring).
+        mode: ``"neumann"``, ``"series"``, ``"pure"`` or ``"pooled"`` (see the module docstring).
         terms: number of hops ``T`` for ``mode="series"``.
         scale: σ of the affinity ``ReLU(σ QKᵀ)``, default ``1/d_k``.
-        eps: added to the Frobenius norm (and the linear mode's sums), 1e-6 as in the code.
+        eps: added to the Frobenius norm (and the pooled mode's sums), 1e-6 as in the code.
 
     Returns:
         ``(..., H, n, d_v)``.
@@ -120,7 +121,7 @@ def infsa_attention(
     q, k, v = expand_kv_heads(q, k, v)
     sigma = check_scale(scale, 1.0 / q.shape[-1])
     rho, eps, mode, terms = check_options(rho, eps, mode, terms)
-    if mode == "linear":
+    if mode == "pooled":
         return pooled(q, k, v, sigma, rho, eps)
     graph = affinity(q, k, sigma, eps)
     if mode == "pure":

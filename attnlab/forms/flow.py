@@ -39,7 +39,7 @@ def oracle(
     clamp: float | None = None,
     competition: bool = True,
     allocation: bool = True,
-    form: str = "linear",
+    form: str = "linear_time",
 ) -> Any:
     """The quadratic form in torch: explicit ``n × m`` flow matrices, their row and column sums."""
     import torch
@@ -90,7 +90,7 @@ def brute_force(
     clamp: float | None = None,
     competition: bool = True,
     allocation: bool = True,
-    form: str = "linear",
+    form: str = "linear_time",
 ) -> np.ndarray:
     """Scalar loops over sinks and sources, the flows written out entry by entry."""
     q, k, v = sh.repeat_kv(*(np.asarray(x, dtype=np.float64) for x in (q, k, v)))
@@ -188,7 +188,7 @@ def _is_causal(s: SampleInput) -> bool:
 def _linear_equals_quadratic(ops: Any, s: SampleInput) -> None:
     kw = {key: val for key, val in s.kwargs.items() if key != "form"}
     q, k, v = s.args
-    linear = ops.flow_attention(q, k, v, form="linear", **kw)
+    linear = ops.flow_attention(q, k, v, form="linear_time", **kw)
     sh.close("linear-time form vs quadratic form", linear, ops.flow_attention(q, k, v, form="quadratic", **kw))
     flows = {key: kw[key] for key in ("causal", "eps", "clamp") if key in kw}
     for name, a, b in zip(

@@ -57,7 +57,7 @@ def brute_force(
     out = np.zeros((*lead, n, v.shape[-1]))
     for idx in np.ndindex(*lead):
         qs, ks, vs = q[idx], k[idx], v[idx]
-        if mode == "linear":
+        if mode == "pooled":
             energy = [math.sqrt(sigma * sum(x * x for x in row)) for row in qs]
             total = sum(energy) + eps
             summary = [sum(energy[t] / total * math.sqrt(sigma) * qs[t, c] for t in range(n)) for c in range(d)]
@@ -99,7 +99,7 @@ def oracle(
 
     q, k, v = T.repeat_kv(T.tensor(q), T.tensor(k), T.tensor(v))
     sigma = 1.0 / q.shape[-1] if scale is None else float(scale)
-    if mode == "linear":
+    if mode == "pooled":
         qs, ks = q * sigma**0.5, k * sigma**0.5
         energy = qs.norm(dim=-1)
         summary = ((energy / (energy.sum(-1, keepdim=True) + eps))[..., None] * qs).sum(-2)
@@ -140,7 +140,7 @@ def sample(seed: int, shape: Shape) -> SampleInput:
 
 def _options(draw: Any, shape: Shape) -> dict[str, Any]:
     options: dict[str, Any] = {"rho": draw(st.sampled_from([0.3, 0.7, 0.95]))}
-    mode = draw(st.sampled_from(["neumann", "neumann", "series", "pure", "linear"]))
+    mode = draw(st.sampled_from(["neumann", "neumann", "series", "pure", "pooled"]))
     if mode != "neumann":
         options["mode"] = mode
     if mode == "series":
@@ -240,7 +240,7 @@ def _scale_invariance(ops: Any, s: SampleInput) -> None:
 def _scale_applies(s: SampleInput) -> bool:
     """Some positive affinity (an all-zero graph is invariant trivially), and not the pooled mode."""
     q, k = sh.repeat_kv(*s.args[:2])
-    return _mode(s) != "linear" and bool(np.any(np.einsum("...id,...jd->...ij", q, k) > 0))
+    return _mode(s) != "pooled" and bool(np.any(np.einsum("...id,...jd->...ij", q, k) > 0))
 
 
 def _linear_rows_identical(ops: Any, s: SampleInput) -> None:
@@ -379,14 +379,14 @@ INVARIANTS = (
         "Linear-InfSA returns one pooled vector at every position, ρ times a convex combination of values (and 0)",
         _linear_rows_identical,
         ("pool_per_query", "pool_unnormalised"),
-        lambda s: _mode(s) == "linear",
+        lambda s: _mode(s) == "pooled",
     ),
     Invariant(
         "token_relabelling",
         "relabelling the tokens (q, k, v together) relabels the outputs of the graph modes",
         _token_relabelling,
         ("output_nudged",),
-        lambda s: _mode(s) != "linear" and s.args[0].shape[-2] == s.args[1].shape[-2] and s.args[0].shape[-2] >= 2,
+        lambda s: _mode(s) != "pooled" and s.args[0].shape[-2] == s.args[1].shape[-2] and s.args[0].shape[-2] >= 2,
     ),
     sh.gqa_equals_mha(OP, [1, 2], mutants=("interleaved_gqa",)),
     sh.matches_brute_force(
@@ -422,7 +422,7 @@ def _flops(s: SampleInput) -> float:
     lead = int(np.prod(np.broadcast_shapes(q.shape[:-2], k.shape[:-2])))
     n, m, d, dv = q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]
     mode = _mode(s)
-    if mode == "linear":
+    if mode == "pooled":
         return 4.0 * lead * (n + m) * d
     hops = {"pure": 1, "series": int(s.kwargs.get("terms") or 1)}.get(mode, 1)
     solve = 2.0 * n**3 / 3.0 if mode == "neumann" else 0.0
@@ -445,7 +445,7 @@ FORM = Form(
     note=(
         "The paper's operator is the Neumann series (mode='neumann', solved as (I − ρÂ)Y = ρÂV); the released code "
         "computes one hop ρÂV (mode='pure', multi-hop 'through stacked layers') and a pooled Linear-InfSA whose every "
-        "position returns the same vector (mode='linear'). Â is the code's Frobenius-normalised ReLU(QKᵀ/d). "
+        "position returns the same vector (mode='pooled'). Â is the code's Frobenius-normalised ReLU(QKᵀ/d). "
         "No causal form or mask; the graph modes need n = m."
     ),
     array_args=("q", "k", "v"),
@@ -455,8 +455,8 @@ FORM = Form(
     extra_shapes=(
         Shape(batch=1, heads=2, kv_heads=1, n=7, d=4, d_v=3, options=(("mode", "series"), ("rho", 0.7), ("terms", 4))),
         Shape(batch=1, heads=4, kv_heads=2, n=6, m=9, d=5, d_v=2, options=(("mode", "pure"),)),
-        Shape(batch=2, heads=2, kv_heads=2, n=8, m=5, d=3, d_v=4, options=(("mode", "linear"), ("rho", 0.9))),
-        Shape(batch=1, heads=2, kv_heads=2, n=9, d=4, d_v=3, options=(("mode", "linear"),)),
+        Shape(batch=2, heads=2, kv_heads=2, n=8, m=5, d=3, d_v=4, options=(("mode", "pooled"), ("rho", 0.9))),
+        Shape(batch=1, heads=2, kv_heads=2, n=9, d=4, d_v=3, options=(("mode", "pooled"),)),
         Shape(batch=1, heads=2, kv_heads=2, n=6, d=4, d_v=3, options=(("rho", 0.3), ("scale", 0.5))),
     ),
     invariants=INVARIANTS,

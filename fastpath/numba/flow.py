@@ -33,7 +33,7 @@ def flow_attention(
     clamp: float | None = None,
     competition: bool = True,
     allocation: bool = True,
-    form: str = "linear",
+    form: str = "linear_time",
 ) -> np.ndarray:
     """Flow-Attention (same call as the reference), in the input float dtype."""
     if form not in FORMS:
@@ -52,7 +52,7 @@ def flow_attention(
     with precision(dtype):
         qe, ke, ve = expand_kv_heads(qa, ka, va)
         fq, fk = sigmoid(qe).astype(dtype), sigmoid(ke).astype(dtype)
-        parts = flow_quantities(fq, fk, eps, clamp, causal, "linear")
+        parts = flow_quantities(fq, fk, eps, clamp, causal, "linear_time")
         values = (ve * parts.competition[..., None]).astype(dtype) if competition else ve
         spread = linear_attention(fq, fk, values, feature_map=_identity, causal=causal, eps=0.0)
         key_sums = np.cumsum(fk, axis=-2) if causal else fk.sum(axis=-2, keepdims=True)

@@ -27,7 +27,7 @@ def flow_attention(
     clamp: float | None = None,
     competition: bool = True,
     allocation: bool = True,
-    form: str = "linear",
+    form: str = "linear_time",
 ) -> torch.Tensor:
     """Flow-Attention (same call as the reference; ``form`` is validated, the evaluation is linear-time)."""
     if form not in FORMS:

@@ -1,5 +1,5 @@
 """Infinite Self-Attention in torch: the Frobenius-normalised ReLU graph, then a batched solve (Neumann), hops
-(series, single hop) or the pooled linear mode.
+(series, single hop) or the pooled mode (the code's Linear-InfSA).
 
 Source: Roffo 2026, "Infinite Self-Attention" (arXiv 2603.00175); released code giorgioroffo/infinite-self-attention.
 See :mod:`attnlab.reference.infsa` for the modes and which of them is the paper's operator. Half precision has no
@@ -33,7 +33,7 @@ def infsa_attention(
     sigma = check_scale(scale, 1.0 / q.shape[-1])
     rho, eps, mode, terms = check_options(rho, eps, mode, terms)
     q, k, v = expand_kv_heads(q, k, v)
-    if mode == "linear":
+    if mode == "pooled":
         root = sigma**0.5
         qs, ks = q * root, k * root
         energy = torch.linalg.vector_norm(qs, dim=-1)
