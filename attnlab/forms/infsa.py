@@ -243,7 +243,7 @@ def _scale_applies(s: SampleInput) -> bool:
     return _mode(s) != "pooled" and bool(np.any(np.einsum("...id,...jd->...ij", q, k) > 0))
 
 
-def _linear_rows_identical(ops: Any, s: SampleInput) -> None:
+def _pooled_rows_identical(ops: Any, s: SampleInput) -> None:
     q, k, v = s.args
     out = s.call(ops.infsa_attention)
     sh.close("every position returns the pooled vector", out, np.broadcast_to(out[..., :1, :], out.shape), atol=0.0)
@@ -375,9 +375,9 @@ INVARIANTS = (
         _scale_applies,
     ),
     Invariant(
-        "linear_rows_identical",
+        "pooled_rows_identical",
         "Linear-InfSA returns one pooled vector at every position, ρ times a convex combination of values (and 0)",
-        _linear_rows_identical,
+        _pooled_rows_identical,
         ("pool_per_query", "pool_unnormalised"),
         lambda s: _mode(s) == "pooled",
     ),
