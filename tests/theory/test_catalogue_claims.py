@@ -32,3 +32,10 @@ def test_record_is_complete(claim) -> None:
 
 # Their recorded verdicts and planted mutants are run with every other family's, in test_claim_mutants.py
 # and test_claim_records.py (both derived from the registry).
+
+
+def test_catalogue_two_families_register_their_claims_as_readings() -> None:
+    registered = [c for family in ("lla", "softplus") for c in claims(family)]
+    assert {c.family for c in registered} == {"lla", "softplus"}
+    for claim in registered:
+        assert claim.kind == "reading" and claim.source.abstract_level and claim.mutants and claim.reads
