@@ -53,3 +53,30 @@ settings.load_profile(PROFILE)
 def pytest_configure(config) -> None:  # type: ignore[no-untyped-def]
     if PROFILE == "ci" and getattr(config.option, "hypothesis_seed", None) is None:
         config.option.hypothesis_seed = CI_SEED
+    #: ``(form, invariant) -> {"fixed": n, "hypothesis": m}``: samples each invariant checked this run,
+    #: filled by tests/forms/test_invariants.py and summarised at the end of the run.
+    config.invariant_samples = {}
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:  # type: ignore[no-untyped-def]
+    counts = getattr(config, "invariant_samples", {})
+    if not counts:
+        return
+    by_kind = {kind: [c[kind] for c in counts.values() if kind in c] for kind in ("fixed", "hypothesis")}
+    parts = [
+        f"{kind}: {len(values)} invariants, min {min(values)}, median {sorted(values)[len(values) // 2]}, "
+        f"total {sum(values)} samples"
+        for kind, values in by_kind.items()
+        if values
+    ]
+    fewest = sorted(counts.items(), key=lambda item: sum(item[1].values()))[:5]
+    terminalreporter.write_sep("-", f"invariant samples checked ({PROFILE} profile)")
+    terminalreporter.write_line("; ".join(parts))
+    terminalreporter.write_line("fewest: " + ", ".join(f"{form}.{inv} {dict(c)}" for (form, inv), c in fewest))
+    report = Path(config.rootpath) / "build" / "invariant-samples.json"
+    report.parent.mkdir(exist_ok=True)
+    import json
+
+    rows = [{"form": form, "invariant": inv, **c} for (form, inv), c in sorted(counts.items())]
+    report.write_text(json.dumps({"profile": PROFILE, "invariants": rows}, indent=1))
+    terminalreporter.write_line(f"per invariant: {report}")

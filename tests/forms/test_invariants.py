@@ -27,18 +27,19 @@ MUTANT_CASES = [
 
 
 @pytest.mark.parametrize(("form", "invariant"), INVARIANTS)
-def test_invariant_on_fixed_samples(form, invariant) -> None:
+def test_invariant_on_fixed_samples(form, invariant, request) -> None:
     samples = applicable(invariant, fixed_samples(form))
     assert len(samples) >= invariant.min_samples, (
         f"{invariant.name} applies to {len(samples)} fixed samples, fewer than its minimum {invariant.min_samples}"
     )
     for sample in samples:
         invariant.check(form.module, sample)
+    request.config.invariant_samples.setdefault((form.name, invariant.name), {})["fixed"] = len(samples)
 
 
 @pytest.mark.parametrize(("form", "invariant"), INVARIANTS)
-def test_invariant_on_hypothesis_samples(form, invariant) -> None:
-    checked = []
+def test_invariant_on_hypothesis_samples(form, invariant, request) -> None:
+    checked: list[str] = []
 
     @given(st.builds(form.sample, st.integers(0, 2**32 - 1), form.shapes).filter(invariant.applies))
     def check(sample) -> None:
@@ -46,7 +47,11 @@ def test_invariant_on_hypothesis_samples(form, invariant) -> None:
         checked.append(sample.label)
 
     check()
-    assert checked, f"{invariant.name}: hypothesis drew no sample it applies to"
+    request.config.invariant_samples.setdefault((form.name, invariant.name), {})["hypothesis"] = len(checked)
+    assert len(checked) >= invariant.min_samples, (
+        f"{invariant.name}: hypothesis drew {len(checked)} samples it applies to, fewer than its minimum "
+        f"{invariant.min_samples}"
+    )
 
 
 @pytest.mark.parametrize(("form", "invariant", "mutant"), MUTANT_CASES)
