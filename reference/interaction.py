@@ -15,19 +15,19 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference.softmax import attention_weights
-from attnlab.validation import as_float_array
+from attnlab.validation import as_float_array, broadcast_batch, checked_call, overflow_checked
 
 Coefficients = np.ndarray | Callable[[np.ndarray], np.ndarray]
 
 
-def _value_maps(u: Any, w_v: Any, w_o: Any, d_model: int) -> tuple[np.ndarray | None, tuple | None]:
+def _value_maps(u: Any, w_v: Any, w_o: Any, d_model: int) -> tuple[np.ndarray | None, tuple]:
     if (u is None) == (w_v is None or w_o is None):
         raise ValueError("u / w_v, w_o: pass either u (H, D, D) or both w_v (H, D, d_v) and w_o (H, d_v, D)")
     if u is not None:
         u = as_float_array("u", u, ndim=3)
         if u.shape[1:] != (d_model, d_model):
             raise ValueError(f"u: expected shape (H, {d_model}, {d_model}), got {u.shape}")
-        return u, None
+        return u, ()
     w_v = as_float_array("w_v", w_v, ndim=3)
     w_o = as_float_array("w_o", w_o, ndim=3)
     if w_v.shape[1] != d_model:
@@ -37,6 +37,7 @@ def _value_maps(u: Any, w_v: Any, w_o: Any, d_model: int) -> tuple[np.ndarray | 
     return None, (w_v, w_o)
 
 
+@overflow_checked
 def factorized_interaction(
     x: Any,
     alpha: Coefficients,
@@ -59,23 +60,33 @@ def factorized_interaction(
     Returns:
         ``(..., n, D)``.
     """
-    x = as_float_array("x", x)
-    n, d_model = x.shape[-2:]
-    coeffs = alpha(x) if callable(alpha) else alpha
-    coeffs = as_float_array("alpha", coeffs, min_ndim=3)
-    if coeffs.shape[-2:] != (n, n):
-        raise ValueError(f"alpha: expected shape (..., H, {n}, {n}), got {coeffs.shape}")
-    dense, low_rank = _value_maps(u, w_v, w_o, d_model)
-    heads = dense.shape[0] if dense is not None else low_rank[0].shape[0]  # type: ignore[index]
-    if coeffs.shape[-3] != heads:
-        raise ValueError(f"alpha: expected {heads} heads on axis -3 (one per value map), got {coeffs.shape}")
+    x, coeffs, dense, low_rank = check_interaction(x, alpha, u, w_v, w_o)
     mixed = coeffs @ x[..., None, :, :]  # (..., H, n, D)
     if dense is not None:
         per_head = np.einsum("...hnd,hed->...hne", mixed, dense)
     else:
-        assert low_rank is not None
-        per_head = mixed @ low_rank[0] @ low_rank[1]
+        w_v, w_o = low_rank
+        per_head = mixed @ w_v @ w_o
     return per_head.sum(axis=-3)
+
+
+def check_interaction(
+    x: Any, alpha: Any, u: Any, w_v: Any, w_o: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[np.ndarray, np.ndarray]]:
+    """Validated ``x``, coefficients ``α (..., H, n, n)`` (from the callable where one is given), and
+    either the dense maps ``U`` (with ``(W_V, W_O)`` empty) or ``U = None`` and ``(W_V, W_O)``."""
+    x = as_float_array("x", x)
+    n, d_model = x.shape[-2:]
+    coeffs = checked_call("alpha", alpha, x) if callable(alpha) else alpha
+    coeffs = as_float_array("alpha", coeffs, min_ndim=3, layout=f"(..., H, {n}, {n})")
+    if coeffs.shape[-2:] != (n, n):
+        raise ValueError(f"alpha: expected shape (..., H, {n}, {n}), got {coeffs.shape}")
+    broadcast_batch(("x", "alpha"), (x, coeffs[..., 0, :, :]))
+    dense, maps = _value_maps(u, w_v, w_o, d_model)
+    heads = dense.shape[0] if dense is not None else maps[0].shape[0]
+    if coeffs.shape[-3] != heads:
+        raise ValueError(f"alpha: expected {heads} heads on axis -3 (one per value map), got {coeffs.shape}")
+    return x, coeffs, dense, maps
 
 
 def interaction_matrices(alpha: np.ndarray, u: np.ndarray) -> np.ndarray:

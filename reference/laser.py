@@ -12,8 +12,10 @@ import numpy as np
 
 from attnlab.reference._core import masked_logsumexp, masked_softmax
 from attnlab.reference.softmax import _prepare_qk
+from attnlab.validation import overflow_checked
 
 
+@overflow_checked
 def laser_attention(
     q: Any,
     k: Any,
@@ -35,7 +37,6 @@ def laser_attention(
     boolean ``mask``). Returns ``(..., H, n, d_v)``; a query with no visible key returns zeros.
     """
     qa, ka, va, sigma, allowed = _prepare_qk(q, k, v, scale=scale, causal=causal, mask=mask)
-    assert va is not None
     scores = sigma * (qa @ np.swapaxes(ka, -1, -2))  # (..., n, m)
     lse_scores = masked_logsumexp(scores, allowed)  # (..., n)
     joint = scores[..., :, :, None] + va[..., None, :, :]  # (..., n, m, d_v)
@@ -62,7 +63,6 @@ def laser_attention_global_shift(
     failure (claims.md F1); use :func:`laser_attention`.
     """
     qa, ka, va, sigma, allowed = _prepare_qk(q, k, v, scale=scale, causal=causal, mask=mask)
-    assert va is not None
     weights = masked_softmax(sigma * (qa @ np.swapaxes(ka, -1, -2)), allowed)
     shift = np.max(va, axis=-2, keepdims=True)
     with np.errstate(divide="ignore"):

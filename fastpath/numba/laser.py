@@ -22,7 +22,15 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from attnlab.fastpath.numba._common import as_slices, attention_maps, fast_dtype, float_arrays, mask_slices, poisoned
+from attnlab.fastpath.numba._common import (
+    as_slices,
+    attention_maps,
+    fast_dtype,
+    float_arrays,
+    mask_slices,
+    numba_checked,
+    poisoned,
+)
 from attnlab.fastpath.numba._kernels import (
     BLOCK_COLS,
     BLOCK_ROWS,
@@ -143,6 +151,7 @@ def _laser_forward(q3, k3, v3, e3, tile_max, q_map, kv_map, mask3, mask_map, has
                     out[b, r0 + r, c] = 0.0
 
 
+@numba_checked
 def laser_attention(
     q: Any,
     k: Any,

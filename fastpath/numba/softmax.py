@@ -19,6 +19,7 @@ from attnlab.fastpath.numba._common import (
     fast_dtype,
     float_arrays,
     mask_slices,
+    numba_checked,
     poisoned,
 )
 from attnlab.fastpath.numba._kernels import (
@@ -94,6 +95,7 @@ def softmax_forward(q3, k3, v3, q_map, kv_map, mask3, mask_map, has_mask, causal
                 lse[b, r0 + r] = NEG_INF
 
 
+@numba_checked
 def softmax_attention_lse(
     q: Any,
     k: Any,
@@ -156,6 +158,7 @@ def softmax_forward_stats(
     return out.reshape(*lead, n, dv), lse.reshape(rows), peak.reshape(rows), total.reshape(rows)
 
 
+@numba_checked
 def softmax_attention(
     q: Any,
     k: Any,

@@ -10,6 +10,7 @@ one block of logits at a time.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -23,7 +24,9 @@ from attnlab.fastpath.torch._common import (
     check_scale,
     check_tensor,
     masked_softmax,
+    torch_checked,
 )
+from attnlab.reference.tensor import check_pair_magnitudes
 
 #: Largest number of pair logits one query block materialises (over all batch entries).
 BLOCK_ELEMENTS = 1 << 22
@@ -47,6 +50,10 @@ def check_five(q: Any, k1: Any, k2: Any, v1: Any, v2: Any) -> list[torch.Tensor]
         detail = ", ".join(f"{n}{tuple(t.shape)}" for n, t in zip(names, ts))
         raise ValueError(f"{'/'.join(names)}: leading (batch/head) dims must broadcast, got {detail}") from None
     return [t.expand(*lead, *t.shape[-2:]) for t in ts]
+
+
+def tensor_max_abs(t: torch.Tensor) -> float:
+    return float(t.detach().abs().amax()) if t.numel() else 0.0
 
 
 def pair_block(
@@ -85,7 +92,7 @@ def run_pair_blocks(
     ``key_range(start, stop) -> (j0, j1, k0, k1)``. Writes into a NaN-poisoned output buffer."""
     lead = q.shape[:-2]
     n, d_v = q.shape[-2], v1.shape[-1]
-    flat = [t.reshape(-1, *t.shape[-2:]) for t in (q, k1, k2, v1, v2)]
+    flat = [t.reshape(math.prod(lead), *t.shape[-2:]) for t in (q, k1, k2, v1, v2)]
     qf, k1f, k2f, v1f, v2f = flat
     batch = qf.shape[0]
     out = torch.full((batch, n, d_v), torch.nan, dtype=q.dtype, device=q.device)
@@ -110,6 +117,7 @@ def run_pair_blocks(
     return out.reshape(*lead, n, d_v)
 
 
+@torch_checked
 def tensor_attention(
     q: Any, k1: Any, k2: Any, v1: Any, v2: Any, *, scale: float | None = None, causal: bool = False
 ) -> torch.Tensor:
@@ -130,6 +138,7 @@ def tensor_attention(
     n, m1, m2 = q.shape[-2], k1.shape[-2], k2.shape[-2]
     if causal and not (n == m1 == m2):
         raise ValueError(f"q/k1/k2: causal tensor attention needs n == m1 == m2, got {n}, {m1}, {m2}")
+    check_pair_magnitudes((q, k1, k2, v1, v2), sigma, q.dtype, tensor_max_abs)
     device = q.device
 
     def key_range(start: int, stop: int) -> tuple[int, int, int, int]:
