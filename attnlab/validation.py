@@ -513,6 +513,23 @@ def check_magnitude(names: Sequence[str], bound: float, dtype: Any, what: str) -
         raise overflow_error(names, dtype, f"{what} can reach {bound:.3g}")
 
 
+#: Largest logit bound of operators that add values to logits in the log domain (see :func:`check_log_domain`).
+LOG_DOMAIN_LOGITS = 2.0**26
+
+
+def check_log_domain(names: Sequence[str], q_max: float, k_max: float, d: int, sigma: float) -> None:
+    """Operators that add each value to its logit in the log domain (LASER's ``LSE_j(s_ij + v_jc)``) lose
+    the values as the logits grow: beyond ``2^26`` the float64 sum ``s + v`` keeps fewer than half of
+    ``v``'s bits, and at ``1e300`` none. Reject calls whose logit bound ``σ·d·max|q|·max|k|`` reaches it
+    (``|logit| <= 1e4``, the range such operators promise, is far inside)."""
+    bound = sigma * d * q_max * k_max
+    if not bound < LOG_DOMAIN_LOGITS:
+        raise ValueError(
+            f"{'/'.join(names)}: expected logits below 2^26 in magnitude (the log-domain sum logit + value loses "
+            f"the value beyond it), got the bound σ·d·max|q|·max|k| = {bound:.3g}"
+        )
+
+
 def largest_finite(dtype: Any) -> float:
     """The largest finite value of a float dtype, named as NumPy or torch names it (``bfloat16`` too)."""
     name = str(dtype).removeprefix("torch.")

@@ -20,9 +20,17 @@ from attnlab.validation import as_float_array, broadcast_batch, checked_call, ov
 Coefficients = np.ndarray | Callable[[np.ndarray], np.ndarray]
 
 
+def check_value_maps_given(u: Any, w_v: Any, w_o: Any) -> None:
+    """Exactly one of: ``u``, or both ``w_v`` and ``w_o``."""
+    if (u is None) == (w_v is None and w_o is None) or (u is None and (w_v is None or w_o is None)):
+        raise ValueError(
+            "u / w_v, w_o: pass either u (H, D, D) or both w_v (H, D, d_v) and w_o (H, d_v, D), not both, "
+            f"got u={type(u).__name__}, w_v={type(w_v).__name__}, w_o={type(w_o).__name__}"
+        )
+
+
 def _value_maps(u: Any, w_v: Any, w_o: Any, d_model: int) -> tuple[np.ndarray | None, tuple]:
-    if (u is None) == (w_v is None or w_o is None):
-        raise ValueError("u / w_v, w_o: pass either u (H, D, D) or both w_v (H, D, d_v) and w_o (H, d_v, D)")
+    check_value_maps_given(u, w_v, w_o)
     if u is not None:
         u = as_float_array("u", u, ndim=3)
         if u.shape[1:] != (d_model, d_model):

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from attnlab.fastpath.torch._common import as_option_tensor, broadcast_lead, check_tensor, torch_checked
+from attnlab.reference.interaction import check_value_maps_given
 from attnlab.validation import checked_call
 
 
@@ -46,8 +47,7 @@ def check_interaction(
     if coeffs.ndim < 3 or coeffs.shape[-2:] != (n, n):
         raise ValueError(f"alpha: expected shape (..., H, {n}, {n}), got {tuple(coeffs.shape)}")
     broadcast_lead(("x", "alpha"), (x, coeffs[..., 0, :, :]))
-    if (u is None) == (w_v is None or w_o is None):
-        raise ValueError("u / w_v, w_o: pass either u (H, D, D) or both w_v (H, D, d_v) and w_o (H, d_v, D)")
+    check_value_maps_given(u, w_v, w_o)
     dense: torch.Tensor | None = None
     low_rank: tuple[torch.Tensor, ...] = ()
     if u is not None:

@@ -46,7 +46,7 @@ def _window_block(
     """``q (L, b, d)``, windows ``(L, b, w·, ·)``, ``allowed (b, w1·w2)`` -> ``(L, b, d_v)``."""
     logits = sigma * ((q[..., None, :] * k1) @ k2.transpose(-1, -2))  # (L, b, w1, w2)
     shape = logits.shape
-    probs = masked_softmax(logits.reshape(*shape[:2], -1), allowed).reshape(shape)
+    probs = masked_softmax(logits.reshape(*shape[:2], shape[2] * shape[3]), allowed).reshape(shape)
     mixed = probs.transpose(-1, -2) @ v1  # (L, b, w2, d_v)
     return (mixed * v2).sum(dim=-2)
 

@@ -69,7 +69,7 @@ def pair_block(
     logits = sigma * ((q[:, :, None, :] * k1[:, None, :, :]) @ k2[:, None].transpose(-1, -2))  # (L, b, m1, m2)
     shape = logits.shape
     flat_allowed = None if allowed is None else allowed.reshape(shape[1], shape[2] * shape[3])
-    probs = masked_softmax(logits.reshape(*shape[:2], -1), flat_allowed).reshape(shape)
+    probs = masked_softmax(logits.reshape(*shape[:2], shape[2] * shape[3]), flat_allowed).reshape(shape)
     mixed = probs.transpose(-1, -2) @ v1[:, None]  # (L, b, m2, d_v) = P_iᵀ V1
     return (mixed * v2[:, None]).sum(dim=-2)
 
