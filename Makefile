@@ -8,7 +8,7 @@ export NUMBA_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install demo test test-all lint bench clean
+.PHONY: install demo test test-all lint bench mutation clean
 
 install: $(STAMP)
 
@@ -35,6 +35,17 @@ lint: install
 	# import-linter reads the package from disk: lint the installed layout (the mapped folders under attnlab/)
 	rm -rf build/lint && $(PIP) install -q --no-deps --no-build-isolation --target build/lint .
 	cd build/lint && $(abspath $(VENV))/bin/lint-imports --config $(CURDIR)/pyproject.toml
+
+# Mutation testing of the references (mutmut) against the form invariants, bad inputs, reference tests
+# and the claims' checks, on the installed layout (mutmut needs file paths that match module names).
+MUTATION_DIR ?= build/mutation
+mutation: install
+	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
+	$(PIP) install -q --no-deps --no-build-isolation --target $(MUTATION_DIR)/site .
+	mv $(MUTATION_DIR)/site/attnlab $(MUTATION_DIR)/attnlab && rm -rf $(MUTATION_DIR)/site
+	cp -r tests $(MUTATION_DIR)/tests && cp tests/mutation.toml $(MUTATION_DIR)/pyproject.toml
+	cd $(MUTATION_DIR) && CI=true $(abspath $(PY)) -m mutmut run > mutmut.log 2>&1 || true
+	cd $(MUTATION_DIR) && $(abspath $(PY)) $(CURDIR)/tests/mutation_report.py
 
 bench: install
 	$(VENV)/bin/attnlab bench --quick

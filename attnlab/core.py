@@ -4,8 +4,8 @@ A :class:`Form` declares everything the lab knows about one attention form: its 
 a brute-force loop, an independent composed-torch oracle, how to build samples, its invariants and the
 mutants each invariant must catch, bad inputs, the source, status, FLOP count, benchmark cases and its
 fast paths (lazy ``"module:attr"`` references with their tolerances). The list of forms is
-:data:`attnlab.forms.FORMS`; everything else (generic tests, ``attnlab forms``/``verify``/``check``,
-benchmarks, the book) is derived from it.
+``attnlab.forms.FORMS`` (the declaration modules); everything else (generic tests, ``attnlab forms``,
+``verify``, ``check``, benchmarks, the book) is derived from it.
 
 This module imports neither Numba nor Torch.
 """
@@ -334,6 +334,7 @@ class Form:
         diagnoses: known ways to be wrong, tried on a failing output by ``attnlab check``.
         row_args: positional arguments indexed by query (sliced to the last rows by the benchmark gate,
             which keeps bottom-right causal alignment); empty where rows are not separable.
+        order: place in the catalogue (tables list forms by it, then by name).
         scaling: implementations (``"module:attr"``) timed against n for a log-log slope by ``attnlab bench``,
             called with ``scaling_options``.
     """
@@ -366,6 +367,7 @@ class Form:
     row_args: tuple[int, ...] = ()
     scaling: Mapping[str, str] = field(default_factory=dict)
     scaling_options: Mapping[str, Any] = field(default_factory=dict)
+    order: float = 100.0
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.mutants]

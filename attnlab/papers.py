@@ -1,7 +1,9 @@
-"""The bibliography: every paper the lab's operators, claims and tasks cite, once.
+"""The papers the lab cites, once each.
 
 A form declaration, a claim or a task names its source as :class:`Source` (a :class:`Paper` plus the
-place in it: equation, section or theorem). The book's BibTeX file is generated from :data:`PAPERS`.
+place in it: equation, section or theorem). :data:`PAPERS` holds the papers several modules cite; a
+paper only one form cites may be declared in that form's module. The book's BibTeX file is generated
+from both (:func:`attnlab.bibliography.bibtex`).
 """
 
 from __future__ import annotations
@@ -187,7 +189,7 @@ PAPERS: dict[str, Paper] = _papers(
         "ghodsi2025heads",
         "Ghodsi, Ali",
         "Ghodsi",
-        "How Many Heads Make an SSM?",
+        "How Many Heads Make an SSM? A Unified Framework for Attention and State Space Models",
         2025,
         "2512.15115",
     ),
@@ -202,9 +204,9 @@ PAPERS: dict[str, Paper] = _papers(
     ),
     Paper(
         "nair2025softmax",
+        "Nair, Pravin",
         "Nair",
-        "Nair",
-        "Softmax is 1/2-Lipschitz",
+        "Softmax is $1/2$-Lipschitz: A tight bound across all $\\ell_p$ norms",
         2025,
         "2510.23012",
     ),
@@ -216,14 +218,6 @@ PAPERS: dict[str, Paper] = _papers(
         2025,
         "2410.05258",
         venue="ICLR 2025",
-    ),
-    Paper(
-        "horton2025hamming",
-        "Horton, Mark and others",
-        "Horton et al.",
-        "Hamming Attention Distillation: Binarizing Keys and Queries for Efficient Long-Context Transformers",
-        2025,
-        "2502.01770",
     ),
     Paper(
         "deepseek2024v2",
@@ -267,6 +261,191 @@ PAPERS: dict[str, Paper] = _papers(
         "2406.09519",
         venue="NeurIPS 2024",
     ),
+    Paper(
+        "jin2024moh",
+        "Jin, Peng and Zhu, Bo and Yuan, Li and Yan, Shuicheng",
+        "Jin et al.",
+        "MoH: Multi-Head Attention as Mixture-of-Head Attention",
+        2024,
+        "2410.11842",
+    ),
+    Paper(
+        "filipek2025sqa",
+        "Filipek, Adam",
+        "Filipek",
+        "Sparse Query Attention (SQA): A Computationally Efficient Attention Mechanism with Query Heads Reduction",
+        2025,
+        "2510.01817",
+    ),
+    Paper(
+        "ye2026diffv2",
+        "Ye, Tianzhu and Dong, Li and Sun, Yutao and Wei, Furu",
+        "Ye et al.",
+        "Differential Transformer V2",
+        2026,
+        venue="Microsoft blog post and code, January 2026",
+        url="https://github.com/microsoft/unilm/tree/master/Diff-Transformer/Diff-Transformer-V2",
+    ),
+    Paper(
+        "lim2025gda",
+        "Lim, Junghwan and Lee, Sungmin and Kim, Dongseok and Cheung, Wai Ting and Kim, Beomgyu and Kim, Taehwan "
+        "and Lee, Haesol and Lee, Junhyeok and Oh, Dongpin and Park, Eunhwan",
+        "Lim et al.",
+        "Grouped Differential Attention",
+        2025,
+        "2510.06949",
+    ),
+    Paper(
+        "takahashi2025sensitivity",
+        "Takahashi, Tsubasa and Yamabe, Shojiro and Waseda, Futa and Sasaki, Kento",
+        "Takahashi et al.",
+        "Understanding Sensitivity of Differential Attention through the Lens of Adversarial Robustness",
+        2025,
+        "2510.00517",
+        venue="ICLR 2026",
+    ),
+    Paper(
+        "boyd2004convex",
+        "Boyd, Stephen and Vandenberghe, Lieven",
+        "Boyd & Vandenberghe",
+        "Convex Optimization",
+        2004,
+        venue="Cambridge University Press",
+        url="https://web.stanford.edu/~boyd/cvxbook/",
+    ),
+    Paper(
+        "liu2022ecoformer",
+        "Liu, Jing and Pan, Zizheng and He, Haoyu and Cai, Jianfei and Zhuang, Bohan",
+        "Liu et al.",
+        "EcoFormer: Energy-Saving Attention with Linear Complexity",
+        2022,
+        "2209.09004",
+        venue="NeurIPS 2022",
+    ),
+    Paper(
+        "kuang2025customizing",
+        "Kuang, Yilun and Amsel, Noah and Lotfi, Sanae and Qiu, Shikai and Potapczynski, Andres and "
+        "Wilson, Andrew Gordon",
+        "Kuang et al.",
+        "Customizing the Inductive Biases of Softmax Attention using Structured Matrices",
+        2025,
+        "2509.07963",
+        venue="ICML 2025",
+    ),
+    Paper(
+        "huang2025holographic",
+        "Huang, Enhao and Zhang, Zhiyu and Xu, Tianxiang and Xia, Chunshu and Hu, Kaichun and Yang, Yuchen and "
+        "Pan, Tongtong and Dong, Dong and Qin, Zhan",
+        "Huang et al.",
+        "Holographic Transformers for Complex-Valued Signal Processing: Integrating Phase Interference into "
+        "Self-Attention",
+        2025,
+        "2509.19331",
+    ),
+    Paper(
+        "shao2025complexformer",
+        "Shao, Jintian and Huang, Hongyi and Wu, Jiayi and Zhang, Beiwen and Wu, ZhiYu and Shan, You and "
+        "Zheng, MingKai",
+        "Shao et al.",
+        "ComplexFormer: Disruptively Advancing Transformer Inference Ability via Head-Specific Complex Vector "
+        "Attention",
+        2025,
+        "2505.10222",
+        "v1",
+        venue="v2 (27 May 2025) withdrawn by the authors; the abstract of v1 is what the lab read",
+    ),
+    Paper(
+        "zhang2024hedgehog",
+        "Zhang, Michael and Bhatia, Kush and Kumbong, Hermann and R{\\'e}, Christopher",
+        "Zhang et al.",
+        "The Hedgehog \\& the Porcupine: Expressive Linear Attentions with Softmax Mimicry",
+        2024,
+        "2402.04347",
+        venue="ICLR 2024",
+    ),
+    Paper(
+        "arora2024simple",
+        "Arora, Simran and Eyuboglu, Sabri and Zhang, Michael and Timalsina, Aman and Alberti, Silas and "
+        "Zinsley, Dylan and Zou, James and Rudra, Atri and R{\\'e}, Christopher",
+        "Arora et al.",
+        "Simple linear attention language models balance the recall-throughput tradeoff",
+        2024,
+        "2402.18668",
+        venue="ICML 2024",
+    ),
+    Paper(
+        "hassani2025generalized",
+        "Hassani, Ali and Zhou, Fengzhe and Kane, Aditya and Huang, Jiannan and Chen, Chieh-Yun and Shi, Min and "
+        "Walton, Steven and Hoehnerbach, Markus and Thakkar, Vijay and Isaev, Michael and Zhang, Qinsheng and "
+        "Xu, Bing and Wu, Haicheng and Hwu, Wen-mei and Liu, Ming-Yu and Shi, Humphrey",
+        "Hassani et al.",
+        "Generalized Neighborhood Attention: Multi-dimensional Sparse Attention at the Speed of Light",
+        2025,
+        "2504.16922",
+    ),
+    Paper(
+        "yuan2025native",
+        "Yuan, Jingyang and Gao, Huazuo and Dai, Damai and Luo, Junyu and Zhao, Liang and Zhang, Zhengyan and "
+        "Xie, Zhenda and Wei, Y. X. and Wang, Lean and Xiao, Zhiping and Wang, Yuqing and Ruan, Chong and "
+        "Zhang, Ming and Liang, Wenfeng and Zeng, Wangding",
+        "Yuan et al.",
+        "Native Sparse Attention: Hardware-Aligned and Natively Trainable Sparse Attention",
+        2025,
+        "2502.11089",
+    ),
+    Paper(
+        "lee2025dynamic",
+        "Lee, Hunjae and Clark, Corey",
+        "Lee & Clark",
+        "Dynamic Relational Priming Improves Transformer in Multivariate Time Series",
+        2025,
+        "2509.12196",
+    ),
+    Paper(
+        "feng2024attention",
+        "Feng, Leo and Tung, Frederick and Hajimirsadeghi, Hossein and Ahmed, Mohamed Osama and Bengio, Yoshua "
+        "and Mori, Greg",
+        "Feng et al.",
+        "Attention as an RNN",
+        2024,
+        "2405.13956",
+        "v2",
+    ),
+    Paper(
+        "freytes2026geometric",
+        "Freytes, Luis Rosario",
+        "Freytes",
+        "Geometric Attention: A Regime-Explicit Operator Semantics for Transformer Attention",
+        2026,
+        "2601.11618",
+    ),
+    Paper(
+        "sander2022sinkformers",
+        "Sander, Michael E. and Ablin, Pierre and Blondel, Mathieu and Peyr{\\'e}, Gabriel",
+        "Sander et al.",
+        "Sinkformers: Transformers with Doubly Stochastic Attention",
+        2022,
+        "2110.11773",
+        venue="AISTATS 2022",
+    ),
+    Paper(
+        "peyre2019computational",
+        "Peyr{\\'e}, Gabriel and Cuturi, Marco",
+        "Peyré & Cuturi",
+        "Computational Optimal Transport",
+        2019,
+        "1803.00567",
+        venue="Foundations and Trends in Machine Learning 11(5-6)",
+    ),
+    Paper(
+        "amizadeh2025hierarchical",
+        "Amizadeh, Saeed and Abdali, Sara and Li, Yinheng and Koishida, Kazuhito",
+        "Amizadeh et al.",
+        "Hierarchical Self-Attention: Generalizing Neural Attention Mechanics to Multi-Scale Problems",
+        2025,
+        "2509.15448",
+        venue="NeurIPS 2025",
+    ),
 )
 
 
@@ -276,8 +455,3 @@ def paper(key: str) -> Paper:
         return PAPERS[key]
     except KeyError:
         raise KeyError(f"paper: no paper with key {key!r} in attnlab.papers.PAPERS") from None
-
-
-def bibtex() -> str:
-    """The whole bibliography as BibTeX (for the book's ``references.bib``)."""
-    return "\n".join(p.bibtex() for p in PAPERS.values())

@@ -1,15 +1,70 @@
-"""Symbolic (SymPy) checks of the LASER derivations (claims.md F1.3 L1, L3, L5 and F1.4 "SymPy").
+"""Exact checks of LASER: SymPy proofs of the N = 2 derivations and an extended-precision evaluation.
 
-LASER: ``O = log(softmax(z) · exp(V))``. For two tokens and one value channel, with
-``α = σ(z₁ − z₂)`` the weight of token 1 and ``Δ = v₁ − v₂``, every identity below is proved exactly
-and returned as a :class:`~attnlab.theory.registry.CheckResult`.
+LASER (Duvvuri & Dhillon, arXiv 2411.03493): ``O = log(softmax(S) · exp(V))``. For two tokens and one
+value channel, with ``α = σ(z₁ − z₂)`` the weight of token 1 and ``Δ = v₁ − v₂``, every identity below
+is proved exactly and returned as a :class:`~attnlab.proofs_checks.results.CheckResult`.
+:func:`laser_attention_mp` evaluates the operator itself in mpmath arithmetic, the yardstick for the
+float64 reference's rounding error.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import mpmath
+import numpy as np
 import sympy as sp
 
-from attnlab.theory.registry import CheckResult
+from attnlab.proofs_checks.results import CheckResult
+from attnlab.reference.softmax import _prepare_qk
+from attnlab.validation import reference_precision
+
+
+def laser_attention_mp(
+    q: Any,
+    k: Any,
+    v: Any,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: Any = None,
+    dps: int = 50,
+) -> np.ndarray:
+    """LASER attention in ``dps``-digit mpmath arithmetic, rounded once to float64 at the end.
+
+    ``O_ic = log Σ_{j visible} exp(S_ij + V_jc) − log Σ_{j visible} exp(S_ij)``, ``S = σ Q Kᵀ + M``,
+    with every product, exponential and sum carried at ``dps`` significant digits, so the result is
+    the correctly rounded value of the operator at the (float64) inputs as given. Shapes and options
+    as :func:`attnlab.reference.laser_attention` (GQA head map, ``causal`` bottom-right, boolean
+    ``mask``; a query with no visible key returns zeros). Meant for small inputs: the cost is
+    ``O(n·m·(d + d_v))`` mpmath operations.
+    """
+    if isinstance(dps, bool) or not isinstance(dps, int) or dps < 20:
+        raise ValueError(f"dps: expected an int >= 20 significant digits, got {dps!r}")
+    with reference_precision(np.float64):  # inputs are taken exactly as float64, whatever the context
+        qa, ka, va, sigma, allowed = _prepare_qk(q, k, v, scale=scale, causal=causal, mask=mask)
+    assert va is not None
+    lead = qa.shape[:-2]
+    n, m, d_v = qa.shape[-2], ka.shape[-2], va.shape[-1]
+    visible = np.broadcast_to(allowed, (*lead, n, m))
+    out = np.zeros((*lead, n, d_v))
+    with mpmath.workdps(dps):
+        factor = mpmath.mpf(float(sigma))
+        for index in np.ndindex(*lead):
+            queries, keys, values = qa[index], ka[index], va[index]
+            for i in range(n):
+                cols = [j for j in range(m) if visible[(*index, i, j)]]
+                if not cols:
+                    continue
+                query = [mpmath.mpf(float(a)) for a in queries[i]]
+                scores = {
+                    j: factor * mpmath.fsum(a * mpmath.mpf(float(b)) for a, b in zip(query, keys[j])) for j in cols
+                }
+                log_norm = mpmath.log(mpmath.fsum(mpmath.exp(scores[j]) for j in cols))
+                for c in range(d_v):
+                    tilted = mpmath.fsum(mpmath.exp(scores[j] + mpmath.mpf(float(values[j, c]))) for j in cols)
+                    out[(*index, i, c)] = float(mpmath.log(tilted) - log_norm)
+    return out
 
 
 def _verdict(residuals: dict[str, sp.Expr], what: str) -> CheckResult:
@@ -75,7 +130,5 @@ def small_value_series() -> CheckResult:
     series = sp.series(cgf, t, 0, 3).removeO()
     mean = p * v1 + (1 - p) * v2
     variance = p * v1**2 + (1 - p) * v2**2 - mean**2
-    residuals = {
-        "series − (t·mean + t²·Var/2)": sp.simplify(sp.expand(series - (t * mean + t**2 * variance / 2)))
-    }
+    residuals = {"series − (t·mean + t²·Var/2)": sp.simplify(sp.expand(series - (t * mean + t**2 * variance / 2)))}
     return _verdict(residuals, "second-order series of log E_p[e^{tV}]")

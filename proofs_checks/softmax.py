@@ -1,7 +1,7 @@
-"""Symbolic (SymPy) checks of the softmax Jacobian identities (claims.md F5.1, F5.2 "SymPy").
+"""Symbolic (SymPy) checks of the softmax Jacobian identities.
 
 Each function proves an identity exactly for small ``n`` and returns a
-:class:`~attnlab.theory.registry.CheckResult`: ``holds`` when every difference simplifies to 0,
+:class:`~attnlab.proofs_checks.results.CheckResult`: ``holds`` when every difference simplifies to 0,
 ``falsified`` otherwise (with the non-zero residual in the evidence).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from attnlab.theory.registry import CheckResult
+from attnlab.proofs_checks.results import CheckResult
 
 
 def _softmax_symbols(n: int) -> tuple[list[sp.Symbol], list[sp.Expr]]:
@@ -27,9 +27,7 @@ def _verdict(residuals: dict[str, sp.Expr], what: str) -> CheckResult:
     nonzero = {name: str(expr) for name, expr in residuals.items() if expr != 0}
     if nonzero:
         first = next(iter(nonzero.items()))
-        return CheckResult(
-            "falsified", f"{what}: residual {first[0]} = {first[1]} ≠ 0", {"residuals": nonzero}
-        )
+        return CheckResult("falsified", f"{what}: residual {first[0]} = {first[1]} ≠ 0", {"residuals": nonzero})
     return CheckResult(
         "holds",
         f"{what}: every residual simplifies to 0 ({len(residuals)} cases)",
@@ -96,9 +94,7 @@ def two_token_eigenvalues() -> CheckResult:
     residuals["argmax − ½"] = sp.Integer(0) if critical == [sp.Rational(1, 2)] else sp.Integer(1)
     residuals["max − ½"] = sp.simplify((2 * q * (1 - q)).subs(q, sp.Rational(1, 2)) - sp.Rational(1, 2))
     result = _verdict(residuals, "n=2 spectrum {0, 2q(1−q)}, max ½ at q=½")
-    return CheckResult(
-        result.verdict, result.evidence, {**result.data, "eigenvalues": [str(e) for e in eigen]}
-    )
+    return CheckResult(result.verdict, result.evidence, {**result.data, "eigenvalues": [str(e) for e in eigen]})
 
 
 def entropy_inverse_temperature_derivative() -> CheckResult:

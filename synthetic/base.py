@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 #: progress(fraction_done in [0, 1], message) — called by long runs; may be a no-op.
 Progress = Callable[[float, str], None]
 
@@ -34,6 +36,23 @@ class TaskConfig(Protocol):
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config dataclass, tagged with its class name."""
     return {"__class__": type(config).__name__, **dataclasses.asdict(config)}
+
+
+def fingerprint(*arrays: Any) -> str:
+    """16-hex-digit SHA-256 of arrays' dtypes, shapes and bytes (NumPy arrays or torch tensors).
+
+    Runs record fingerprints of the data and initial weights they drew, so it can be checked from the
+    cache alone that two seeds saw different data and the same seed the same data, whichever backend ran
+    them.
+    """
+    digest = hashlib.sha256()
+    for array in arrays:
+        if hasattr(array, "detach"):
+            array = array.detach().cpu().contiguous().numpy()
+        values = np.ascontiguousarray(array)
+        digest.update(f"{values.dtype.str}{values.shape}".encode())
+        digest.update(values.tobytes())
+    return digest.hexdigest()[:16]
 
 
 def config_hash(config: Any) -> str:

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from attnlab.synthetic.analysis.patterns import extract_patterns
-from attnlab.synthetic.base import Progress, Task
+from attnlab.synthetic.base import Progress, Task, fingerprint
 from attnlab.synthetic.models import (
     QueryAttention,
     default_device,
@@ -108,9 +108,17 @@ class ICLData:
     train_generator: torch.Generator
     init_generator: torch.Generator
 
-    def train_batch(self) -> Prompts:
+    def train_batch(self, generator: torch.Generator | None = None) -> Prompts:
+        """A fresh training batch drawn from ``generator`` (default: this run's training stream)."""
         cfg = self.config
-        return sample_prompts(cfg.batch, cfg.train_length, cfg.dim, cfg.noise_var, self.train_generator)
+        stream = self.train_generator if generator is None else generator
+        return sample_prompts(cfg.batch, cfg.train_length, cfg.dim, cfg.noise_var, stream)
+
+    def first_train_batch(self) -> Prompts:
+        """The batch the training stream yields first, drawn from a copy so the stream is not advanced."""
+        copy = torch.Generator()
+        copy.set_state(self.train_generator.get_state())
+        return self.train_batch(copy)
 
 
 @dataclass(frozen=True)
@@ -260,19 +268,32 @@ def evaluate(model: QueryAttention, prompts: Prompts, device: torch.device, chun
     return total / count
 
 
+def _prompts_fingerprint(prompts: Prompts) -> str:
+    return fingerprint(prompts.x, prompts.y, prompts.x_query, prompts.y_query, prompts.beta)
+
+
 def run(config: ICLConfig, seed: int, progress: Progress, workdir: Path) -> dict[str, Any]:
-    """Train (or compute the baselines of) one config for one seed and evaluate it at every length."""
+    """Train (or compute the baselines of) one config for one seed and evaluate it at every length.
+
+    ``metrics["provenance"]`` fingerprints (:func:`~attnlab.synthetic.base.fingerprint`) what the seed
+    drew: the evaluation and tuning prompts, and for trained models the initial weights and the first
+    training batch.
+    """
     device = default_device()
     with torch_threads(1):
         data = config.build(seed)
+        provenance = {"eval_data": _prompts_fingerprint(data.eval_prompts),
+                      "tune_data": _prompts_fingerprint(data.tune_prompts)}
         if config.model == "baselines":
             progress(1.0, "closed-form baselines")
-            return baseline_losses(config, data)
+            return {**baseline_losses(config, data), "provenance": provenance}
         model = config.make_model(data.init_generator).to(device)
+        provenance["init"] = fingerprint(*model.state_dict().values())
+        provenance["train_data"] = _prompts_fingerprint(data.first_train_batch())
 
         def loss_fn(net: torch.nn.Module, generator: torch.Generator) -> Tensor:
             assert isinstance(net, QueryAttention)
-            return prediction_loss(net, data.train_batch(), device)
+            return prediction_loss(net, data.train_batch(generator), device)
 
         history = train_resumable(
             model,
@@ -296,6 +317,7 @@ def run(config: ICLConfig, seed: int, progress: Progress, workdir: Path) -> dict
         "kq": kq.tolist(),
         "ov": ov.tolist(),
         "patterns": extract_patterns(kq, ov, covariate_dims=config.dim).to_dict(),
+        "provenance": provenance,
     }
 
 

@@ -22,12 +22,13 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from attnlab.io import load_or_quarantine
 from attnlab.synthetic.base import Progress
 
 Link = Literal["softmax", "linear"]
@@ -180,6 +181,14 @@ def save_checkpoint(path: Path, state: dict[str, object]) -> None:
     os.replace(tmp, path)
 
 
+def _read_training_checkpoint(path: Path) -> dict[str, Any]:
+    state = torch.load(path, weights_only=False)
+    keys = ("model", "optimizer", "data_generator", "step", "history")
+    if not isinstance(state, dict) or any(key not in state for key in keys):
+        raise ValueError(f"not a training checkpoint: expected a dict with keys {list(keys)}")
+    return state
+
+
 def train_resumable(
     model: nn.Module,
     loss_fn: Callable[[nn.Module, torch.Generator], Tensor],
@@ -204,8 +213,9 @@ def train_resumable(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     checkpoint = workdir / f"{label}.pt"
     start, history = 0, []
-    if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
+    # An unreadable checkpoint (a killed write, a full disk) is moved aside and training restarts.
+    state = load_or_quarantine(checkpoint, _read_training_checkpoint)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         data_generator.set_state(state["data_generator"])

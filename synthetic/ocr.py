@@ -2,8 +2,7 @@
 
 Source: Huang, Zhu, Guo, Jiao, Sojoudi, Jordan, Russell, Mei, "Generalization or Hallucination?
 Understanding Out-of-Context Reasoning in Transformers", NeurIPS 2025, arXiv:2506.10887; the setup
-follows the official repository ``yixiao-huang/OCR-Theory`` (script ``train_attn1_1heads.sh``) as
-restated in attnlab ``tasks.md`` §2.
+follows the official repository ``yixiao-huang/OCR-Theory`` (script ``train_attn1_1heads.sh``).
 
 **Data.** Vocabulary, in index order: 2 relation tokens (r₁ = "fact" = 0, r₂ = "implication" = 1),
 ``num_facts`` fact answers ("cities"), ``num_implications`` implication answers ("animals"),
@@ -26,7 +25,7 @@ linear-attention head, no residual, no MLP, no LayerNorm, prediction at the last
 Only ``x_T`` is read out, so only the last attention row is computed; it equals the last row of the
 full causal layer (tested). The OV map is either **combined** (``W_V = I`` frozen, ``W_OV = W_O``
 trained) or **factorized** (``W_V ∈ R^{r×d}``, ``W_O ∈ R^{d×r}``, ``W_OV = W_O W_V``). Theory
-(tasks.md §2.5): gradient descent on the factorization is biased toward minimum nuclear norm, which
+(Huang et al. 2025): gradient descent on the factorization is biased toward minimum nuclear norm, which
 completes the low-rank subject × answer matrix and so predicts held-out implications; the combined
 matrix is biased toward minimum Frobenius norm and stays at chance on them.
 
@@ -47,9 +46,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from attnlab.io import atomic_write_bytes, save_figure
+from attnlab.io import atomic_write_bytes, load_or_quarantine, save_figure
 from attnlab.synthetic.analysis.rank import rank_summary
-from attnlab.synthetic.base import Progress, Task, config_to_dict
+from attnlab.synthetic.base import Progress, Task, config_to_dict, fingerprint
 
 FACT_RELATION = 0
 IMPLICATION_RELATION = 1
@@ -79,7 +78,7 @@ def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
 
 @dataclass(frozen=True)
 class OCRConfig:
-    """One OCR-recall setting; defaults are the official main script (tasks.md §2.2–2.4).
+    """One OCR-recall setting; defaults are the official main script.
 
     Attributes:
         parameterization: ``"factorized"`` (``W_O W_V``, trainable) or ``"combined"`` (``W_OV``).
@@ -425,10 +424,23 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+_CHECKPOINT_KEYS = ("config", "seed", "step", "model", "optimizer", "batch_rng", "history")
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or any(key not in state for key in _CHECKPOINT_KEYS):
+        raise ValueError(f"not a training checkpoint: expected a dict with keys {list(_CHECKPOINT_KEYS)}")
+    return state
+
+
 def _load_checkpoint(path: Path, config: OCRConfig, seed: int) -> dict[str, Any] | None:
-    if not path.exists():
+    """The checkpoint in ``path``, ``None`` when there is none or it cannot be read (truncated, empty,
+    garbage: moved aside with a one-line warning, so the run restarts from step 0); a readable
+    checkpoint of another run is an error."""
+    state = load_or_quarantine(path, _read_checkpoint)
+    if state is None:
         return None
-    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("config") != config_to_dict(config) or state.get("seed") != seed:
         raise ValueError(
             f"workdir: {path} holds a checkpoint of a different run "
@@ -438,7 +450,7 @@ def _load_checkpoint(path: Path, config: OCRConfig, seed: int) -> dict[str, Any]
 
 
 def _weight_analysis(model: OCRTransformer, data: OCRData, margin: float) -> dict[str, Any]:
-    """Spectral measures of ``W_OV`` restricted to [answers × subjects] (tasks.md §2.7).
+    """Spectral measures of ``W_OV`` restricted to [answers × subjects].
 
     ``nuclear_norm_at_unit_margin`` divides the block's nuclear norm by the training margin. For
     linear attention the logit of answer ``v`` contains ``a(s) · W_OV[v, s]`` with the learned
@@ -492,6 +504,22 @@ def run(config: OCRConfig, seed: int, progress: Progress, workdir: Path) -> dict
         torch.set_num_threads(previous_threads)
 
 
+def _provenance(
+    model: OCRTransformer, data: OCRData, config: OCRConfig, batch_generator: torch.Generator
+) -> dict[str, str]:
+    """Fingerprints of what a seed drew: the initial weights, the first training batch (from a copy of
+    the batch stream, which is left where it was), the evaluation sets and the subject → answer maps."""
+    copy = torch.Generator()
+    copy.set_state(batch_generator.get_state())
+    tokens, labels = data.training_batch(config.batch_size, copy)
+    return {
+        "init": fingerprint(*model.state_dict().values()),
+        "train_data": fingerprint(tokens, labels),
+        "eval_data": fingerprint(*(array for name in EVAL_SETS for array in data.eval_sets[name])),
+        "maps": fingerprint(data.subject_fact, data.subject_implication),
+    }
+
+
 def _train(config: OCRConfig, seed: int, progress: Progress, workdir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     device = _resolve_device(config)
@@ -503,6 +531,7 @@ def _train(config: OCRConfig, seed: int, progress: Progress, workdir: Path) -> d
     )
     # Batches are drawn on the CPU so a CUDA run sees exactly the data of a CPU run.
     batch_generator = torch.Generator().manual_seed(seeds.batches)
+    provenance = _provenance(model, data, config, batch_generator)
     path = workdir / CHECKPOINT_NAME
     state = _load_checkpoint(path, config, seed)
     history: list[dict[str, float | None]]
@@ -558,6 +587,7 @@ def _train(config: OCRConfig, seed: int, progress: Progress, workdir: Path) -> d
         "training_margin": final["training_margin"],
         **_weight_analysis(model, data, final["training_margin"]),
         "history": history,
+        "provenance": provenance,
         "runtime_s": time.perf_counter() - started,
     }
     return metrics
@@ -619,7 +649,7 @@ def _criterion(values: list[float], comparison: str, threshold: float, worst: st
 
 
 def summarize(results: Results) -> dict[str, Any]:
-    """The ``--json`` summary: means over seeds plus each criterion of tasks.md §2.7 with its measured
+    """The ``--json`` summary: means over seeds plus each reproduction criterion with its measured
     (worst-seed) value beside its threshold."""
     main = _group(results, "main")
     summary: dict[str, Any] = {"task": "ocr", "seeds": sorted({seed for _c, seed, _m in results})}
@@ -637,7 +667,7 @@ def summarize(results: Results) -> dict[str, Any]:
     }
     summary["effective_rank"] = {p: _mean([m["answer_subject_block"]["effective_rank"] for m in runs])
                                  for p, runs in main.items()}
-    # Raw-block and attention-weighted nuclear norms at unit training margin, per seed (tasks.md §2.6).
+    # Raw-block and attention-weighted nuclear norms at unit training margin, per seed (see the measurement caveat in :mod:`attnlab.synthetic.analysis.rank`).
     summary["nuclear_norm_at_unit_margin"] = {
         p: [m["nuclear_norm_at_unit_margin"] for m in runs] for p, runs in main.items()
     }

@@ -34,12 +34,11 @@ def _public_modules(folder: str, package: str) -> list[str]:
     return sorted(f"{package}.{p.stem}" for p in (ROOT / folder).glob("*.py") if not p.stem.startswith("_"))
 
 
-def test_every_declaration_module_is_listed_and_every_listed_form_declared() -> None:
+def test_the_forms_are_the_declaration_modules_in_catalogue_order() -> None:
     modules = {m.rpartition(".")[2] for m in _public_modules("attnlab/forms", "attnlab.forms")}
-    assert modules == set(FORMS), (
-        f"declaration modules not in FORMS: {sorted(modules - set(FORMS))}; listed "
-        f"without a module: {sorted(set(FORMS) - modules)}"
-    )
+    assert set(FORMS) == modules and len(FORMS) == len(modules)
+    assert [f.name for f in FORM_LIST] == list(FORMS)
+    assert [f.order for f in FORM_LIST] == sorted(f.order for f in FORM_LIST)
 
 
 @pytest.mark.parametrize(
@@ -103,19 +102,33 @@ def _string_constants(path: Path) -> set[str]:
 
 
 def test_no_module_outside_a_form_keeps_a_table_of_form_names() -> None:
-    """A form's name as a string literal appears only in its own files (and the one list in FORMS).
-    theory/ and synthetic/ are other registries (claim families, tasks) and may share a word."""
+    """Outside a form's own files and the one list in FORMS, no module names two forms in string literals
+    (a table). One name alone may be a word with another meaning (``link="softmax"``); theory/ and
+    synthetic/ are other registries (claim families, tasks) and are not scanned."""
     sources = [p for folder in ("attnlab", "fastpath", "reference") for p in (ROOT / folder).rglob("*.py")]
-    literals = {p.resolve(): _string_constants(p) for p in sources}
+    listing = (ROOT / "attnlab" / "forms" / "__init__.py").resolve()
+    own_files = {form.name: _form_files(form) for form in FORM_LIST}
     offenders = []
-    for form in FORM_LIST:
-        own = _form_files(form) | {(ROOT / "attnlab" / "forms" / "__init__.py").resolve()}
-        offenders += [
-            f"{p.relative_to(ROOT)}: {form.name!r}"
-            for p in sources
-            if p.resolve() not in own and form.name in literals[p.resolve()]
-        ]
+    for path in sources:
+        if path.resolve() == listing:
+            continue
+        literals = _string_constants(path)
+        named = sorted(f for f in own_files if f in literals and path.resolve() not in own_files[f])
+        if len(named) >= 2:
+            offenders.append(f"{path.relative_to(ROOT)}: {named}")
     assert not offenders, offenders
+
+
+def test_the_word_hamming_appears_only_in_the_hamming_forms_files() -> None:
+    form = next(f for f in FORM_LIST if f.name == "hamming")
+    allowed = _form_files(form)
+    mentions = [
+        p.relative_to(ROOT)
+        for folder in ("attnlab", "fastpath", "reference", "theory", "synthetic", "proofs_checks", "bench")
+        for p in (ROOT / folder).rglob("*.py")
+        if "hamming" in p.read_text().lower() and p.resolve() not in allowed
+    ]
+    assert not mentions, mentions
 
 
 def test_importing_reference_theory_or_forms_loads_neither_numba_nor_torch() -> None:

@@ -1,7 +1,10 @@
 """``attnlab verify`` and ``attnlab figure``: run the claim registry's checks and write claim figures.
 
 ``verify`` recomputes every registered claim's evidence and compares the verdict it supports with the
-recorded one; it exits 1 when any differ or a check raises, 2 on a bad ``--family``/``--claim``.
+recorded one; every row shows the claim's kind (``paper``, ``reading`` or ``derived``: whose statement
+the verdict judges). It exits 1 when any differ or a check raises, 2 on a bad ``--family``/``--claim``.
+``verify --mutants`` runs every registered mutant of the selected claims instead and exits 1 when one
+survives (its check still returns the recorded verdict) or crashes.
 ``figure`` writes each claim's figure (PNG + SVG + JSON) once, even when several claims share it.
 """
 
@@ -65,6 +68,11 @@ def _load_claims() -> tuple[list[Claim], list[dict[str, Any]]]:
                 {
                     "id": module,
                     "family": "(import)",
+                    "kind": "-",
+                    "source": "",
+                    "judges": "",
+                    "reads": "",
+                    "condition": "",
                     "verdict": "-",
                     "observed": "error",
                     "consistent": False,
@@ -103,6 +111,19 @@ class _UsageError(Exception):
     pass
 
 
+def _record(claim: Claim) -> dict[str, Any]:
+    """The recorded side of a row: whose statement the verdict judges, and under what condition."""
+    return {
+        "id": claim.id,
+        "family": claim.family,
+        "kind": claim.kind,
+        "source": claim.source.cite(),
+        "judges": claim.judges,
+        "reads": claim.reads,
+        "condition": claim.condition,
+    }
+
+
 def _run_row(claim: Claim, *, full: bool) -> dict[str, Any]:
     start = time.perf_counter()
     try:
@@ -113,8 +134,7 @@ def _run_row(claim: Claim, *, full: bool) -> dict[str, Any]:
         observed = outcome.result.verdict
         evidence, data, consistent = outcome.result.evidence, outcome.result.data, outcome.consistent
     return {
-        "id": claim.id,
-        "family": claim.family,
+        **_record(claim),
         "verdict": claim.verdict,
         "observed": observed,
         "consistent": consistent,
@@ -127,13 +147,14 @@ def _run_row(claim: Claim, *, full: bool) -> dict[str, Any]:
 def _print_table(rows: list[dict[str, Any]], *, full: bool) -> None:
     console = wide_console()
     table = Table(title=f"attnlab claims ({'full' if full else 'quick'} checks)", show_lines=False)
-    for column in ("family", "id", "recorded", "observed", "evidence", "s"):
+    for column in ("family", "id", "kind", "recorded", "observed", "evidence", "s"):
         table.add_column(column, overflow="fold")
     for row in rows:
         style = "green" if row["consistent"] else "bold red"
         table.add_row(
             escape(row["family"]),
             escape(row["id"]),
+            escape(row["kind"]),
             row["verdict"],
             f"[{style}]{escape(row['observed'])}[/{style}]",
             escape(row["evidence"]),
@@ -146,13 +167,62 @@ def _print_table(rows: list[dict[str, Any]], *, full: bool) -> None:
     console.print(f"[bold red]{summary}: {', '.join(bad)}[/bold red]" if bad else f"[green]{summary}[/green]")
 
 
+def _mutant_row(outcome: registry.MutantOutcome) -> dict[str, Any]:
+    return {
+        "id": outcome.claim.id,
+        "family": outcome.claim.family,
+        "kind": outcome.claim.kind,
+        "mutant": outcome.mutant.name,
+        "description": outcome.mutant.description,
+        "verdict": outcome.claim.verdict,
+        "observed": outcome.observed,
+        "status": outcome.status,
+        "killed": outcome.killed,
+        "evidence": outcome.result.evidence if outcome.result is not None else outcome.error,
+        "seconds": round(outcome.seconds, 4),
+    }
+
+
+def _print_mutant_table(rows: list[dict[str, Any]], *, full: bool) -> None:
+    console = wide_console()
+    table = Table(title=f"attnlab claim mutants ({'full' if full else 'quick'} checks)", show_lines=False)
+    for column in ("id", "kind", "mutant", "recorded", "observed", "status", "s"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        style = "green" if row["killed"] else "bold red"
+        table.add_row(
+            escape(row["id"]),
+            escape(row["kind"]),
+            escape(row["mutant"]),
+            row["verdict"],
+            escape(row["observed"]),
+            f"[{style}]{escape(row['status'])}[/{style}]",
+            f"{row['seconds']:.2f}",
+        )
+    console.print(table)
+    alive = [f"{row['id']}:{row['mutant']}" for row in rows if not row["killed"]]
+    claims = len({row["id"] for row in rows})
+    total = sum(row["seconds"] for row in rows)
+    killed = len(rows) - len(alive)
+    summary = f"{len(rows)} mutants of {claims} claims, {killed} killed, {len(alive)} not ({total:.1f} s)"
+    console.print(f"[bold red]{summary}: {', '.join(alive)}[/bold red]" if alive else f"[green]{summary}[/green]")
+
+
 def verify(
     family: Annotated[str | None, typer.Option("--family", "-f", help="Only this claim family.")] = None,
     claim: Annotated[str | None, typer.Option("--claim", "-c", help="Only this claim id.")] = None,
     full: Annotated[bool, typer.Option("--full", help="Run the longer full checks where a claim has one.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of rows and nothing else.")] = False,
+    mutants: Annotated[
+        bool,
+        typer.Option("--mutants", help="Run every registered mutant instead; exit 1 if one survives or crashes."),
+    ] = False,
 ) -> None:
-    """Run every registered claim's check and compare its observed verdict with the recorded one."""
+    """Run every registered claim's check and compare its observed verdict with the recorded one.
+
+    With ``--mutants``: run each claim's deliberately wrong variants and report, per mutant, the
+    verdict observed and whether the check caught it (killed) or not (survived / crashed).
+    """
     claims, failures = _load_claims()
     try:
         selected = _select(claims, family, claim)
@@ -164,6 +234,17 @@ def verify(
         for failure in failures:
             typer.echo(f"warning: {failure['id']} failed to import: {failure['evidence']}", err=True)
         failures = []
+    if mutants:
+        mutant_rows = [_mutant_row(o) for c in selected for o in registry.run_mutants(c, full=full)]
+        import_rows = [{**f, "mutant": "-", "description": "", "status": "crashed", "killed": False} for f in failures]
+        rows = import_rows + mutant_rows
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2, allow_nan=False))
+        else:
+            _print_mutant_table(rows, full=full)
+        if not all(row["killed"] for row in rows):
+            raise typer.Exit(EXIT_INCONSISTENT)
+        return
     rows = failures + [_run_row(c, full=full) for c in selected]
     if as_json:
         typer.echo(json.dumps(rows, indent=2, allow_nan=False))

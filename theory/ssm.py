@@ -1,4 +1,4 @@
-"""Linear time-invariant state-space models and their lag operators (claims.md F3.2).
+"""Linear time-invariant state-space models and their lag operators.
 
 Source: the "implicit" side of Ghodsi, "How Many Heads Make an SSM?" (arXiv 2512.15115, v1): an LTI
 SSM ``h_t = A h_{t−1} + B x_t``, ``y_t = C h_t + D x_t`` (``h_0 = 0``) is the sequence map
@@ -18,7 +18,7 @@ import numpy as np
 
 from attnlab.validation import as_float_array
 
-#: Relative singular-value threshold for numerical rank (claims.md F3.4: 1e-10·σ₁).
+#: Relative singular-value threshold for numerical rank (1e-10·σ₁).
 RANK_RTOL = 1e-10
 
 

@@ -169,7 +169,9 @@ def positive_scale(draw: Any, shape: Shape) -> dict[str, Any]:
 
 
 def kv_heads_of(shape: Shape) -> int:
-    return shape.kv_heads if shape.kv_heads and shape.heads % shape.kv_heads == 0 else shape.heads
+    if shape.kv_heads < 1 or shape.heads % shape.kv_heads:
+        raise ValueError(f"kv_heads: expected a divisor of heads = {shape.heads}, got {shape.kv_heads}")
+    return shape.kv_heads
 
 
 # ---------------------------------------------------------------------------------------------
@@ -652,7 +654,8 @@ SOFTMAX_FLOPS = (
 
 def softmax_flops(sample: SampleInput, *, value_arg: int = 2, maps: int = 1) -> float:
     q, k, v = sample.args[0], sample.args[1], sample.args[value_arg]
-    lead = math.prod(np.broadcast_shapes(q.shape[:-2], k.shape[:-2]))
+    heads = q.shape[-3] if q.ndim >= 3 else 1  # GQA: the query heads do the work
+    lead = math.prod(np.broadcast_shapes(q.shape[:-3], k.shape[:-3])) * heads
     n, m = q.shape[-2], k.shape[-2]
     d = (q.shape[-1] + v.shape[-1]) / 2
     return maps * 4.0 * lead * n * m * d * (0.5 if sample.kwargs.get("causal") else 1.0)

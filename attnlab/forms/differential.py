@@ -200,6 +200,7 @@ def _bad_inputs() -> list[BadInput]:
 
 FORM = Form(
     name="differential",
+    order=9,
     title="Differential attention (DIFF Transformer core)",
     equation=(
         r"O = \operatorname{softmax}(\sigma Q_1K_1^\top + M)V - \lambda\, "

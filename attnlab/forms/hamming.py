@@ -10,10 +10,20 @@ from hypothesis import strategies as st
 import attnlab.reference.hamming as module
 from attnlab.core import BadInput, BenchCase, FastPath, Form, Invariant, Mutant, SampleInput, Shape
 from attnlab.forms import _shared as sh
-from attnlab.papers import Source, paper
+from attnlab.papers import Paper, Source
 from attnlab.reference.hamming import hamming_attention
 
 OP = "hamming_attention"
+
+PAPER = Paper(
+    "horton2025hamming",
+    "Horton, Mark and Molom-Ochir, Tergel and Liu, Peter and Gopal, Bhavna and Wei, Chiyue and Guo, Cong and "
+    "Taylor, Brady and Fan, Deliang and Wang, Shan X. and Li, Hai and Chen, Yiran",
+    "Horton et al.",
+    "Hamming Attention Distillation: Binarizing Keys and Queries for Efficient Long-Context Transformers",
+    2025,
+    "2502.01770",
+)
 
 
 def brute_force(
@@ -235,6 +245,7 @@ def _bad_inputs() -> list[BadInput]:
 
 FORM = Form(
     name="hamming",
+    order=11,
     title="Hamming attention on sign codes (HAD)",
     equation=(
         r"O = \operatorname{softmax}_{\text{row}}\!\left(\sigma\,(d - "
@@ -244,9 +255,7 @@ FORM = Form(
     module=module,
     brute_force=brute_force,
     oracle=oracle,
-    source=Source(
-        paper("horton2025hamming"), "§3 (binarised queries and keys; top-N sparsification)", abstract_level=True
-    ),
+    source=Source(PAPER, "§3 (binarised queries and keys; top-N sparsification)", abstract_level=True),
     status="exact",
     note="sign(0) = +1; for ±1 codes q·k = d − 2 Ham(q, k); top-N keeps every key tied with the N-th logit.",
     array_args=("q", "k", "v"),

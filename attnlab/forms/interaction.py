@@ -243,6 +243,7 @@ def _flops(s: SampleInput) -> float:
 
 FORM = Form(
     name="interaction",
+    order=5,
     title="Multi-head factorized interaction operator",
     equation=r"y_i = \sum_j W_{ij}(X)\, x_j,\quad W_{ij}(X) = \sum_{h=1}^{H} \alpha^h_{ij}(X)\, U_h",
     reference=factorized_interaction,

@@ -101,6 +101,38 @@ def _global_shift_agrees(ops: Any, sample: SampleInput) -> None:
     sh.close("log-domain vs global-shift LWSE (moderate values)", shifted, sample.call(ops.laser_attention), atol=1e-9)
 
 
+def _exact_logit_sample(sample: SampleInput) -> SampleInput:
+    """The sample with integer queries and keys and ``scale = 1``: its logits, up to ~1e5, are exact in
+    float64, so any difference from the extended-precision value comes from the log-sum-exps."""
+    q, k, v = sample.args
+    return sample.with_args(np.round(8.0 * q) * 40.0, np.round(8.0 * k), v, scale=1.0)
+
+
+def _extended_precision(ops: Any, sample: SampleInput) -> None:
+    from attnlab.proofs_checks.laser import laser_attention_mp
+
+    exact = _exact_logit_sample(sample)
+    want = exact.call(laser_attention_mp)
+    got = exact.call(ops.laser_attention)
+    m = sample.args[1].shape[-2]
+    bound = 8 * np.finfo(np.float64).eps * (1.0 + float(np.max(np.abs(want))) + np.log(m))
+    err = float(np.max(np.abs(got - want)))
+    assert err <= bound, f"error {err:.3e} against the 50-digit evaluation > {bound:.3e} (logits up to ~1e5)"
+
+
+def _unshifted_lse(original: Any) -> Any:
+    def mutated(q: Any, k: Any, v: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None) -> Any:
+        qa, ka, va, sigma, allowed = module._prepare_qk(q, k, v, scale=scale, causal=causal, mask=mask)
+        scores = sigma * (qa @ np.swapaxes(ka, -1, -2))  # LSE(S + V) − LSE(S) without a per-row shift
+        visible = np.broadcast_to(allowed, scores.shape)
+        empty = ~np.any(visible, axis=-1)
+        joint = module.masked_logsumexp(scores[..., :, :, None] + va[..., None, :, :], visible[..., None], axis=-2)
+        out = joint - np.where(empty, 0.0, module.masked_logsumexp(scores, visible))[..., None]
+        return np.where(empty[..., None], 0.0, out)
+
+    return mutated
+
+
 def _missing_log(original: Any) -> Any:
     def mutated(q: Any, k: Any, v: Any, **kwargs: Any) -> Any:
         return np.exp(original(q, k, v, **kwargs))  # softmax(S)·exp(V), the log forgotten
@@ -124,6 +156,11 @@ def _shift_not_restored(original: Any) -> Any:
 
 
 MUTANTS = (
+    Mutant(
+        "unshifted_lse",
+        "LSE(S + V) − LSE(S) without the per-row shift (error grows like eps·max|S|)",
+        {OP: _unshifted_lse},
+    ),
     Mutant("missing_log", "returns softmax(S)·exp(V) (the log is forgotten)", {OP: _missing_log}),
     Mutant(
         "missing_normaliser", "every output is off by a constant (a dropped normaliser term)", {OP: _missing_normaliser}
@@ -157,6 +194,13 @@ INVARIANTS = (
         _global_shift_agrees,
         ("global_shift_not_restored",),
     ),
+    Invariant(
+        "matches_extended_precision",
+        "on exact logits up to ~1e5 the reference is within 8 eps·(1 + |O| + log m) of a 50-digit evaluation",
+        _extended_precision,
+        ("unshifted_lse",),
+        lambda s: sh.longest(s) <= 12,
+    ),
     sh.causal_prefix(OP, [0], [1, 2], mutants=("leaky_causal",)),
     sh.key_permutation(OP, [1, 2], mutants=("drops_last_key",)),
     sh.gqa_equals_mha(OP, [1, 2], mutants=("interleaved_gqa",)),
@@ -169,6 +213,7 @@ _BIG = frozenset({"numpy", "composed"})  # the log-domain evaluations materialis
 
 FORM = Form(
     name="laser",
+    order=3,
     title="LASER: log(softmax(S) exp(V))",
     equation=r"O = \log\!\left(\operatorname{softmax}_{\text{row}}(\sigma QK^\top + M)\, \exp(V)\right)",
     reference=laser_attention,

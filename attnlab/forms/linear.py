@@ -288,6 +288,7 @@ def _native_feature_map(s: SampleInput) -> bool:
 
 FORM = Form(
     name="linear",
+    order=2,
     title="Normalised linear attention (phi = elu + 1)",
     equation=(
         r"o_i = \frac{\sum_{j} \phi(q_i)^\top \phi(k_j)\, v_j}{\sum_{j} \phi(q_i)^\top \phi(k_j) "

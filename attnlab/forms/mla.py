@@ -320,6 +320,7 @@ def _flops(s: SampleInput) -> float:
 
 FORM = Form(
     name="mla",
+    order=8,
     title="Multi-head latent attention (naive and absorbed)",
     equation=(
         r"o_h = \operatorname{softmax}\!\left(\sigma\,[q^C_h; \mathrm{RoPE}(q^R_h)]\,[k^C_h; "

@@ -263,6 +263,7 @@ def _flops(s: SampleInput) -> float:
 
 FORM = Form(
     name="simplicial",
+    order=4.5,
     title="Causal windowed 2-simplicial attention",
     equation=(
         r"o_i = \sum_{i-w_1 < j \le i,\; i-w_2 < k \le i} \operatorname{softmax}_{(j,k)}\!\left(\sigma \langle "

@@ -176,6 +176,7 @@ INVARIANTS = (
 
 FORM = Form(
     name="softmax",
+    order=1,
     title="Scaled dot-product softmax attention (MHA/MQA/GQA)",
     equation=r"O = \operatorname{softmax}_{\text{row}}\!\left(\sigma QK^\top + M\right)V,\quad \sigma = d_k^{-1/2}",
     reference=softmax_attention,

@@ -287,6 +287,7 @@ def _flops(s: SampleInput) -> float:
 
 FORM = Form(
     name="tensor",
+    order=4,
     title="Tensor (Kronecker) attention over all key pairs",
     equation=(
         r"\mathrm{Att} = D^{-1}\exp\!\left(\sigma\, Q (K_1 \oslash "

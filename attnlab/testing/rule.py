@@ -26,7 +26,7 @@ def to_numpy(x: Any) -> np.ndarray:
     if hasattr(x, "detach"):
         import torch
 
-        x = x.detach().cpu()
+        x = x.detach().cpu().resolve_conj()
         x = (x.to(torch.complex128) if x.is_complex() else x.double()).numpy()
     arr = np.asarray(x)
     return arr.astype(np.complex128 if np.iscomplexobj(arr) else np.float64, copy=False)

@@ -16,7 +16,7 @@ Definitions used throughout (and tested against closed forms):
 * **stable rank**: ``‖A‖_F² / ‖A‖_2² = Σ σ_i² / σ_1²``.
 * **nuclear norm**: ``‖A‖_* = Σ σ_i``.
 
-Measurement caveat for nuclear norms (attnlab ``tasks.md`` §2.6). The raw nuclear norm is *not* a fair
+Measurement caveat for nuclear norms. The raw nuclear norm is *not* a fair
 comparison between two parameterisations of the same map (e.g. a factorized ``W_O W_V`` against a
 single ``W_OV``): Adam grows the factorized model's scale, so its raw ``‖W_OV‖_*`` can come out larger
 even when it is the lower-rank solution. Compare nuclear norms only at a fixed margin
@@ -149,7 +149,7 @@ def nuclear_norm(matrix: Any, *, margin: float | None = None) -> float:
     The second form is the nuclear norm of ``A`` rescaled to unit margin. It is the fair quantity for
     comparing two trained models only when the model's margin is positively homogeneous of degree 1 in
     ``A`` (it is for the logits of a model linear in ``A`` with everything else held fixed). The raw
-    norm is scale-dependent: see the caveat in the module docstring (tasks.md §2.6).
+    norm is scale-dependent: see the caveat in the module docstring.
 
     Raises:
         ValueError: ``margin`` is not a positive finite number (a model that does not separate its

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from attnlab.synthetic.base import Progress
+from attnlab.synthetic.base import Progress, fingerprint
 from attnlab.synthetic.laundry.analysis import (
     ablation_analysis,
     accuracy_tables,
@@ -15,10 +15,24 @@ from attnlab.synthetic.laundry.analysis import (
     mechanism_statistics,
 )
 from attnlab.synthetic.laundry.config import LaundryConfig, item_coded, positional, value_readout
-from attnlab.synthetic.laundry.data import build_test_set
+from attnlab.synthetic.laundry.data import Prompts, Stream, build_test_set, training_batch
 from attnlab.synthetic.laundry.intervention import intervene, top_directions
+from attnlab.synthetic.laundry.model import init_model
 from attnlab.synthetic.laundry.training import train_model
-from attnlab.synthetic.models import torch_threads
+from attnlab.synthetic.models import stream_generator, torch_threads
+
+
+def _prompts_fingerprint(*batches: Prompts) -> str:
+    return fingerprint(*(t for b in batches for t in (b.tokens, b.answers, *(() if b.items is None else (b.items,)))))
+
+
+def provenance(config: LaundryConfig, seed: int, data: dict[int, Prompts]) -> dict[str, str]:
+    """Fingerprints of what the seed drew: initial weights, first training batch, evaluation prompts."""
+    return {
+        "init": fingerprint(*init_model(config, seed).state_dict().values()),
+        "train_data": _prompts_fingerprint(training_batch(config, stream_generator(seed, Stream.TRAIN))),
+        "eval_data": _prompts_fingerprint(*(data[n] for n in sorted(data))),
+    }
 
 
 def configs(quick: bool) -> list[LaundryConfig]:
@@ -60,4 +74,5 @@ def run(config: LaundryConfig, seed: int, progress: Progress, workdir: Path | No
         "composition": composition,
         "ablation": ablation,
         "intervention": intervention,
+        "provenance": provenance(config, seed, data),
     }

@@ -7,11 +7,14 @@ uninterrupted one (on CPU, at a fixed thread count).
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
+from attnlab.io import load_or_quarantine
 from attnlab.synthetic.base import Progress
 from attnlab.synthetic.laundry.config import LaundryConfig
 from attnlab.synthetic.laundry.data import Stream, targets, training_batch
@@ -23,6 +26,16 @@ def resolve_device(config: LaundryConfig) -> torch.device:
     if config.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(config.device)
+
+
+_CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "data_generator", "step")
+
+
+def _read_checkpoint(path: Path, *, device: torch.device) -> dict[str, Any]:
+    state = torch.load(path, map_location=device, weights_only=False)
+    if not isinstance(state, dict) or any(key not in state for key in _CHECKPOINT_KEYS):
+        raise ValueError(f"expected a checkpoint with keys {_CHECKPOINT_KEYS}")
+    return state
 
 
 def train_model(config: LaundryConfig, seed: int, progress: Progress, workdir: Path | None) -> LaundryModel:
@@ -41,8 +54,9 @@ def train_model(config: LaundryConfig, seed: int, progress: Progress, workdir: P
         data_generator = stream_generator(seed, Stream.TRAIN)
         step = 0
         checkpoint = None if workdir is None else Path(workdir) / "checkpoint.pt"
-        if checkpoint is not None and checkpoint.exists():
-            state = torch.load(checkpoint, map_location=device, weights_only=False)
+        # An unreadable checkpoint (a killed write, a full disk) is moved aside and training restarts.
+        state = None if checkpoint is None else load_or_quarantine(checkpoint, partial(_read_checkpoint, device=device))
+        if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             schedule.load_state_dict(state["scheduler"])

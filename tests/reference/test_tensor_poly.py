@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -54,7 +54,6 @@ def bounded_problem(draw):
     return arr(n, d), arr(m1, d), arr(m2, d), arr(m1, d_v), arr(m2, d_v)
 
 
-@settings(max_examples=15, deadline=None, derandomize=True)
 @given(bounded_problem())
 def test_poly_converges_and_respects_the_output_bound(problem):
     q, k1, k2, v1, v2 = problem

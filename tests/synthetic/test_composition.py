@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from attnlab.synthetic.analysis.composition import (
@@ -103,7 +103,6 @@ def test_random_components_score_at_the_baseline_on_average() -> None:
     assert np.mean(scores) == pytest.approx(baseline.mean, rel=0.2)
 
 
-@settings(max_examples=10, deadline=None)
 @given(d=st.integers(8, 64), seed=st.integers(0, 2**16))
 def test_random_direction_mean_square_is_one_over_d(d: int, seed: int) -> None:
     rng = np.random.default_rng(seed)

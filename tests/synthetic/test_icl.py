@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from attnlab.synthetic.analysis.patterns import debiased_gd_weights, extract_patterns
@@ -196,7 +196,6 @@ def test_zero_sum_two_head_layer_is_a_debiased_gd_step() -> None:
     assert patterns.omega == pytest.approx([omega, -omega]) and min(patterns.ov_last_ratio) > 1e6
 
 
-@settings(max_examples=15, deadline=None, derandomize=True)
 @given(
     noise=st.floats(0.01, 0.5),
     leak=st.floats(0.01, 0.5),
@@ -263,6 +262,24 @@ def test_interrupted_training_resumes_bitwise(tmp_path: Path) -> None:
     assert resumed["loss"] == reference["loss"]
     assert resumed["kq"] == reference["kq"]
     assert resumed["train_loss_history"] == reference["train_loss_history"]
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "garbage"])
+def test_a_corrupt_checkpoint_is_moved_aside_and_training_restarts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    cfg = replace(_tiny("softmax", 2), steps=20, checkpoint_every=10, eval_prompts=200)
+    reference = run(cfg, 2, no_progress, tmp_path / "straight")
+    run(cfg, 2, no_progress, tmp_path / "damaged")
+    checkpoint = tmp_path / "damaged" / f"{cfg.name}.pt"
+    data = checkpoint.read_bytes()
+    checkpoint.write_bytes({"truncated": data[: len(data) // 2], "empty": b"", "garbage": b"\x00\xffnot torch"}[how])
+    with caplog.at_level("WARNING", logger="attnlab"):
+        again = run(cfg, 2, no_progress, tmp_path / "damaged")
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "attnlab.cache"]
+    assert str(checkpoint) in message
+    assert len(list(checkpoint.parent.glob(f"{checkpoint.name}.corrupt-*"))) == 1
+    assert again == reference
 
 
 def test_experiment_declares_the_papers_toy_and_the_bottleneck() -> None:

@@ -225,3 +225,13 @@ def _shifted_gain(metrics: dict[str, Any], shift: float) -> dict[str, Any]:
     copy["intervention"]["gain"] += shift
     copy["intervention"]["gains"]["channel"]["position_patch"] += shift
     return copy
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"not a checkpoint", b"PK\x03\x04truncated"], ids=["empty", "garbage", "truncated"]
+)
+def test_a_corrupt_checkpoint_is_moved_aside_and_training_restarts(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "checkpoint.pt").write_bytes(content)
+    resumed = train_model(SHORT, 3, _quiet, tmp_path)
+    assert _same_weights(resumed, train_model(SHORT, 3, _quiet, None))
+    assert list(tmp_path.glob("checkpoint.pt.corrupt-*")), "the corrupt file was not quarantined"

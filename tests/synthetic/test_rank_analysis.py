@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from attnlab.synthetic.analysis.rank import (
@@ -154,7 +154,6 @@ def test_bad_energy_is_rejected() -> None:
         energy_rank_of_spectrum([1.0, -1.0])
 
 
-@settings(max_examples=25, deadline=None, derandomize=True)
 @given(
     sigma=st.lists(st.floats(0.01, 100.0), min_size=1, max_size=6),
     scale=st.floats(1e-3, 1e3),

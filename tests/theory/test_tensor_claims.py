@@ -10,6 +10,8 @@ import pytest
 import attnlab.theory.tensor as tensor_claims
 from attnlab.proofs_checks import tensor as proofs
 from attnlab.reference import tensor_poly
+from attnlab.reference.tensor import tensor_attention
+from attnlab.theory.opcount import count_operations
 from attnlab.theory.registry import claims, run
 
 TENSOR_CLAIMS = claims("tensor")
@@ -37,11 +39,9 @@ def _khatri_rao_wrong_order(a, b):
     return (b[..., :, None, :] * a[..., None, :, :]).reshape(*a.shape[:-2], -1, a.shape[-1])
 
 
-def test_wrong_khatri_rao_row_order_is_caught(monkeypatch):
-    monkeypatch.setattr(tensor_claims, "khatri_rao", _khatri_rao_wrong_order)
-    assert tensor_claims.check_khatri_rao().verdict == "falsified"
-    monkeypatch.setattr(proofs, "khatri_rao", _khatri_rao_wrong_order)
-    assert proofs.check_khatri_rao_identity().verdict == "falsified"
+def test_wrong_khatri_rao_row_order_is_caught():
+    assert tensor_claims.check_khatri_rao(khatri_rao=_khatri_rao_wrong_order).verdict == "falsified"
+    assert proofs.check_khatri_rao_identity(khatri_rao=_khatri_rao_wrong_order).verdict == "falsified"
 
 
 def test_wrong_taylor_coefficients_are_caught(monkeypatch):
@@ -55,59 +55,58 @@ def test_wrong_taylor_coefficients_are_caught(monkeypatch):
     assert proofs.check_monomial_count().verdict == "falsified"
 
 
-def test_too_tight_output_bound_is_caught(monkeypatch):
-    monkeypatch.setattr(tensor_claims, "output_error_bound", lambda eps, sup: eps * sup / 100.0)
-    assert tensor_claims.check_output_error_bound().verdict == "falsified"
+def test_too_tight_output_bound_is_caught():
+    assert tensor_claims.check_output_error_bound(bound=lambda eps, sup: eps * sup / 100.0).verdict == "falsified"
 
 
-def test_understated_taylor_bound_is_caught(monkeypatch):
-    monkeypatch.setattr(
-        tensor_poly, "taylor_relative_error_bound",
-        lambda radius, degree: radius ** (degree + 1) * math.exp(-radius) / math.factorial(degree + 1),
-    )
-    assert proofs.check_taylor_remainder().verdict == "falsified"
+def test_understated_taylor_bound_is_caught():
+    def understated(radius, degree):
+        return radius ** (degree + 1) * math.exp(-radius) / math.factorial(degree + 1)
+
+    assert proofs.check_taylor_remainder(bound=understated).verdict == "falsified"
 
 
-def test_quadratic_step_in_the_polynomial_method_is_caught(monkeypatch):
-    original = tensor_claims.poly_tensor_steps
+def test_quadratic_step_in_the_polynomial_method_is_caught():
+    # A polynomial method that forms an n × m matrix of pair features per query: quadratic work.
+    def with_pair_scores(q, k1, k2, v1, v2, *, degree, scale=None):
+        features = tensor_poly.tensor_poly_factors(q, k1, k2, degree=degree, scale=scale)
+        scores = features.query_features @ np.swapaxes(features.key1_features, -1, -2)  # (n, m1)
+        out = tensor_poly.tensor_attention_poly(q, k1, k2, v1, v2, degree=degree, scale=scale)
+        return out + 0.0 * scores.sum(axis=-1, keepdims=True)
 
-    def with_pair_matrix(n, d, d_v, degree):
-        sizes = {"i": n, "j": n, "k": n}
-        return [*original(n, d, d_v, degree), ("materialise pairs", "jk->jk", sizes)]
-
-    monkeypatch.setattr(tensor_claims, "poly_tensor_steps", with_pair_matrix)
-    assert tensor_claims.check_poly_cost_counts().verdict == "falsified"
-
-
-def test_fixed_degree_budget_breaks_the_phase_transition(monkeypatch):
-    monkeypatch.setattr(tensor_claims, "max_degree_within_rank", lambda d, log_budget: 2)
-    assert tensor_claims.check_phase_transition().verdict == "falsified"
+    assert tensor_claims.check_poly_cost_counts(operator=with_pair_scores).verdict == "falsified"
 
 
-def test_simplicial_without_kv_bias_is_caught(monkeypatch):
-    reference = tensor_claims.simplicial_attention
+def test_fixed_degree_budget_breaks_the_phase_transition():
+    assert tensor_claims.check_phase_transition(degree_budget=lambda d, log_budget: 2).verdict == "falsified"
 
+
+def test_simplicial_without_kv_bias_is_caught():
     def ignores_bias(*args, kv_bias=False, **kwargs):
-        return reference(*args, **kwargs)
+        return tensor_claims.simplicial_attention(*args, **kwargs)
 
-    monkeypatch.setattr(tensor_claims, "simplicial_attention", ignores_bias)
-    assert tensor_claims.check_simplicial().verdict == "falsified"
+    assert tensor_claims.check_simplicial(operator=ignores_bias).verdict == "falsified"
 
 
 # ---- helpers behind the checks ---------------------------------------------------------------------
 
 
-def test_contraction_counts():
-    sizes = {"i": 5, "j": 6, "k": 7, "l": 3}
-    assert tensor_claims.contraction_multiply_adds("il,jl,kl->ijk", sizes) == 2 * 5 * 6 * 7 * 3
-    assert tensor_claims.contraction_multiply_adds("ijk->ijk", sizes) == 5 * 6 * 7
-    naive = tensor_claims.total_multiply_adds(tensor_claims.naive_tensor_steps(8, 4, 2))
-    assert naive == 2 * 8**3 * 4 + 8**3 + 8**3 * 2 + 8**2 * 2
+def test_executed_operation_counts():
+    # The hard-coded contraction list is gone: counts come from running the operator. The naive
+    # operator's products at n = 8, d = 4, d_v = 2 are exactly its three einsums.
+    rng = np.random.default_rng(0)
+    q, k1, k2 = (rng.standard_normal((8, 4)) for _ in range(3))
+    v1, v2 = rng.standard_normal((8, 2)), rng.standard_normal((8, 2))
+    out, tally = count_operations(tensor_attention, q, k1, k2, v1, v2)
+    np.testing.assert_array_equal(out, tensor_attention(q, k1, k2, v1, v2))
+    assert tally.products == 2 * 8**3 * 4 + 8**3 * 2 + 8**2 * 2
+    assert tally.elementwise >= 8**3  # exp over every pair logit at least
     crossover = tensor_claims.op_count_crossover()
-    steps = tensor_claims.naive_tensor_steps, tensor_claims.poly_tensor_steps
-    d, d_v, g = tensor_claims.COST_D, tensor_claims.COST_DV, tensor_claims.COST_DEGREE
-    assert tensor_claims.total_multiply_adds(steps[0](crossover, d, d_v)) > tensor_claims.total_multiply_adds(
-        steps[1](crossover, d, d_v, g)
+    assert tensor_claims.executed_operations(tensor_attention, crossover) > tensor_claims.executed_operations(
+        tensor_poly.tensor_attention_poly, crossover, degree=tensor_claims.COST_DEGREE
+    )
+    assert tensor_claims.executed_operations(tensor_attention, crossover - 1) <= tensor_claims.executed_operations(
+        tensor_poly.tensor_attention_poly, crossover - 1, degree=tensor_claims.COST_DEGREE
     )
 
 
@@ -121,7 +120,7 @@ def test_largest_radius_meets_error_target_at_the_rank_budget(log2_n):
 
 
 def test_realised_point_meets_its_targets():
-    point = tensor_claims._realise_phase_point(6, np.random.default_rng(0))
+    point = tensor_claims._realise_phase_point(6, np.random.default_rng(0), tensor_poly.tensor_poly_factors)
     assert point["eps_measured"] <= point["eps_target"]
     assert point["rank"] == math.comb(int(point["d"] + point["degree"]), int(point["degree"]))
     assert point["rank"] <= point["rank_budget"]

@@ -1,0 +1,29 @@
+"""Holographic-attention-specific checks beyond the generic declaration-driven suite."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from attnlab.reference.holographic import holographic_attention, holographic_attention_real_view
+
+
+def test_real_inputs_give_real_outputs_when_eps_is_0() -> None:
+    rng = np.random.default_rng(0)
+    q, k, v = rng.standard_normal((2, 5, 4)), rng.standard_normal((2, 7, 4)), rng.standard_normal((2, 7, 3))
+    out = holographic_attention(q, k, v, eps=0.0)
+    assert out.dtype == np.complex128
+    assert float(np.abs(out.imag).max()) < 1e-15  # phases 0 or π: e^{iπ} = −1 up to rounding
+    view = holographic_attention_real_view(q, k, v, eps=0.0)
+    np.testing.assert_allclose(view[..., :3], out.real, rtol=0, atol=0)
+
+
+def test_eps_gives_a_zero_score_the_phase_pi_over_4() -> None:
+    # the released code's ε in both atan2 arguments: s = 0 has Δφ = atan2(ε, ε) = π/4
+    q = np.array([[1.0 + 0j, 0j]])
+    k = np.array([[0j, 1.0 + 0j]])  # orthogonal: s = 0
+    v = np.array([[2.0 + 0j]])
+    out = holographic_attention(q, k, v)
+    np.testing.assert_allclose(out, 2.0 * np.exp(1j * math.pi / 4), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(holographic_attention(q, k, v, eps=0.0), 2.0, rtol=0, atol=1e-15)
