@@ -162,7 +162,9 @@ def as_numpy(spec: ArraySpec, x: Any) -> np.ndarray:
     try:
         arr = np.asarray(x)
     except (TypeError, ValueError):
-        raise TypeError(f"{spec.name}: expected {spec.kind} array of shape {spec.layout}, got a ragged {type_name(x)}") from None
+        raise TypeError(
+            f"{spec.name}: expected {spec.kind} array of shape {spec.layout}, got a ragged {type_name(x)}"
+        ) from None
     if arr.dtype == object:
         raise TypeError(f"{spec.name}: expected {spec.kind} array of shape {spec.layout}, got an object array")
     kinds = "fc" if spec.complex_ok else "f"
@@ -431,13 +433,27 @@ def call_arguments(signature: inspect.Signature, args: tuple, kwargs: dict) -> l
     ]
 
 
-def overflow_error(names: Sequence[str], dtype: Any, detail: str) -> ValueError:
+class InputOverflow(ValueError):
+    """Inputs too large for an operator in its dtype. The outermost checked call (:func:`guarded`) names
+    the arguments the caller passed, whatever inner call found the overflow."""
+
+    def __init__(self, names: Sequence[str], dtype: Any, detail: str) -> None:
+        self.precision = _precision(dtype)
+        self.detail = detail
+        super().__init__(
+            f"{'/'.join(names) or 'inputs'}: the result is not finite in {self.precision} for these values "
+            f"({detail}): an intermediate result overflows (or divides 0 by 0); scale the inputs into a "
+            "representable range"
+        )
+
+
+def _precision(dtype: Any) -> str:
     text = str(dtype)
-    precision = text.removeprefix("torch.") if isinstance(dtype, str) or text.startswith("torch.") else np.dtype(dtype).name
-    return ValueError(
-        f"{'/'.join(names) or 'inputs'}: the result is not finite in {precision} for these values ({detail}): "
-        "an intermediate result overflows (or divides 0 by 0); scale the inputs into a representable range"
-    )
+    return text.removeprefix("torch.") if isinstance(dtype, str) or text.startswith("torch.") else np.dtype(dtype).name
+
+
+def overflow_error(names: Sequence[str], dtype: Any, detail: str) -> InputOverflow:
+    return InputOverflow(names, dtype, detail)
 
 
 #: Set while a checked operator runs: operators it calls leave the checks to it, so an overflow is
@@ -468,6 +484,8 @@ def guarded(fn: F, *, fp_errors: bool, check: Callable[[Any], Problem] | None = 
                 out = fn(*args, **kwargs)
         except FloatingPointError as exc:
             raise overflow_error(call_arguments(signature, args, kwargs), compute_dtype(), str(exc)) from None
+        except InputOverflow as exc:  # found by an inner call or a bound check: name this call's arguments
+            raise overflow_error(call_arguments(signature, args, kwargs), exc.precision, exc.detail) from None
         finally:
             _CHECKING.reset(token)
         problem = check(out) if check is not None and modes["invalid"] == "raise" else None
@@ -475,7 +493,13 @@ def guarded(fn: F, *, fp_errors: bool, check: Callable[[Any], Problem] | None = 
             raise overflow_error(call_arguments(signature, args, kwargs), *problem)
         return out
 
+    checked.overflow_checked = True  # type: ignore[attr-defined]
     return checked  # type: ignore[return-value]
+
+
+def is_checked(fn: Any) -> bool:
+    """Whether ``fn`` reports overflow by name (wrapped by :func:`guarded` or one of its forms)."""
+    return bool(getattr(fn, "overflow_checked", False))
 
 
 def _infinite_output(out: Any) -> Problem:
@@ -505,29 +529,19 @@ def overflow_checked(fn: F) -> F:
     return guarded(fn, fp_errors=True, check=_infinite_output)
 
 
+def check_logits(names: Sequence[str], q_max: float, k_max: float, d: int, sigma: float, dtype: Any) -> None:
+    """The logits ``σ q·k`` must stay finite: ``σ·d·max|q|·max|k|`` below the overflow threshold (fast
+    kernels set no floating-point flag, and a row of logits overflowed to ``-inf`` would pass for an
+    empty row)."""
+    check_magnitude((*names, "scale"), sigma * d * q_max * k_max, dtype, "a logit σ q·k")
+
+
 def check_magnitude(names: Sequence[str], bound: float, dtype: Any, what: str) -> None:
     """Reject inputs for which ``bound`` on an intermediate (``σ·d·max|q|·max|k1|·max|k2|`` for the
     logits of a triple product, say) reaches the overflow threshold of ``dtype``."""
     limit = largest_finite(dtype) / 16
     if not bound < limit:
         raise overflow_error(names, dtype, f"{what} can reach {bound:.3g}")
-
-
-#: Largest logit bound of operators that add values to logits in the log domain (see :func:`check_log_domain`).
-LOG_DOMAIN_LOGITS = 2.0**26
-
-
-def check_log_domain(names: Sequence[str], q_max: float, k_max: float, d: int, sigma: float) -> None:
-    """Operators that add each value to its logit in the log domain (LASER's ``LSE_j(s_ij + v_jc)``) lose
-    the values as the logits grow: beyond ``2^26`` the float64 sum ``s + v`` keeps fewer than half of
-    ``v``'s bits, and at ``1e300`` none. Reject calls whose logit bound ``σ·d·max|q|·max|k|`` reaches it
-    (``|logit| <= 1e4``, the range such operators promise, is far inside)."""
-    bound = sigma * d * q_max * k_max
-    if not bound < LOG_DOMAIN_LOGITS:
-        raise ValueError(
-            f"{'/'.join(names)}: expected logits below 2^26 in magnitude (the log-domain sum logit + value loses "
-            f"the value beyond it), got the bound σ·d·max|q|·max|k| = {bound:.3g}"
-        )
 
 
 def largest_finite(dtype: Any) -> float:

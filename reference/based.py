@@ -40,6 +40,7 @@ from attnlab.validation import (
     check_last_dim,
     check_positive_int,
     expand_kv_heads,
+    overflow_checked,
 )
 
 LAYERS = ("linear", "window")
@@ -177,6 +178,7 @@ def _window(q: Any, k: Any, v: Any, *, causal: Any, window: Any, scale: Any, mas
     return masked_softmax(sigma * (qa @ np.swapaxes(ka, -1, -2)), allowed & band) @ va
 
 
+@overflow_checked
 def based_attention(
     q: Any,
     k: Any,

@@ -37,6 +37,7 @@ from attnlab.validation import (
     check_last_dim,
     check_scale,
     expand_kv_heads,
+    overflow_checked,
 )
 
 #: The released code's constant inside the modulus ``sqrt(re² + im² + ε)``.
@@ -113,6 +114,7 @@ def cmha_scores(
     return scale * np.sum(rq[..., :, None, :] * rk[..., None, :, :] * np.cos(angle + relative), axis=-1)
 
 
+@overflow_checked
 def cmha_attention(
     q: Any,
     k: Any,

@@ -32,7 +32,15 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference._core import masked_softmax
-from attnlab.validation import allowed_positions, check_bool, check_last_dim, check_scale, expand_kv_heads
+from attnlab.validation import (
+    allowed_positions,
+    check_bool,
+    check_last_dim,
+    check_scale,
+    expand_kv_heads,
+    overflow_checked,
+)
+from attnlab.validation import as_complex_array as checked_complex_array
 
 #: The released code's ε (both atan2 arguments and the cosine denominator).
 PHASE_EPS = 1e-8
@@ -41,21 +49,9 @@ DEFAULT_ALPHA = math.log(2.0) + 1e-6
 
 
 def as_complex_array(name: str, x: Any, *, min_ndim: int = 2) -> np.ndarray:
-    """``x`` as complex128 after checking type, dtype (float or complex), rank and finiteness."""
-    if isinstance(x, (str, bytes)) or x is None:
-        raise TypeError(f"{name}: expected a complex (or float) array of shape (..., n, d), got {type(x).__name__}")
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "fc":
-        raise TypeError(
-            f"{name}: expected a complex or floating dtype (complex64/complex128/float*), got dtype {arr.dtype}"
-        )
-    if arr.ndim < min_ndim:
-        raise ValueError(f"{name}: expected at least {min_ndim} dims laid out (..., n, d), got shape {arr.shape}")
-    if any(s == 0 for s in arr.shape[-2:]):
-        raise ValueError(f"{name}: expected non-empty token and feature axes, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: contains NaN or Inf; every entry must be finite")
-    return arr.astype(np.complex128, copy=False)
+    """``x`` as complex128 after checking type (a NumPy array: tensors are rejected by name), dtype (float
+    or complex), rank and finiteness (:func:`attnlab.validation.as_complex_array`)."""
+    return checked_complex_array(name, x, min_ndim=min_ndim)
 
 
 def complex_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -109,6 +105,7 @@ def check_holographic_options(q: np.ndarray, alpha: Any, eps: Any, cosine: Any) 
     return (decay[:, None, None] if decay.ndim == 1 else decay), eps_value, cosine
 
 
+@overflow_checked
 def holographic_attention(
     q: Any,
     k: Any,

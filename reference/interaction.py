@@ -15,9 +15,30 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference.softmax import attention_weights
-from attnlab.validation import as_float_array, broadcast_batch, checked_call, overflow_checked
+from attnlab.validation import (
+    as_float_array,
+    broadcast_batch,
+    check_magnitude,
+    checked_call,
+    max_abs,
+    overflow_checked,
+)
 
 Coefficients = np.ndarray | Callable[[np.ndarray], np.ndarray]
+
+
+def check_interaction_magnitudes(
+    x: Any, coeffs: Any, dense: Any, maps: tuple, magnitude: Callable[[Any], float] = max_abs
+) -> None:
+    """Reject inputs whose output ``|y| <= H·n·max|α|·max|x|·D·max|U|`` can overflow (``einsum`` sets no
+    floating-point flag). Shared by the reference and the fast paths (``magnitude``: ``max |·|``)."""
+    heads, n, d_model = coeffs.shape[-3], x.shape[-2], x.shape[-1]
+    if dense is not None:
+        maps_bound, maps_name = magnitude(dense) * d_model, "u"
+    else:
+        maps_bound, maps_name = magnitude(maps[0]) * magnitude(maps[1]) * d_model * maps[0].shape[-1], "w_v/w_o"
+    bound = heads * n * magnitude(coeffs) * magnitude(x) * maps_bound
+    check_magnitude(("x", "alpha", maps_name), bound, x.dtype, "an output Σ_h α_h X U_hᵀ")
 
 
 def check_value_maps_given(u: Any, w_v: Any, w_o: Any) -> None:
@@ -94,6 +115,7 @@ def check_interaction(
     heads = dense.shape[0] if dense is not None else maps[0].shape[0]
     if coeffs.shape[-3] != heads:
         raise ValueError(f"alpha: expected {heads} heads on axis -3 (one per value map), got {coeffs.shape}")
+    check_interaction_magnitudes(x, coeffs, dense, maps)
     return x, coeffs, dense, maps
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from attnlab.validation import (
+    InputOverflow,
     as_float_array,
     check_bool,
     check_choice,
@@ -77,7 +78,7 @@ def apply_feature_map(
     if d_phi is not None and features.shape[-1] != d_phi:
         raise ValueError(f"{label}: expected last axis of size {d_phi} (d_φ of feature_map(q)), got {features.shape}")
     if positive and not np.all(features > 0):
-        raise ValueError(f"{label}: with eps = 0 the features must be strictly positive (a zero normaliser divides 0 by 0)")
+        raise InputOverflow((label,), features.dtype, "a zero feature with eps = 0: a zero normaliser divides 0 by 0")
     return features
 
 
@@ -111,7 +112,9 @@ def _initial_state(initial_state: Any, lead: tuple[int, ...], d_phi: int, d_v: i
         state = np.array(np.broadcast_to(state, (*lead, d_phi, d_v)))
         norm = np.array(np.broadcast_to(norm, (*lead, d_phi)))
     except ValueError:
-        raise ValueError(f"initial_state: leading dims must broadcast to {lead}, got {state.shape} and {norm.shape}") from None
+        raise ValueError(
+            f"initial_state: leading dims must broadcast to {lead}, got {state.shape} and {norm.shape}"
+        ) from None
     return state, norm
 
 

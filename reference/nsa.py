@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference._core import masked_softmax
-from attnlab.reference.softmax import _prepare_qk
-from attnlab.validation import as_float_array, check_positive_int
+from attnlab.reference.softmax import _prepare_qk, _prepare_scores
+from attnlab.validation import as_float_array, check_positive_int, overflow_checked
 
 DEFAULT_BLOCK = 64
 DEFAULT_TOP_N = 16
@@ -95,7 +95,7 @@ def nsa_selection(
     q: Any, k: Any, *, block_size: int = DEFAULT_BLOCK, top_n: int = DEFAULT_TOP_N, scale: float | None = None
 ) -> np.ndarray:
     """The selected blocks ``(..., H, n, ⌈n/BS⌉)`` of every query (identical across the heads of a group)."""
-    qa, ka, _, sigma, _ = _prepare_qk(q, k, None, scale=scale, causal=False, mask=None)
+    qa, ka, sigma, _ = _prepare_scores(q, k, scale=scale, causal=False, mask=None)
     block_size = check_positive_int("block_size", block_size)
     top_n = check_positive_int("top_n", top_n)
     n = qa.shape[-2]
@@ -149,6 +149,7 @@ def nsa_branches(
     return o_cmp, o_slc, o_swa
 
 
+@overflow_checked
 def nsa_attention(
     q: Any,
     k: Any,

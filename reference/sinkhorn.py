@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference.softmax import _prepare_qk
-from attnlab.validation import as_float_array, check_scale
+from attnlab.validation import as_float_array, check_scale, overflow_checked
 
 DEFAULT_ITERATIONS = 3
 
@@ -106,6 +106,7 @@ def sinkhorn_potentials(
     return f, g
 
 
+@overflow_checked
 def sinkhorn_attention(
     q: Any,
     k: Any,

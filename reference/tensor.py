@@ -49,16 +49,14 @@ def _prepare(q: Any, k1: Any, k2: Any, v1: Any, v2: Any):
     return [np.broadcast_to(a, (*lead, *a.shape[-2:])) for a in arrays]
 
 
-def check_pair_magnitudes(
-    arrays: Any, sigma: float, dtype: Any, magnitude: Callable[[Any], float] = max_abs
-) -> None:
+def check_pair_magnitudes(arrays: Any, sigma: float, dtype: Any, magnitude: Callable[[Any], float] = max_abs) -> None:
     """Reject inputs whose pair logits ``σ Σ_l q_l k1_jl k2_kl`` or outputs ``Σ P (v1 ∘ v2)`` can overflow:
     ``einsum`` sets no floating-point flag, so an overflow there would pass silently. Shared by the
     tensor and 2-simplicial references and fast paths (``arrays`` in the order q, k1, k2, v1, v2;
     ``magnitude(a)`` is ``max |a|`` for the path's array type)."""
     q, k1, k2, v1, v2 = (magnitude(a) for a in arrays)
     d = arrays[0].shape[-1]
-    check_magnitude(NAMES[:3] + ("scale",), sigma * d * q * k1 * k2, dtype, "a pair logit σ·Σ q k1 k2")
+    check_magnitude((*NAMES[:3], "scale"), sigma * d * q * k1 * k2, dtype, "a pair logit σ·Σ q k1 k2")
     check_magnitude(NAMES[3:], v1 * v2, dtype, "an output Σ P (v1 ∘ v2)")
 
 

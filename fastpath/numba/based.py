@@ -16,13 +16,14 @@ from attnlab.fastpath.numba._common import fast_dtype, float_arrays
 from attnlab.fastpath.numba.gna import windowed_attention
 from attnlab.fastpath.numba.linear import linear_attention
 from attnlab.reference.based import DEFAULT_EPS, DEFAULT_WINDOW, _check_eps, based_fast_path_options, taylor_features
-from attnlab.validation import check_bool, check_positive_int
+from attnlab.validation import check_bool, check_positive_int, numba_checked
 
 
 def _identity(x: np.ndarray) -> np.ndarray:
     return x
 
 
+@numba_checked
 def based_attention(
     q: Any,
     k: Any,

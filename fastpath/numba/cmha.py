@@ -18,7 +18,7 @@ import numpy as np
 from attnlab.fastpath.numba._common import fast_dtype, float_arrays
 from attnlab.fastpath.numba.softmax import softmax_attention
 from attnlab.reference.cmha import MODULUS_EPS, check_cmha_options
-from attnlab.validation import check_last_dim, check_scale, expand_kv_heads
+from attnlab.validation import check_last_dim, check_scale, expand_kv_heads, numba_checked
 
 
 def polar_features(
@@ -38,6 +38,7 @@ def _per_head_rows(value: np.ndarray) -> np.ndarray:
     return value[:, 0] if value.ndim == 4 else value
 
 
+@numba_checked
 def cmha_attention(
     q: Any,
     k: Any,

@@ -31,7 +31,7 @@ from attnlab.fastpath.numba._kernels import (
     softmax_advance,
 )
 from attnlab.reference.differential import check_differential
-from attnlab.validation import broadcast_batch, check_scale
+from attnlab.validation import broadcast_batch, check_logits, check_scale, max_abs
 
 
 @njit(cache=True, parallel=True)
@@ -116,6 +116,8 @@ def differential_attention(
     else:
         lam3 = np.full((1, 1, 1), lam_value, dtype=dtype)
     sigma = check_scale(scale, q1a.shape[-1] ** -0.5)
+    check_logits(("q1", "k1"), max_abs(q1a), max_abs(k1a), q1a.shape[-1], sigma, dtype)
+    check_logits(("q2", "k2"), max_abs(q2a), max_abs(k2a), q1a.shape[-1], sigma, dtype)
     mask3, mask_map, has_mask, causal = mask_slices(mask, n, m, lead, causal=causal)
     out = poisoned((len(pick1), n, dv), dtype)
     _differential_forward(

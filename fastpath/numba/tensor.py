@@ -24,8 +24,8 @@ import numpy as np
 from numba import njit, prange
 
 from attnlab.fastpath.numba._common import as_slices, batch_map, fast_dtype, float_arrays, numba_checked, poisoned
-from attnlab.reference.tensor import check_pair_magnitudes
 from attnlab.fastpath.numba._kernels import NEG_INF
+from attnlab.reference.tensor import check_pair_magnitudes
 from attnlab.reference.tensor_poly import _check_degree, taylor_coefficients, taylor_multi_indices
 from attnlab.validation import (
     broadcast_batch,

@@ -178,7 +178,9 @@ def as_bool_mask(mask: Any, device: torch.device, name: str = "mask") -> torch.T
     try:
         arr = np.asarray(mask)
     except (TypeError, ValueError):
-        raise TypeError(f"{name}: expected a boolean tensor or array (True = attend), got a ragged {type_name(mask)}") from None
+        raise TypeError(
+            f"{name}: expected a boolean tensor or array (True = attend), got a ragged {type_name(mask)}"
+        ) from None
     if arr.dtype != np.bool_:
         raise TypeError(f"{name}: expected a boolean array (True = attend), got dtype {arr.dtype}")
     return torch.from_numpy(np.ascontiguousarray(arr)).to(device)

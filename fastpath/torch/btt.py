@@ -16,7 +16,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from attnlab.fastpath.torch._common import allowed_mask, broadcast_lead, check_bool, check_scale, check_tensor
+from attnlab.fastpath.torch._common import (
+    allowed_mask,
+    broadcast_lead,
+    check_bool,
+    check_scale,
+    check_tensor,
+    torch_checked,
+)
 from attnlab.fastpath.torch.softmax import softmax_attention
 from attnlab.reference.btt import LN_EPS, RMS_EPS, btt_shape, check_link
 
@@ -43,6 +50,7 @@ def structured_keys(
     return F.layer_norm(keys, (keys.shape[-1],), eps=LN_EPS) if layer_norm else keys
 
 
+@torch_checked
 def btt_attention(
     x: Any,
     y: Any,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from attnlab.fastpath.torch._common import check_scale, expand_kv_heads
+from attnlab.fastpath.torch._common import check_scale, expand_kv_heads, torch_checked
 from attnlab.fastpath.torch.softmax import check_qkv, softmax_attention
 from attnlab.reference.cmha import MODULUS_EPS, check_cmha_options
 
@@ -63,6 +63,7 @@ def _check_options(q: torch.Tensor, delta: Any, beta: Any, base: Any, eps: Any) 
     return base_value, eps_value
 
 
+@torch_checked
 def cmha_attention(
     q: Any,
     k: Any,

@@ -65,7 +65,9 @@ def differential_attention(
             f"q2: expected last axis of size {q1.shape[-1]} (d, the last axis of q1), got shape {tuple(q2.shape)}"
         )
     if q2.dtype != q1.dtype or q2.device != q1.device:
-        raise TypeError(f"q1/q2: expected one dtype and one device, got {q1.dtype} on {q1.device} and {q2.dtype} on {q2.device}")
+        raise TypeError(
+            f"q1/q2: expected one dtype and one device, got {q1.dtype} on {q1.device} and {q2.dtype} on {q2.device}"
+        )
     check_same_length(("k1", "k2", "v"), (k1, k2, v))
     check_same_length(("q1", "q2"), (q1, q2))
     broadcast_lead(("q1", "q2"), (q1, q2))

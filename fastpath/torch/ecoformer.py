@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from attnlab.fastpath.torch._common import allowed_mask, broadcast_lead, check_bool, check_tensor
+from attnlab.fastpath.torch._common import allowed_mask, broadcast_lead, check_bool, check_tensor, torch_checked
 from attnlab.reference.ecoformer import check_bandwidth, check_offset
 
 #: Tokens per chunk of the causal linear-time form.
@@ -67,6 +67,7 @@ def _chunked_causal(codes: torch.Tensor, v1: torch.Tensor, offset: float) -> tor
     return _divide(top.flatten(-3, -2)[..., :n, :])
 
 
+@torch_checked
 def ecoformer_attention(
     qk: Any,
     v: Any,

@@ -15,10 +15,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from attnlab.fastpath.torch._common import allowed_mask, check_scale, expand_kv_heads, kv_group, masked_softmax
+from attnlab.fastpath.torch._common import (
+    allowed_mask,
+    check_scale,
+    check_tensor,
+    expand_kv_heads,
+    kv_group,
+    masked_softmax,
+    torch_checked,
+)
 from attnlab.reference.holographic import PHASE_EPS, check_holographic_options
 
-_COMPLEX = (torch.complex64, torch.complex128)
 _REAL = {
     torch.float16: torch.complex64,
     torch.bfloat16: torch.complex64,
@@ -28,17 +35,12 @@ _REAL = {
 
 
 def _check(name: str, x: Any) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor of shape (..., n, d), got {type(x).__name__}")
-    if x.dtype not in _COMPLEX and x.dtype not in _REAL:
-        raise TypeError(f"{name}: expected a complex or floating dtype, got {x.dtype}")
-    if x.ndim < 2 or x.shape[-1] == 0 or x.shape[-2] == 0:
-        raise ValueError(f"{name}: expected a non-empty tensor laid out (..., n, d), got shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(x.detach()).all()):
-        raise ValueError(f"{name}: contains NaN or Inf; every entry must be finite")
+    """A finite floating or complex tensor ``(..., n, d)`` (the shared torch checks), as a complex tensor."""
+    x = check_tensor(name, x, complex_ok=True)
     return x if x.is_complex() else x.to(_REAL[x.dtype])
 
 
+@torch_checked
 def holographic_attention(
     q: Any,
     k: Any,

@@ -13,11 +13,14 @@ from typing import Any
 import torch
 
 from attnlab.fastpath.torch._common import as_option_tensor, broadcast_lead, check_tensor, torch_checked
-from attnlab.reference.interaction import check_value_maps_given
+from attnlab.fastpath.torch.tensor import tensor_max_abs
+from attnlab.reference.interaction import check_interaction_magnitudes, check_value_maps_given
 from attnlab.validation import checked_call
 
 
-def _as_tensor(name: str, value: Any, like: torch.Tensor, ndim: int | None = None, layout: str = "(..., n, d)") -> torch.Tensor:
+def _as_tensor(
+    name: str, value: Any, like: torch.Tensor, ndim: int | None = None, layout: str = "(..., n, d)"
+) -> torch.Tensor:
     """A positional array argument: a tensor of ``like``'s dtype and device."""
     tensor = check_tensor(name, value, min_ndim=ndim or 2, ndim=ndim, layout=layout)
     if tensor.dtype != like.dtype or tensor.device != like.device:
@@ -64,6 +67,7 @@ def check_interaction(
         low_rank, heads = (wv, wo), wv.shape[0]
     if coeffs.shape[-3] != heads:
         raise ValueError(f"alpha: expected {heads} heads on axis -3 (one per value map), got {tuple(coeffs.shape)}")
+    check_interaction_magnitudes(x, coeffs, dense, low_rank, tensor_max_abs)
     return x, coeffs, dense, low_rank
 
 

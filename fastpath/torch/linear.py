@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from attnlab.fastpath.torch._common import check_bool, check_positive_int, check_tensor, expand_kv_heads, torch_checked
 from attnlab.fastpath.torch.softmax import check_qkv
 from attnlab.reference.linear import check_eps
-from attnlab.validation import check_choice, checked_call
+from attnlab.validation import InputOverflow, check_choice, checked_call
 
 DEFAULT_CHUNK = 64
 
@@ -54,9 +54,11 @@ def _features(phi: Any, x: torch.Tensor, name: str, d_phi: int | None = None, po
             f"got {tuple(features.shape)} in {features.dtype} on {features.device}"
         )
     if d_phi is not None and features.shape[-1] != d_phi:
-        raise ValueError(f"{label}: expected last axis of size {d_phi} (d_φ of feature_map(q)), got {tuple(features.shape)}")
+        raise ValueError(
+            f"{label}: expected last axis of size {d_phi} (d_φ of feature_map(q)), got {tuple(features.shape)}"
+        )
     if positive and not bool((features > 0).all()):
-        raise ValueError(f"{label}: with eps = 0 the features must be strictly positive (a zero normaliser divides 0 by 0)")
+        raise InputOverflow((label,), features.dtype, "a zero feature with eps = 0: a zero normaliser divides 0 by 0")
     return features
 
 

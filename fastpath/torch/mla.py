@@ -80,7 +80,9 @@ def as_torch_weights(weights: Any, like: torch.Tensor) -> TorchMLAWeights:
         def field(name: str, value: Any, ndim: int) -> torch.Tensor:
             tensor = check_tensor(name, value, ndim=ndim, layout="(rows, cols)" if ndim == 2 else "(size,)")
             if tensor.dtype != like.dtype or tensor.device != like.device:
-                raise TypeError(f"{name}: tensors are {tensor.dtype} on {tensor.device}, x is {like.dtype} on {like.device}")
+                raise TypeError(
+                    f"{name}: tensors are {tensor.dtype} on {tensor.device}, x is {like.dtype} on {like.device}"
+                )
             return tensor
 
         checked = check_mla_weights(weights, field)

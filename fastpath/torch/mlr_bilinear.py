@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from attnlab.fastpath.torch._common import allowed_mask, broadcast_lead, check_bool, check_tensor
+from attnlab.fastpath.torch._common import allowed_mask, broadcast_lead, check_bool, check_tensor, torch_checked
 from attnlab.fastpath.torch.btt import rms_cap
 from attnlab.fastpath.torch.softmax import softmax_attention
 from attnlab.reference.btt import LN_EPS, check_link
@@ -59,6 +59,7 @@ def mixed_features(
     return torch.cat(parts, dim=-1)
 
 
+@torch_checked
 def bilinear_mlr_attention(
     x: Any,
     y: Any,

@@ -14,11 +14,19 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import check_positive_int, check_scale, check_tensor, kv_group, masked_softmax
+from attnlab.fastpath.torch._common import (
+    check_positive_int,
+    check_scale,
+    check_tensor,
+    kv_group,
+    masked_softmax,
+    torch_checked,
+)
 from attnlab.fastpath.torch.softmax import check_qkv, sdpa
 from attnlab.reference.nsa import DEFAULT_BLOCK, DEFAULT_TOP_N, DEFAULT_WINDOW
 
 
+@torch_checked
 def nsa_attention(
     q: Any,
     k: Any,
