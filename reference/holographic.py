@@ -34,11 +34,14 @@ import numpy as np
 from attnlab.reference._core import masked_softmax
 from attnlab.validation import (
     allowed_positions,
+    array_library,
     check_bool,
     check_last_dim,
+    check_real,
     check_scale,
     expand_kv_heads,
     overflow_checked,
+    type_name,
 )
 from attnlab.validation import as_complex_array as checked_complex_array
 
@@ -80,16 +83,12 @@ def coherent_sum(weights: np.ndarray, phase: np.ndarray, v: np.ndarray) -> np.nd
 
 def check_holographic_options(q: np.ndarray, alpha: Any, eps: Any, cosine: Any) -> tuple[np.ndarray, float, bool]:
     """The decay α as an array broadcasting to ``(..., H, 1, 1)``, ε and the cosine flag, validated."""
-    if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, (int, float, np.number)):
-        raise TypeError(f"eps: expected a float >= 0, got {type(eps).__name__}")
-    eps_value = float(eps)
-    if not np.isfinite(eps_value) or eps_value < 0.0:
-        raise ValueError(f"eps: expected a finite float >= 0, got {eps!r}")
+    eps_value = check_real("eps", eps, minimum=0.0, what="a finite float >= 0")
     cosine = check_bool("cosine", cosine)
     if alpha is None:
         decay = np.array(DEFAULT_ALPHA)
-    elif isinstance(alpha, (bool, np.bool_)) or isinstance(alpha, str):
-        raise TypeError(f"alpha: expected a float >= 0 or an array of one per head, got {type(alpha).__name__}")
+    elif isinstance(alpha, (bool, np.bool_, str)) or array_library(alpha) is not None or callable(alpha):
+        raise TypeError(f"alpha: expected a float >= 0 or a NumPy array of one per head, got {type_name(alpha)}")
     else:
         decay = np.asarray(alpha)
         if decay.dtype.kind not in "fiu":
@@ -149,7 +148,10 @@ def holographic_attention(
     if cosine and eps_value == 0.0:
         for name, x in (("q", qa), ("k", ka)):
             if np.any(np.sum(np.abs(x) ** 2, axis=-1) == 0.0):
-                raise ValueError(f"{name}: an all-zero vector has no cosine similarity when eps = 0")
+                raise ValueError(
+                    f"{name}: an all-zero vector (or one whose squared norm underflows to 0) has no cosine "
+                    "similarity when eps = 0"
+                )
     s = complex_scores(qa, ka)
     phase = relative_phase(s, eps_value)
     logits = sigma * similarity(s, qa, ka, eps_value, cosine) * np.exp(-decay * np.abs(phase))

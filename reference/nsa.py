@@ -99,6 +99,7 @@ def nsa_selection(
     block_size = check_positive_int("block_size", block_size)
     top_n = check_positive_int("top_n", top_n)
     n = qa.shape[-2]
+    block_size = min(block_size, n + 1)  # every block size past n leaves one partial block of all tokens
     if ka.shape[-2] != n:
         raise ValueError(
             f"q/k: NSA is causal self-attention over one sequence, got n={n} queries and m={ka.shape[-2]} keys"
@@ -131,6 +132,7 @@ def nsa_branches(
     block_size = check_positive_int("block_size", block_size)
     top_n = check_positive_int("top_n", top_n)
     window = check_positive_int("window", window)
+    block_size, window = min(block_size, n + 1), min(window, n)  # larger ones select the same tokens
     scores = sigma * (qa @ np.swapaxes(ka, -1, -2))
     pooled_k, pooled_v = mean_pool(ka, block_size), mean_pool(va, block_size)
     blocks = pooled_k.shape[-2]

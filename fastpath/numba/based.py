@@ -66,6 +66,7 @@ def based_attention(
             raise ValueError("causal: BASED's sliding-window layer is causal; expected causal=True")
         width = check_positive_int("window", DEFAULT_WINDOW if window is None else window)
         n, m = q.shape[-2], k.shape[-2]
+        width = min(width, m)  # a window past the first key sees every key
         last = np.arange(n) + (m - n)
         return windowed_attention(
             q, k, v, np.maximum(last - width + 1, 0), np.clip(last + 1, 0, m), scale=scale, mask=mask

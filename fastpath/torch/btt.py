@@ -20,6 +20,7 @@ from attnlab.fastpath.torch._common import (
     allowed_mask,
     broadcast_lead,
     check_bool,
+    check_same_dtype,
     check_scale,
     check_tensor,
     torch_checked,
@@ -73,6 +74,7 @@ def btt_attention(
     """
     x, y, v = (check_tensor(name, t) for name, t in (("x", x), ("y", y), ("v", v)))
     w_q, w_k = check_tensor("w_q", w_q, min_ndim=3), check_tensor("w_k", w_k, min_ndim=3)
+    check_same_dtype(("x", "y", "v", "w_q", "w_k"), (x, y, v, w_q, w_k))
     if v.ndim < 3:
         raise ValueError(f"v: expected per-head values (..., H, m, d_v) with a head axis, got shape {tuple(v.shape)}")
     if y.shape[-1] != x.shape[-1]:

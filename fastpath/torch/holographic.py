@@ -17,6 +17,7 @@ import torch
 
 from attnlab.fastpath.torch._common import (
     allowed_mask,
+    check_device,
     check_scale,
     check_tensor,
     expand_kv_heads,
@@ -72,15 +73,25 @@ def holographic_attention(
     dtype = torch.complex128 if torch.complex128 in (q.dtype, k.dtype, v.dtype) else torch.complex64
     q, k, v = expand_kv_heads(q.to(dtype), k.to(dtype), v.to(dtype))
     probe = np.zeros((*q.shape[-3:-2], 1, 1)) if q.ndim >= 3 else np.zeros((1, 1))
-    alpha_np = alpha.detach().cpu().double().numpy() if isinstance(alpha, torch.Tensor) else alpha
+    alpha_np = alpha
+    if isinstance(alpha, torch.Tensor):  # the reference's checks, on the values (dtype kept: bool is refused)
+        check_device("alpha", alpha)
+        alpha_np = (
+            (alpha.detach().double() if alpha.dtype in (torch.float16, torch.bfloat16) else alpha.detach())
+            .cpu()
+            .numpy()
+        )
     decay_np, eps_value, cosine = check_holographic_options(probe, alpha_np, eps, cosine)
     real = q.real.dtype
     decay = torch.as_tensor(decay_np, dtype=real, device=q.device)
     sigma = check_scale(scale, q.shape[-1] ** -0.5)
     if cosine and eps_value == 0.0:
         for name, x in (("q", q), ("k", k)):
-            if bool((torch.linalg.vector_norm(x.detach(), dim=-1) == 0).any()):
-                raise ValueError(f"{name}: an all-zero vector has no cosine similarity when eps = 0")
+            if bool(((x.detach().abs() ** 2).sum(-1) == 0).any()):  # the reference's test, underflow included
+                raise ValueError(
+                    f"{name}: an all-zero vector (or one whose squared norm underflows to 0) has no cosine "
+                    "similarity when eps = 0"
+                )
     s = q @ torch.conj_physical(k).transpose(-1, -2)
     shifted = s + complex(eps_value, eps_value)
     radius = shifted.abs()

@@ -25,7 +25,9 @@ DEFAULT_CHUNK = 64
 
 
 def _elu_plus_one(x: torch.Tensor) -> torch.Tensor:
-    return F.elu(x) + 1.0
+    """``elu(x) + 1`` as ``x + 1`` or ``e^x``: ``F.elu(x) + 1`` cancels to 0 in float32 once ``x < -17``
+    (``e^x`` below float32's ε), which turned such a query's output into 0."""
+    return torch.where(x > 0, x + 1.0, torch.exp(torch.clamp(x, max=0.0)))
 
 
 _BUILT_IN = (_elu_plus_one, torch.relu)

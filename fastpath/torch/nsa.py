@@ -48,6 +48,7 @@ def nsa_attention(
     bs = check_positive_int("block_size", block_size)
     top_n = check_positive_int("top_n", top_n)
     window = check_positive_int("window", window)
+    bs, window = min(bs, n + 1), min(window, n)  # larger ones select the same tokens, as in the reference
     sigma = check_scale(scale, q.shape[-1] ** -0.5)
     group = kv_group(q, k) if k.shape[-3] != 1 or q.ndim < 3 else q.shape[-3]
     device = q.device

@@ -375,20 +375,24 @@ def scalar_mutations(
         add("1", 1, "reject")
         add("0", 0, "reject")
         add("none", None, "either" if not required else "reject")
-        add("np.bool_", np.bool_(flag), "accept", flag)
+        add("np.bool_", np.bool_(flag), "accept" if current is not _ABSENT else "either", flag)
         add("flipped", not flag, "either")
     if "int" in kinds:
-        base = int(current) if current is not _ABSENT and kind_of(current) == "int" else 2
-        add("np.int64", np.int64(base), "accept", base)
+        given = current is not _ABSENT and kind_of(current) == "int"  # a made-up value may be out of range
+        base = int(current) if given else 2
+        add("np.int64", np.int64(base), "accept" if given else "either", base)
         add("True", True, "reject")
         add("half", base + 0.5, "reject")
         add("float", float(base), "either")
-        for label, value in (("0", 0), ("-1", -1), ("+1", base + 1), ("1e9", 10**9), ("1e30", 10**30)):
+        # 10**30 overflows int64 (a count past it must be refused or clipped by name); 10**9 is left out:
+        # a valid count that large allocates gigabytes
+        for label, value in (("0", 0), ("-1", -1), ("+1", base + 1), ("1e30", 10**30)):
             add(label, value, "either")
     if "real" in kinds:
-        base = float(current) if current is not _ABSENT and kind_of(current) == "real" else 0.5
-        add("np.float32", np.float32(base), "accept", float(np.float32(base)))
-        add("np.float64", np.float64(base), "accept", base)
+        given = current is not _ABSENT and kind_of(current) == "real"
+        base = float(current) if given else 0.5
+        add("np.float32", np.float32(base), "accept" if given else "either", float(np.float32(base)))
+        add("np.float64", np.float64(base), "accept" if given else "either", base)
         add("True", True, "reject")
         for label, value in (
             ("0", 0.0),
