@@ -138,10 +138,9 @@ def hedgehog_fast_path_options(
 ) -> tuple[bool, float]:
     """Validate a stateless fast path's options (``path`` names it in the message); returns ``(causal, eps)``."""
     causal, eps = check_options(**options)
-    if initial_state is not None or return_state:
-        raise ValueError(
-            f"initial_state: the {path} path carries no recurrent state; use the reference's 'recurrent' form"
-        )
+    if initial_state is not None or check_bool("return_state", return_state):
+        name = "initial_state" if initial_state is not None else "return_state"
+        raise ValueError(f"{name}: the {path} path carries no recurrent state; use the reference's 'recurrent' form")
     return causal, eps
 
 
@@ -212,7 +211,8 @@ def hedgehog_attention(
             f"q/k: causal linear attention needs equal query and key lengths, got n={qa.shape[-2]}, m={ka.shape[-2]}"
         )
     if (initial_state is not None or return_state) and form != "recurrent":
-        raise ValueError("initial_state: state is carried by the 'recurrent' form only")
+        name = "initial_state" if initial_state is not None else "return_state"
+        raise ValueError(f"{name}: state is carried by the 'recurrent' form only")
     yq = hedgehog_project("", qa, weight, bias)
     tied = key_weight is None and key_bias is None
     yk = hedgehog_project("", ka, weight, bias) if tied else hedgehog_project("key_", ka, key_weight, key_bias)
