@@ -3,12 +3,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+BOOK_STAMP := $(VENV)/.installed-book
 PYTEST_ARGS ?=
 export NUMBA_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install demo test test-all lint bench mutation clean
+.PHONY: install install-book demo book test-book test test-all lint bench mutation clean
 
 install: $(STAMP)
 
@@ -19,9 +20,25 @@ $(STAMP): pyproject.toml setup.py
 	$(PIP) install -q -e '.[dev]'
 	touch $(STAMP)
 
-demo: install
+# The book's extra: Jupyter Book 1.x, jupytext and Playwright (which drives the system Chromium).
+install-book: $(BOOK_STAMP)
+
+$(BOOK_STAMP): $(STAMP)
+	$(PIP) install -q -e '.[dev,book]'
+	touch $(BOOK_STAMP)
+
+demo: install-book
 	$(VENV)/bin/attnlab forms
 	$(VENV)/bin/attnlab verify
+	$(VENV)/bin/attnlab book --quick
+
+# The Jupyter Book from quick results (fills results/ where missing), built offline; prints its index page.
+book: install-book
+	$(VENV)/bin/attnlab book --quick
+
+# Tests that read the built book (HTML and headless Chromium); `make book` first.
+test-book: install-book
+	$(VENV)/bin/pytest -q tests/book $(PYTEST_ARGS)
 
 test: install
 	$(VENV)/bin/pytest -q -m "not slow" $(PYTEST_ARGS)
@@ -51,4 +68,4 @@ bench: install
 	$(VENV)/bin/attnlab bench --quick
 
 clean:
-	rm -rf $(VENV) build *.egg-info .hypothesis .benchmarks
+	rm -rf $(VENV) build *.egg-info .hypothesis .benchmarks book/_build

@@ -26,7 +26,13 @@ app = typer.Typer(
 console = wide_console()
 
 #: Modules that add verbs: each defines ``register(app: typer.Typer) -> None``.
-_PLUGINS: list[str] = ["attnlab.synthetic.cli", "attnlab.theory.cli", "attnlab.bench", "attnlab.testing.cli"]
+_PLUGINS: list[str] = [
+    "attnlab.synthetic.cli",
+    "attnlab.theory.cli",
+    "attnlab.bench",
+    "attnlab.testing.cli",
+    "attnlab.book",
+]
 
 
 @app.command()

@@ -444,6 +444,26 @@ PAPERS: dict[str, Paper] = _papers(
         "Hierarchical Self-Attention: Generalizing Neural Attention Mechanics to Multi-Scale Problems",
         2025,
         "2509.15448",
+    ),
+    Paper(
+        "he2025incontext",
+        "He, Jianliang and Pan, Xintian and Chen, Siyu and Yang, Zhuoran",
+        "He et al.",
+        "In-Context Linear Regression Demystified: Training Dynamics and Mechanistic Interpretability of "
+        "Multi-Head Softmax Attention",
+        2025,
+        "2503.12734",
+        "v2",
+        venue="ICML 2025",
+    ),
+    Paper(
+        "huang2025generalization",
+        "Huang, Yixiao and Zhu, Hanlin and Guo, Tianyu and Jiao, Jiantao and Sojoudi, Somayeh and Jordan, "
+        "Michael I. and Russell, Stuart and Mei, Song",
+        "Huang et al.",
+        "Generalization or Hallucination? Understanding Out-of-Context Reasoning in Transformers",
+        2025,
+        "2506.10887",
         venue="NeurIPS 2025",
     ),
 )

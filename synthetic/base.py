@@ -73,6 +73,7 @@ class Task:
         summarize: ``summarize(results) -> summary`` where ``results`` is a list of
             ``(config, seed, metrics)``; the summary is what ``--json`` prints.
         plot: ``plot(results, summary, outdir) -> files`` writes PNG + SVG figures.
+        full_seeds: the number of seeds of a full run when the caller does not say (a quick run uses one).
     """
 
     name: str
@@ -80,3 +81,4 @@ class Task:
     run: Callable[[Any, int, Progress, Path], dict[str, Any]]
     summarize: Callable[[list[tuple[Any, int, dict[str, Any]]]], dict[str, Any]]
     plot: Callable[[list[tuple[Any, int, dict[str, Any]]], dict[str, Any], Path], list[Path]]
+    full_seeds: int = 2

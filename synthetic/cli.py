@@ -178,7 +178,9 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
 def reproduce(
     task: Annotated[str, typer.Argument(help=f"the task: {' | '.join(task_names())}")],
     quick: Annotated[bool, typer.Option("--quick", help="the small, fast experiment")] = False,
-    seeds: Annotated[int, typer.Option("--seeds", min=0, help="number of seeds (0: 1 with --quick, else 2)")] = 0,
+    seeds: Annotated[
+        int, typer.Option("--seeds", min=0, help="number of seeds (0: 1 with --quick, else the task's full_seeds)")
+    ] = 0,
     workers: Annotated[
         int | None,
         typer.Option("--workers", min=1, help=f"local process-pool size (1 = in-process; default {_DEFAULT_WORKERS})"),
@@ -212,7 +214,7 @@ def reproduce(
         except SweepArgumentError as error:
             _fail(f"--{error}", 2)
     root = _results_root(out)
-    seed_count = seeds or (1 if quick else 2)
+    seed_count = seeds or (1 if quick else task_obj.full_seeds)
     err = Console(stderr=True, soft_wrap=True)
     try:
         with _log_to(err), RichReporter(err) as reporter:

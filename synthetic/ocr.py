@@ -667,7 +667,8 @@ def summarize(results: Results) -> dict[str, Any]:
     }
     summary["effective_rank"] = {p: _mean([m["answer_subject_block"]["effective_rank"] for m in runs])
                                  for p, runs in main.items()}
-    # Raw-block and attention-weighted nuclear norms at unit training margin, per seed (see the measurement caveat in :mod:`attnlab.synthetic.analysis.rank`).
+    # Raw-block and attention-weighted nuclear norms at unit training margin, per seed (see the
+    # measurement caveat in attnlab.synthetic.analysis.rank).
     summary["nuclear_norm_at_unit_margin"] = {
         p: [m["nuclear_norm_at_unit_margin"] for m in runs] for p, runs in main.items()
     }

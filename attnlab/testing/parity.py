@@ -60,12 +60,40 @@ def run(impl: Implementation, sample: SampleInput, dtype: str, device: str = "cp
     return impl.fn(*args, **kwargs)
 
 
-def oracle_output(form: Form, sample: SampleInput, dtype: str, device: str = "cpu") -> Any:
+#: Seeds of the one-ulp input jitters of the oracle's noise estimate.
+JITTER_SEEDS = (1, 2)
+
+
+def jittered(sample: SampleInput, dtype: str, seed: int) -> SampleInput:
+    """The sample with every float input moved by one unit in the last place of ``dtype``, up or down at
+    random: an input the fast dtype cannot tell from the original."""
+    if dtype == "bfloat16":
+        eps = 2.0**-7
+    else:
+        eps = float(np.finfo(np.dtype(dtype)).eps)
+    rng = np.random.default_rng(seed)
+
+    def move(x: Any) -> Any:
+        if isinstance(x, np.ndarray) and x.dtype.kind in "fc" and x.size:
+            return x * (1.0 + eps * rng.choice([-1.0, 1.0], x.shape))
+        return x
+
+    return SampleInput(
+        tuple(move(a) for a in sample.args), {k: move(v) for k, v in sample.kwargs.items()}, sample.label
+    )
+
+
+def oracle_outputs(form: Form, sample: SampleInput, dtype: str, device: str = "cpu") -> list[Any]:
+    """The oracle at ``dtype`` on the sample and on its one-ulp jitters: the spread of these is the
+    rounding noise of the problem at that dtype ("the same math at the fast dtype")."""
     import torch
 
-    args, kwargs = convert(sample, "torch", dtype, device)
-    with torch.no_grad():
-        return form.oracle(*args, **kwargs)
+    outs = []
+    for s in (sample, *(jittered(sample, dtype, seed) for seed in JITTER_SEEDS)):
+        args, kwargs = convert(s, "torch", dtype, device)
+        with torch.no_grad():
+            outs.append(form.oracle(*args, **kwargs))
+    return outs
 
 
 def forward(
@@ -74,7 +102,7 @@ def forward(
     """The tolerance rule on the forward output (``output``: an already computed one, e.g. timed)."""
     ref64 = sample.call(form.reference)
     got = run(impl, sample, dtype, device) if output is None else output
-    lowp = oracle_output(form, sample, dtype, device)
+    lowp = oracle_outputs(form, sample, dtype, device)
     verdict = judge(ref64, got, lowp, dtype, impl.tolerance)
     if verdict.passed and impl.kind == "numpy" and isinstance(got, np.ndarray):
         want = np.dtype(dtype) if not np.iscomplexobj(got) else got.dtype
@@ -140,7 +168,11 @@ def gradients(
     """Gradient parity of ``impl`` on ``sample`` for every positional float array argument."""
     positions = array_positions(form, sample)
     golden, out_shape = _autograd(form.oracle, sample, positions, "float64", "cpu")
-    lowp, _ = _autograd(form.oracle, sample, positions, dtype, device)
+    noisy = [
+        _autograd(form.oracle, s, positions, dtype, device)[0]
+        for s in (sample, *(jittered(sample, dtype, seed) for seed in JITTER_SEEDS))
+    ]
+    lowp = [list(per_input) for per_input in zip(*noisy)]
     if impl.kind == "numpy":
         if impl.vjp is None:
             raise ValueError(f"{impl.name}: a NumPy implementation needs a vjp for gradient parity")

@@ -20,7 +20,7 @@ from attnlab.synthetic.laundry.plots import plot
 from attnlab.synthetic.laundry.summary import summarize
 from attnlab.synthetic.laundry.training import train_model
 
-TASK = Task(name="laundry", configs=configs, run=run, summarize=summarize, plot=plot)
+TASK = Task(name="laundry", configs=configs, run=run, summarize=summarize, plot=plot, full_seeds=4)
 
 __all__ = [
     "TASK",

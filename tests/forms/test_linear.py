@@ -106,3 +106,12 @@ def test_torch_bad_chunk_size() -> None:
     q, k, v = torch.randn(1, 2, 4, 4), torch.randn(1, 2, 4, 4), torch.randn(1, 2, 4, 3)
     with pytest.raises(ValueError, match=r"\bchunk_size\b"):
         torch_linear(q, k, v, causal=True, chunk_size=0)
+
+
+def test_torch_elu1_feature_map_keeps_tiny_features() -> None:
+    """Regression: elu(x) + 1 computed as (e^x − 1) + 1 cancels to 0 in float32 for x below about −17,
+    which turns a = φ(q)·φ(k) = e^-30 into 0 and the output a v / (a + ε) into 0."""
+    q, k, v = (torch.full((1, 1, 1, 1), value, dtype=torch.float32) for value in (-15.0, -15.0, 2.0))
+    got = torch_linear(q, k, v, eps=1e-20)
+    want = linear_attention(q.double().numpy(), k.double().numpy(), v.double().numpy(), eps=1e-20)
+    assert abs(got.item() - want.item()) < 1e-5, (got.item(), want.item())
