@@ -325,6 +325,13 @@ def as_mask(mask: Any, target: tuple[int, ...], name: str = "mask") -> np.ndarra
             f"{name}: expected a NumPy boolean array (True = attend) broadcastable to (..., {n}, {m}), got "
             f"{type_name(mask)}; the NumPy reference and Numba paths take NumPy arrays"
         )
+    arr = boolean_array(name, mask, f" broadcastable to (..., {n}, {m})")
+    check_mask_shape(name, tuple(arr.shape), target)
+    return arr
+
+
+def boolean_array(name: str, mask: Any, shape_hint: str = "") -> np.ndarray:
+    """``mask`` (a NumPy array or nested lists) as a NumPy boolean array; any other dtype is refused."""
     if isinstance(mask, (str, bytes)) or callable(mask) or mask is None:
         raise TypeError(f"{name}: expected a boolean array (True = attend), got {type_name(mask)}")
     try:
@@ -332,23 +339,15 @@ def as_mask(mask: Any, target: tuple[int, ...], name: str = "mask") -> np.ndarra
     except (TypeError, ValueError):
         raise TypeError(f"{name}: expected a boolean array (True = attend), got a ragged {type_name(mask)}") from None
     if arr.dtype != np.bool_:
-        raise TypeError(
-            f"{name}: expected a boolean array (True = attend) broadcastable to (..., {n}, {m}), got dtype {arr.dtype}"
-        )
-    check_mask_shape(name, tuple(arr.shape), target)
+        raise TypeError(f"{name}: expected a boolean array (True = attend){shape_hint}, got dtype {arr.dtype}")
     return arr
 
 
 def check_mask_shape(name: str, shape: tuple[int, ...], target: tuple[int, ...]) -> None:
     """A mask has 2 to ``len(target)`` dims and broadcasts to exactly ``target``."""
-    ok = 2 <= len(shape) <= len(target)
-    if ok:
-        try:
-            ok = np.broadcast_shapes(shape, target) == tuple(target)
-        except ValueError:
-            ok = False
-    if not ok:
+    if not 2 <= len(shape) <= len(target):
         raise ValueError(f"{name}: expected a boolean array broadcastable to {tuple(target)}, got shape {shape}")
+    check_broadcast_to(name, shape, target, "a boolean array")
 
 
 def allowed_positions(
@@ -477,10 +476,11 @@ def guarded(fn: F, *, fp_errors: bool, check: Callable[[Any], Problem] | None = 
         if _CHECKING.get():
             return fn(*args, **kwargs)
         current = np.geterr()
-        modes = {key: "ignore" if current[key] == "ignore" else "raise" for key in ("over", "invalid")}
+        over: Any = "ignore" if current["over"] == "ignore" or not fp_errors else "raise"
+        invalid: Any = "ignore" if current["invalid"] == "ignore" or not fp_errors else "raise"
         token = _CHECKING.set(True)
         try:
-            with np.errstate(**(modes if fp_errors else {})):
+            with np.errstate(over=over, invalid=invalid) if fp_errors else contextlib.nullcontext():
                 out = fn(*args, **kwargs)
         except FloatingPointError as exc:
             raise overflow_error(call_arguments(signature, args, kwargs), compute_dtype(), str(exc)) from None
@@ -488,7 +488,7 @@ def guarded(fn: F, *, fp_errors: bool, check: Callable[[Any], Problem] | None = 
             raise overflow_error(call_arguments(signature, args, kwargs), exc.precision, exc.detail) from None
         finally:
             _CHECKING.reset(token)
-        problem = check(out) if check is not None and modes["invalid"] == "raise" else None
+        problem = check(out) if check is not None and current["invalid"] != "ignore" else None
         if problem is not None:
             raise overflow_error(call_arguments(signature, args, kwargs), *problem)
         return out

@@ -116,9 +116,7 @@ def _linear(
             qa, ka, va, feature_map=phi, causal=causal, eps=eps, initial_state=initial_state, return_state=return_state
         )
     if form == "chunked":
-        return linear_attention_chunked(
-            qa, ka, va, feature_map=phi, chunk_size=chunk_size, eps=eps
-        )
+        return linear_attention_chunked(qa, ka, va, feature_map=phi, chunk_size=chunk_size, eps=eps)
     kernel = taylor_features(qa, layout=layout) @ np.swapaxes(taylor_features(ka, layout=layout), -1, -2)
     if causal:
         kernel = np.tril(kernel)

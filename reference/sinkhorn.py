@@ -45,7 +45,7 @@ def _check_count(name: str, value: Any) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name}: expected a non-negative int, got {type(value).__name__}")
     if not 0 <= int(value) <= MAX_ITERATIONS:
-        raise ValueError(f"{name}: expected an int in [0, {MAX_ITERATIONS}], got {value}")
+        raise ValueError(f"{name}: expected a non-negative int of at most {MAX_ITERATIONS}, got {value}")
     return int(value)
 
 

@@ -24,6 +24,7 @@ import torch
 from attnlab.validation import (
     ArraySpec,
     as_numpy,
+    boolean_array,
     check_bool,
     check_kv_heads,
     check_mask_shape,
@@ -31,7 +32,6 @@ from attnlab.validation import (
     check_real,
     check_scale,
     guarded,
-    type_name,
 )
 
 __all__ = [
@@ -173,17 +173,7 @@ def as_bool_mask(mask: Any, device: torch.device, name: str = "mask") -> torch.T
             raise TypeError(f"{name}: expected a boolean mask (True = attend), got dtype {mask.dtype}")
         check_device(name, mask)
         return mask.to(device)
-    if mask is None or isinstance(mask, (str, bytes)) or callable(mask):
-        raise TypeError(f"{name}: expected a boolean tensor or array (True = attend), got {type_name(mask)}")
-    try:
-        arr = np.asarray(mask)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"{name}: expected a boolean tensor or array (True = attend), got a ragged {type_name(mask)}"
-        ) from None
-    if arr.dtype != np.bool_:
-        raise TypeError(f"{name}: expected a boolean array (True = attend), got dtype {arr.dtype}")
-    return torch.from_numpy(np.ascontiguousarray(arr)).to(device)
+    return torch.from_numpy(np.ascontiguousarray(boolean_array(name, mask))).to(device)
 
 
 def allowed_mask(

@@ -27,12 +27,15 @@ differs from the reference), ``refused`` (a valid call rejected) and ``ok``. Wit
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import math
 import os
 import re
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
@@ -45,7 +48,7 @@ from hypothesis import strategies as st
 
 from attnlab.core import FastPath, Form, SampleInput, Tolerance
 from attnlab.forms import all_forms
-from attnlab.testing.parity import oracle_output
+from attnlab.testing.parity import oracle_outputs
 from attnlab.testing.rule import judge, to_numpy
 from attnlab.testing.samples import fixed_samples
 from attnlab.validation import reference_precision
@@ -627,14 +630,41 @@ class Outcome:
     error: BaseException | None = None
 
 
+#: Seconds one fuzzed call may run: a valid but absurd option (10**30 iterations) must be refused, not run.
+CALL_LIMIT = 60.0
+
+
+class CallTimeout(Exception):
+    """A fuzzed call ran past :data:`CALL_LIMIT` (classed as ``raw``: a hang is no named error)."""
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise CallTimeout(f"the call ran past {CALL_LIMIT:g} s")
+
+
+@contextlib.contextmanager
+def time_limit() -> Iterator[None]:
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, CALL_LIMIT)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def invoke(fn: Callable[..., Any], call: SampleInput, grad_out: Any = None) -> Outcome:
     try:
-        if grad_out is not None:
-            return Outcome(fn(grad_out, *call.args, **call.kwargs))
-        if any(isinstance(a, torch.Tensor) for a in (*call.args, *call.kwargs.values())):
-            with torch.no_grad():
-                return Outcome(fn(*call.args, **call.kwargs))
-        return Outcome(fn(*call.args, **call.kwargs))
+        with time_limit():
+            if grad_out is not None:
+                return Outcome(fn(grad_out, *call.args, **call.kwargs))
+            if any(isinstance(a, torch.Tensor) for a in (*call.args, *call.kwargs.values())):
+                with torch.no_grad():
+                    return Outcome(fn(*call.args, **call.kwargs))
+            return Outcome(fn(*call.args, **call.kwargs))
     except Exception as exc:  # every failure is classified below
         return Outcome(error=exc)
 
@@ -682,15 +712,16 @@ def reference_outcome(form: Form, call: SampleInput) -> Outcome:
     )
 
 
-def lowp_oracle(form: Form, call: SampleInput, dtype: str) -> Any:
-    """The oracle at the path's dtype, or the reference run in that precision where the oracle cannot run."""
+def lowp_oracle(form: Form, call: SampleInput, dtype: str) -> list[Any]:
+    """The oracle at the path's dtype on the call and its one-ulp jitters (the rule's noise estimate), or
+    the reference run in that precision where the oracle cannot run."""
     try:
-        return oracle_output(form, call, dtype)
+        return oracle_outputs(form, call, dtype)
     except Exception:
         if dtype not in ("float16", "float32", "float64"):
-            return form.reference(*call.args, **call.kwargs)
+            return [form.reference(*call.args, **call.kwargs)]
         with reference_precision(dtype):
-            return form.reference(*call.args, **call.kwargs)
+            return [form.reference(*call.args, **call.kwargs)]
 
 
 def judge_output(target: Target, mutation: Mutation, got: Any, canon: SampleInput, ref: Any, dtype: str) -> str:
@@ -708,11 +739,11 @@ def judge_output(target: Target, mutation: Mutation, got: Any, canon: SampleInpu
     rule_dtype = mutation.judge_dtype or dtype
     keep = reference_names(target.form)
     canon = SampleInput(canon.args, {k: v for k, v in canon.kwargs.items() if k in keep}, canon.label)
-    lowp = to_numpy(lowp_oracle(target.form, canon, rule_dtype))
+    lowp = [to_numpy(out) for out in lowp_oracle(target.form, canon, rule_dtype)]
     # the rule's floors are absolute, set for outputs of order 1: huge outputs are judged relative to their size
     size = float(np.max(np.abs(ref_np))) if ref_np.size else 0.0
     unit = size if size > HUGE_OUTPUT else 1.0
-    verdict = judge(ref_np / unit, got_np / unit, lowp / unit, rule_dtype, target.tolerance)
+    verdict = judge(ref_np / unit, got_np / unit, [out / unit for out in lowp], rule_dtype, target.tolerance)
     if not verdict.passed or verdict.problem:
         return verdict.message("output")
     if mutation.keeps_dtype and hasattr(got, "dtype") and not np.iscomplexobj(got_np):

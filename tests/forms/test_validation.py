@@ -282,7 +282,7 @@ def test_a_callable_feature_map_is_checked_like_an_array(label, call) -> None:
         return
     rejects(call, q, k, v, feature_map=lambda x: x * float("nan"), match=r"feature_map\(q\).*NaN")
     rejects(call, q, k, v, feature_map=lambda x: x[..., :1, :], match=r"feature_map\(q\)")
-    rejects(call, q, k, v, feature_map=lambda x: (x > 0), match=r"feature_map\(q\).*dtype")
+    rejects(call, q, k, v, feature_map=lambda x: x > 0, match=r"feature_map\(q\).*dtype")
 
 
 NUMPY_SCALARS = [
