@@ -173,7 +173,7 @@ def _window(q: Any, k: Any, v: Any, *, causal: Any, window: Any, scale: Any, mas
         raise ValueError("causal: BASED's sliding-window layer is causal; expected causal=True")
     width = check_positive_int("window", window)
     qa, ka, va, sigma, allowed = _prepare_qk(q, k, v, scale=scale, causal=False, mask=mask)
-    band = window_band(qa.shape[-2], ka.shape[-2], width)
+    band = window_band(qa.shape[-2], ka.shape[-2], min(width, ka.shape[-2]))  # wider windows see every key
     return masked_softmax(sigma * (qa @ np.swapaxes(ka, -1, -2)), allowed & band) @ va
 
 

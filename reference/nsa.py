@@ -30,7 +30,7 @@ import numpy as np
 
 from attnlab.reference._core import masked_softmax
 from attnlab.reference.softmax import _prepare_qk, _prepare_scores
-from attnlab.validation import as_float_array, check_positive_int, overflow_checked
+from attnlab.validation import as_float_array, check_broadcast_to, check_positive_int, overflow_checked
 
 DEFAULT_BLOCK = 64
 DEFAULT_TOP_N = 16
@@ -182,10 +182,6 @@ def nsa_attention(
         return o_cmp + o_slc + o_swa
     g = as_float_array("gates", gates, min_ndim=2)
     target = (*o_cmp.shape[:-1], 3)
-    try:
-        g = np.broadcast_to(g, target)
-    except ValueError:
-        raise ValueError(
-            f"gates: expected an array broadcastable to {target} (..., H, n, 3), got shape {g.shape}"
-        ) from None
+    check_broadcast_to("gates", g.shape, target, "an array (..., H, n, 3)")  # gates may not enlarge the output
+    g = np.broadcast_to(g, target)
     return g[..., 0:1] * o_cmp + g[..., 1:2] * o_slc + g[..., 2:3] * o_swa

@@ -190,7 +190,7 @@ def hamming_attention(
     sigma = check_hamming_scale(scale, d, dtype)
     n, m, dv = qa.shape[-2], ka.shape[-2], va.shape[-1]
     mask3, mask_map, has_mask, causal = mask_slices(mask, n, m, lead, causal=causal)
-    keep = 0 if top_n is None else check_positive_int("top_n", top_n)
+    keep = 0 if top_n is None else min(check_positive_int("top_n", top_n), m)  # N >= m keeps every key
     out = poisoned((len(q_map), n, dv), dtype)
     if keep == 0:
         lse, peak, total = (poisoned((len(q_map), n), dtype) for _ in range(3))

@@ -24,6 +24,7 @@ from attnlab.fastpath.torch._common import (
 )
 from attnlab.fastpath.torch.softmax import sdpa
 from attnlab.reference.mla import RMS_EPS, MLAWeights, check_mla_options, check_mla_weights, checked_weights
+from attnlab.validation import InputOverflow
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,12 @@ def as_torch_weights(weights: Any, like: torch.Tensor) -> TorchMLAWeights:
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = RMS_EPS) -> torch.Tensor:
-    """``x / sqrt(mean(x²) + ε) · w`` over the last axis."""
-    return x * torch.rsqrt((x * x).mean(dim=-1, keepdim=True) + eps) * weight
+    """``x / sqrt(mean(x²) + ε) · w`` over the last axis. A mean of squares that overflows is refused
+    (``rsqrt(inf) = 0`` would silently zero the row; the NumPy paths stop on the overflow)."""
+    mean_square = (x * x).mean(dim=-1, keepdim=True)
+    if mean_square.numel() and not bool(torch.isfinite(mean_square.detach()).all()):
+        raise InputOverflow(("x", "weights"), x.dtype, "the RMSNorm mean of squares overflows")
+    return x * torch.rsqrt(mean_square + eps) * weight
 
 
 def rope_interleaved(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:

@@ -15,15 +15,16 @@ from typing import Any
 import torch
 
 from attnlab.fastpath.torch._common import (
+    as_option_tensor,
     check_positive_int,
     check_scale,
-    check_tensor,
     kv_group,
     masked_softmax,
     torch_checked,
 )
 from attnlab.fastpath.torch.softmax import check_qkv, sdpa
 from attnlab.reference.nsa import DEFAULT_BLOCK, DEFAULT_TOP_N, DEFAULT_WINDOW
+from attnlab.validation import check_broadcast_to
 
 
 @torch_checked
@@ -92,7 +93,7 @@ def nsa_attention(
     o_swa = sdpa(q, k, v, scale=sigma, allowed=(j <= t) & (j > t - window))
     if gates is None:
         return o_cmp + o_slc + o_swa
-    g = check_tensor("gates", gates)
-    if g.shape[-1] != 3:
-        raise ValueError(f"gates: expected an array broadcastable to (..., H, n, 3), got shape {tuple(g.shape)}")
+    g = as_option_tensor("gates", gates, o_cmp, min_ndim=2)
+    target = (*o_cmp.shape[:-1], 3)
+    check_broadcast_to("gates", tuple(g.shape), target, "an array (..., H, n, 3)")
     return g[..., 0:1] * o_cmp + g[..., 1:2] * o_slc + g[..., 2:3] * o_swa
