@@ -26,6 +26,7 @@ from attnlab.fastpath.torch._common import (
     torch_checked,
 )
 from attnlab.reference.holographic import PHASE_EPS, check_holographic_options
+from attnlab.validation import InputOverflow
 
 _REAL = {
     torch.float16: torch.complex64,
@@ -100,6 +101,9 @@ def holographic_attention(
     )
     sim = s.real
     if cosine:
+        for name, x in (("q", q), ("k", k)):  # the reference's squared norms: the same range on both paths
+            if not bool(torch.isfinite((x.detach().abs() ** 2).sum(-1)).all()):
+                raise InputOverflow((name,), x.real.dtype, f"the squared norms of {name} overflow")
         norms = torch.linalg.vector_norm(q, dim=-1)[..., :, None] * torch.linalg.vector_norm(k, dim=-1)[..., None, :]
         sim = sim / (norms + eps_value)
     logits = sigma * sim * torch.exp(-decay * torch.atan2(shifted.imag.abs(), shifted.real))

@@ -12,7 +12,8 @@ Each malformation states what a correct operator does with it:
 
 * ``reject``: raise ``TypeError``/``ValueError`` whose message names the malformed argument;
 * ``accept``: return the reference's output on the equivalent well-formed call, under the tolerance rule
-  (``attnlab.testing.rule.judge``, the oracle at the path's dtype);
+  (``attnlab.testing.rule.judge`` with the oracle at the path's dtype on the call and its one-ulp
+  jitters; outputs above 1e6 are judged relative to their size, the rule's floors being absolute);
 * ``either``: one of the two. A fast path may refuse what the reference accepts (with a named error),
   but it never returns where the reference refuses, and a returned output is finite wherever the
   reference's is.
@@ -739,7 +740,7 @@ def judge_output(target: Target, mutation: Mutation, got: Any, canon: SampleInpu
     rule_dtype = mutation.judge_dtype or dtype
     keep = reference_names(target.form)
     canon = SampleInput(canon.args, {k: v for k, v in canon.kwargs.items() if k in keep}, canon.label)
-    lowp = [to_numpy(out) for out in lowp_oracle(target.form, canon, rule_dtype)]
+    lowp = [to_numpy(first_array(out)) for out in lowp_oracle(target.form, canon, rule_dtype)]
     # the rule's floors are absolute, set for outputs of order 1: huge outputs are judged relative to their size
     size = float(np.max(np.abs(ref_np))) if ref_np.size else 0.0
     unit = size if size > HUGE_OUTPUT else 1.0
