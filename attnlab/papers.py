@@ -466,6 +466,66 @@ PAPERS: dict[str, Paper] = _papers(
         "2506.10887",
         venue="NeurIPS 2025",
     ),
+    Paper(
+        "han2024agent",
+        "Han, Dongchen and Ye, Tianzhu and Han, Yizeng and Xia, Zhuofan and Pan, Siyuan and Wan, Pengfei and "
+        "Song, Shiji and Huang, Gao",
+        "Han et al.",
+        "Agent Attention: On the Integration of Softmax and Linear Attention",
+        2024,
+        "2312.08874",
+        venue="ECCV 2024",
+    ),
+    Paper(
+        "wu2022flowformer",
+        "Wu, Haixu and Wu, Jialong and Xu, Jiehui and Wang, Jianmin and Long, Mingsheng",
+        "Wu et al.",
+        "Flowformer: Linearizing Transformers with Conservation Flows",
+        2022,
+        "2202.06258",
+        venue="ICML 2022",
+    ),
+    Paper(
+        "gao2025softplus",
+        "Gao, Bo and Spratling, Michael W. and Gionfrida, Letizia",
+        "Gao et al.",
+        "Softplus Attention with Re-weighting Boosts Length Extrapolation in Large Language Models",
+        2025,
+        "2501.13428",
+    ),
+    Paper(
+        "bae2026affine",
+        "Bae, Jeongin and Park, Baeseong and Park, Gunho and Kim, Minsub and Lee, Joonhyung and Yoo, Junhee and "
+        "Woo, Sunghyeon and Ryu, Jiwon and Kwon, Se Jung and Lee, Dongsoo",
+        "Bae et al.",
+        "Affine-Scaled Attention: Towards Flexible and Stable Transformer Attention",
+        2026,
+        "2602.23057",
+    ),
+    Paper(
+        "ioannides2024gaussian",
+        "Ioannides, Georgios and Chadha, Aman and Elkins, Aaron",
+        "Ioannides et al.",
+        "Gaussian Adaptive Attention is All You Need: Robust Contextual Representations Across Multiple Modalities",
+        2024,
+        "2401.11143",
+    ),
+    Paper(
+        "zuo2025local",
+        "Zuo, Yifei and Yin, Yutong and Zeng, Zhichen and Li, Ang and Zhu, Banghua and Wang, Zhaoran",
+        "Zuo et al.",
+        "Local Linear Attention: An Optimal Interpolation of Linear and Softmax Attention For Test-Time Regression",
+        2025,
+        "2510.01450",
+    ),
+    Paper(
+        "roffo2026infinite",
+        "Roffo, Giorgio",
+        "Roffo",
+        "Infinite Self-Attention",
+        2026,
+        "2603.00175",
+    ),
 )
 
 

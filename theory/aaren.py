@@ -40,6 +40,7 @@ def scan_equals_prefix_attention(
     operator: Callable[..., Any] = aaren_attention,
     reference: Callable[..., Any] = softmax_attention,
     lengths: tuple[int, ...] = LENGTHS,
+    logit_scales: tuple[float, ...] = LOGIT_SCALES,
     tolerance: float = AGREE,
     seed: int = 0,
 ) -> CheckResult:
@@ -50,7 +51,7 @@ def scan_equals_prefix_attention(
     worst = 0.0
     cases = 0
     for m in lengths:
-        for scale in LOGIT_SCALES:
+        for scale in logit_scales:
             q, k, v = _inputs(rng, m, scale)
             with np.errstate(all="ignore"):
                 got = np.asarray(operator(q, k, v, form="scan"), dtype=float)
@@ -62,7 +63,7 @@ def scan_equals_prefix_attention(
     return CheckResult(
         verdict,
         f"max relative |scan − prefix softmax| = {worst:.2e} (tolerance {tolerance:.0e}), "
-        f"{cases} cases, m up to {max(lengths)}",
+        f"{cases} cases, m up to {max(lengths)}, logit scales {', '.join(f'{x:g}' for x in logit_scales)}",
         {"max_relative_error": worst, "cases": cases, "tolerance": tolerance},
     )
 

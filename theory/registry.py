@@ -294,22 +294,26 @@ def _since(start: float) -> float:
     return time.perf_counter() - start
 
 
-#: The module that registers each family's claims on import: the operator invariants first, then one
-#: module per theory family.
-FAMILY_MODULE: dict[str, str] = {
-    "operators": "attnlab.operator_claims",
-    "softmax": "attnlab.theory.softmax",
-    "laser": "attnlab.theory.laser",
-    "tensor": "attnlab.theory.tensor",
-    "heads": "attnlab.theory.heads",
-    "pavlov": "attnlab.theory.pavlov",
-    "differential": "attnlab.theory.differential",
-    "ecoformer": "attnlab.theory.ecoformer",
-    "holographic": "attnlab.theory.holographic",
-    "structured": "attnlab.theory.structured",
-    "aaren": "attnlab.theory.aaren",
-    "sinkhorn": "attnlab.theory.sinkhorn",
-}
+#: Modules of the theory package that hold no claims (infrastructure); every other public module
+#: ``attnlab.theory.<family>`` registers the claims of ``<family>`` on import.
+_NOT_FAMILIES = frozenset({"registry", "cli", "opcount", "ssm"})
+
+
+def _discover_family_modules() -> dict[str, str]:
+    import pkgutil
+
+    import attnlab.theory as package
+
+    found = {"operators": "attnlab.operator_claims"}  # the form declarations' invariants, as derived claims
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_") and info.name not in _NOT_FAMILIES:
+            found[info.name] = f"{package.__name__}.{info.name}"
+    return found
+
+
+#: The module that registers each family's claims on import, discovered from the theory package (the
+#: operator invariants first): a new family module is found without being listed anywhere.
+FAMILY_MODULE: dict[str, str] = _discover_family_modules()
 FAMILY_MODULES: tuple[str, ...] = tuple(FAMILY_MODULE.values())
 FAMILIES: tuple[str, ...] = tuple(FAMILY_MODULE)
 

@@ -45,6 +45,8 @@ def transport_gap_vanishes(
     instances: int = 6,
     n: int = 6,
     bound_factor: float = 1.0,
+    iterations: int = 20000,
+    plan_tolerance: float = 1e-12,
     seed: int = 0,
 ) -> CheckResult:
     """For each ε: the converged plan's transport gap to the optimal assignment lies in
@@ -60,7 +62,7 @@ def transport_gap_vanishes(
         rows, cols = linear_sum_assignment(-scores)
         optimum = float(scores[rows, cols].mean())
         for eps in epsilons:
-            weights = np.asarray(operator(q, k, eye, epsilon=eps, iterations=20000, tol=1e-12))
+            weights = np.asarray(operator(q, k, eye, epsilon=eps, iterations=iterations, tol=plan_tolerance))
             marginal_error = max(marginal_error, float(np.abs(weights.sum(axis=0) - 1.0).max()))
             gap = optimum - float((weights * scores).sum()) / n
             worst[eps] = max(worst[eps], gap)

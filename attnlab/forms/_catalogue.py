@@ -1,19 +1,24 @@
-"""Helpers the catalogue-II form declarations share (Hedgehog, BASED, GNA, NSA, prime, Aaren, Sinkhorn, HSA).
+"""Helpers the catalogue-II form declarations share (Hedgehog, BASED, GNA, NSA, prime, Aaren, Sinkhorn, HSA,
+agent, flow, softplus, affine-scaled, GAAM, LLA).
 
-Small pieces only: a mutant built from a wrapper of the operator, hypothesis option drawers, the
-identity-value trick that reads an operator's weights, and sample builders for forms whose inputs are
-not the plain ``(q, k, v)`` of :func:`attnlab.forms._shared.attention_sample`.
+Small pieces only: a mutant built from a wrapper of the operator, the generic attention mutants,
+hypothesis option drawers, the identity-value trick that reads an operator's weights, bad inputs of
+calls with extra positional arrays, per-row visibility counts, and sample builders for forms whose
+inputs are not the plain ``(q, k, v)`` of :func:`attnlab.forms._shared.attention_sample`. Like
+:mod:`attnlab.forms._shared`, nothing here reuses a reference's own helpers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 
-from attnlab.core import Mutant, SampleInput, Shape
+from attnlab.core import BadInput, Mutant, SampleInput, Shape
+from attnlab.forms import _shared as sh
 
 
 def wrapping(
@@ -59,8 +64,6 @@ def log_uniform(draw: Any, lo: float, hi: float) -> float:
 
 def self_attention(shape: Shape) -> Shape:
     """The shape as self-attention without a mask (``m = n``): for forms defined on one sequence."""
-    from dataclasses import replace
-
     return replace(shape, m=None, masked=False)
 
 
@@ -79,3 +82,38 @@ def rows_in_hull(out: np.ndarray, values: np.ndarray, visible: np.ndarray, what:
     inside = ~has | ((out >= lo - tol) & (out <= hi + tol))
     assert np.all(inside), f"{what}: output left the hull of the visible values at {np.argwhere(~inside)[0].tolist()}"
     assert np.all(out[np.broadcast_to(~has, out.shape)] == 0.0), f"{what}: a row with no visible value is not zero"
+
+
+def with_extra_args(cases: Sequence[BadInput], extra: tuple[Any, ...], base_arity: int = 3) -> list[BadInput]:
+    """Append the positional arrays after ``(q, k, v)`` to bad-input cases built for a 3-argument call."""
+    return [replace(case, args=(*case.args, *extra)) if len(case.args) == base_arity else case for case in cases]
+
+
+def bad_named_arrays(names: Sequence[str], sample: SampleInput, keep: Sequence[str]) -> list[BadInput]:
+    """:func:`attnlab.forms._shared.bad_arrays` restricted to the arguments named in ``keep``."""
+    return [case for case in sh.bad_arrays(names, sample) if case.label.split("-")[0] in keep]
+
+
+def visible_counts(sample: SampleInput, q: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """``(..., n, 1)`` number of keys each query sees (bottom-right causal and the mask)."""
+    return np.sum(sh.visible_of(sample, q, k), axis=-1, keepdims=True)
+
+
+def rng_for(seed: int, salt: int) -> np.random.Generator:
+    """A generator for a form's extra arrays, independent of the one that drew ``(q, k, v)``."""
+    return np.random.default_rng([seed, salt])
+
+
+def attention_mutants(op: str) -> tuple[Mutant, ...]:
+    """The generic mutants of a ``(q, k, v, *, scale, causal, mask)`` operator named ``op`` in its module:
+    top-left and off-by-one causal, interleaved GQA, a dropped last key, a wrong default scale, an ignored mask
+    and a nudged output row."""
+    return (
+        sh.top_left_causal(op),
+        sh.leaky_causal(op),
+        sh.interleaved_gqa(op, (1, 2)),
+        sh.drops_last_key(op, (1, 2)),
+        sh.wrong_default_scale(op),
+        sh.ignores_mask(op),
+        sh.output_nudged(op),
+    )

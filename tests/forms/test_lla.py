@@ -1,0 +1,61 @@
+"""Local Linear Attention: the λ conventions, the pseudo-inverse limit and resuming the stream."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from attnlab.forms import get_form
+from attnlab.reference._core import masked_logsumexp
+from attnlab.reference.lla import lla_attention, lla_attention_blocked
+from attnlab.testing.parity import Implementation, assert_forward
+from attnlab.testing.samples import fixed_samples
+
+
+def test_objective_convention_is_the_normalised_one_with_a_per_query_ridge() -> None:
+    """The objective as written penalises un-normalised weights: λ'_i = 2λ / Σ_j exp(σ q_i·k_j)."""
+    rng = np.random.default_rng(0)
+    q, k, v = rng.standard_normal((4, 3)), rng.standard_normal((10, 3)), rng.standard_normal((10, 2))
+    lam = 1.7
+    objective = lla_attention(q, k, v, lam=lam, lam_convention="objective")
+    lse = masked_logsumexp(3**-0.5 * q @ k.T, np.ones((4, 10), bool))
+    for i in range(4):
+        row = lla_attention(q[i : i + 1], k, v, lam=float(2 * lam * np.exp(-lse[i])))
+        np.testing.assert_allclose(objective[i], row[0], atol=1e-12)
+
+
+def test_zero_ridge_is_the_limit_of_small_ridges_where_the_keys_do_not_span() -> None:
+    """Four keys in R⁵ leave Σ singular; the λ' → 0⁺ limit exists (C's rows lie in Σ's range) and λ = 0 is it."""
+    rng = np.random.default_rng(1)
+    q, k, v = rng.standard_normal((3, 5)), rng.standard_normal((4, 5)), rng.standard_normal((4, 2))
+    limit = lla_attention(q, k, v, lam=0.0)
+    for lam, tol in ((1e-4, 1e-2), (1e-7, 1e-5)):
+        assert np.max(np.abs(lla_attention(q, k, v, lam=lam) - limit)) < tol
+
+
+def test_streaming_resumes_across_three_calls() -> None:
+    rng = np.random.default_rng(2)
+    q, k, v = rng.standard_normal((2, 16, 4)), rng.standard_normal((2, 64, 4)), rng.standard_normal((2, 64, 3))
+    full = lla_attention(q, k, v, causal=True)
+    visible = np.tril(np.ones((16, 64), bool), k=48)
+    state = None
+    for start, stop in ((0, 20), (20, 21), (21, 64)):
+        out, state = lla_attention_blocked(
+            q,
+            k[:, start:stop],
+            v[:, start:stop],
+            mask=visible[:, start:stop],
+            block_size=7,
+            initial_state=state,
+            return_state=True,
+        )
+    np.testing.assert_allclose(out, full, atol=1e-11)
+
+
+def test_torch_path_matches_the_reference_in_float64_without_a_ridge() -> None:
+    """The options parity leaves to float64: lam = 0 (the pseudo-inverse limit) and the objective convention."""
+    form = get_form("lla")
+    path = Implementation.of(form.fast_path("torch"))
+    samples = [s for s in fixed_samples(form) if not form.fast_path("torch").supports(s)]
+    assert len(samples) >= 3
+    for sample in samples:
+        assert_forward(form, path, sample, "float64")
