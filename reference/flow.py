@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from attnlab.validation import as_float_array, check_bool, check_last_dim, expand_kv_heads
+from attnlab.validation import as_float_array, check_bool, check_last_dim, expand_kv_heads, overflow_checked
 
 FORMS = ("linear_time", "quadratic")
 
@@ -158,6 +158,7 @@ def linear_product(fq: np.ndarray, fk: np.ndarray, values: np.ndarray, causal: b
     return np.einsum("...td,...tdc->...tc", fq, state)
 
 
+@overflow_checked
 def flow_attention(
     q: Any,
     k: Any,

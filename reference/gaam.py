@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from attnlab.validation import as_float_array
+from attnlab.validation import as_float_array, overflow_checked
 
 COMBINES = ("product", "mean")
 DEFAULT_EPS = 1e-8
@@ -132,6 +132,7 @@ def gaussian_adaptive_weights(
     return np.moveaxis(weights, -1, axis)
 
 
+@overflow_checked
 def gaussian_adaptive_attention(
     x: Any,
     mean_offsets: Any,

@@ -27,7 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from attnlab.validation import as_float_array, check_last_dim, check_positive_int, check_scale, expand_kv_heads
+from attnlab.validation import (
+    as_float_array,
+    check_last_dim,
+    check_positive_int,
+    check_scale,
+    expand_kv_heads,
+    overflow_checked,
+)
 
 MODES = ("neumann", "series", "pure", "pooled")
 DEFAULT_RHO = 0.95
@@ -90,6 +97,7 @@ def check_options(rho: Any, eps: Any, mode: Any, terms: Any) -> tuple[float, flo
     return float(rho), float(eps), str(mode), 0
 
 
+@overflow_checked
 def infsa_attention(
     q: Any,
     k: Any,

@@ -15,9 +15,10 @@ import numpy as np
 from attnlab.fastpath.numba._common import fast_dtype, float_arrays
 from attnlab.fastpath.numba.softmax import softmax_attention
 from attnlab.reference.agent import DEFAULT_AGENTS, check_bias, check_grid, pool_agents
-from attnlab.validation import check_last_dim, check_positive_int
+from attnlab.validation import check_last_dim, check_positive_int, numba_checked
 
 
+@numba_checked
 def agent_attention(
     q: Any,
     k: Any,

@@ -12,11 +12,12 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import check_bool, expand_kv_heads
+from attnlab.fastpath.torch._common import check_bool, expand_kv_heads, torch_checked
 from attnlab.fastpath.torch.softmax import check_qkv
 from attnlab.reference.flow import FORMS, check_flow_options
 
 
+@torch_checked
 def flow_attention(
     q: Any,
     k: Any,

@@ -12,11 +12,12 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import check_scale, expand_kv_heads
+from attnlab.fastpath.torch._common import check_scale, expand_kv_heads, torch_checked
 from attnlab.fastpath.torch.softmax import check_qkv
 from attnlab.reference.infsa import DEFAULT_EPS, DEFAULT_RHO, check_options
 
 
+@torch_checked
 def infsa_attention(
     q: Any,
     k: Any,
