@@ -91,8 +91,8 @@ def check_holographic_options(q: np.ndarray, alpha: Any, eps: Any, cosine: Any) 
         raise TypeError(f"alpha: expected a float >= 0 or a NumPy array of one per head, got {type_name(alpha)}")
     else:
         decay = np.asarray(alpha)
-        if decay.dtype.kind not in "fiu":
-            raise TypeError(f"alpha: expected real numbers >= 0, got dtype {decay.dtype}")
+        if decay.dtype.kind != "f":  # integer decays are refused like every integer array, not cast
+            raise TypeError(f"alpha: expected a floating dtype (float16/float32/float64), got dtype {decay.dtype}")
         decay = decay.astype(np.float64)
         heads = q.shape[-3] if q.ndim >= 3 else None
         if decay.ndim > 1 or (decay.ndim == 1 and decay.shape[0] != heads):

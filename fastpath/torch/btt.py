@@ -27,11 +27,15 @@ from attnlab.fastpath.torch._common import (
 )
 from attnlab.fastpath.torch.softmax import softmax_attention
 from attnlab.reference.btt import LN_EPS, RMS_EPS, btt_shape, check_link
+from attnlab.validation import InputOverflow
 
 
 def rms_cap(weight: torch.Tensor, fan_in: int, fan_out: int) -> torch.Tensor:
     """``W / max(1, RMS(W) / √(min(fan_in, fan_out)/fan_in²))`` (differentiable)."""
-    rms = torch.sqrt((weight * weight).mean() + RMS_EPS)
+    mean_square = (weight * weight).mean()
+    if not bool(torch.isfinite(mean_square.detach())):  # the reference stops on this overflow; W / inf = 0 would not
+        raise InputOverflow(("w_q", "w_k"), weight.dtype, "the RMS of the weights overflows")
+    rms = torch.sqrt(mean_square + RMS_EPS)
     return weight / torch.clamp(rms / math.sqrt(min(fan_in, fan_out) / fan_in**2), min=1.0)
 
 

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 
 from attnlab.fastpath.torch._common import (
-    as_option_tensor,
     check_positive_int,
     check_scale,
+    check_tensor,
     kv_group,
     masked_softmax,
     torch_checked,
@@ -93,7 +93,9 @@ def nsa_attention(
     o_swa = sdpa(q, k, v, scale=sigma, allowed=(j <= t) & (j > t - window))
     if gates is None:
         return o_cmp + o_slc + o_swa
-    g = as_option_tensor("gates", gates, o_cmp, min_ndim=2)
+    g = check_tensor("gates", gates, min_ndim=2, layout="(..., H, n, 3)")  # a positional array: a tensor
+    if g.dtype != q.dtype or g.device != q.device:
+        raise TypeError(f"gates: expected {q.dtype} on {q.device} like q, got {g.dtype} on {g.device}")
     target = (*o_cmp.shape[:-1], 3)
     check_broadcast_to("gates", tuple(g.shape), target, "an array (..., H, n, 3)")
     return g[..., 0:1] * o_cmp + g[..., 1:2] * o_slc + g[..., 2:3] * o_swa

@@ -306,7 +306,8 @@ def array_mutations(
         add("arrays", "float32", lambda x: x.astype(np.float32), "either", keeps_dtype=False, judge_dtype="float32")
         add("arrays", "object", lambda x: x.astype(object), "reject")
         if a.ndim >= 2 and positional:
-            add("arrays", "1d", lambda x: x.reshape(-1), "reject")
+            # flattening (1, …, 1, d) only drops leading unit axes, which broadcast
+            add("arrays", "1d", lambda x: x.reshape(-1), "either" if a.shape[-1] == a.size else "reject")
             add("arrays", "0d", lambda x: np.asarray(x.reshape(-1)[0]), "reject")
         if a.ndim >= 1:
             add("arrays", "last+1", grow(-1), "either", any_name=True)
@@ -321,7 +322,8 @@ def array_mutations(
             add("arrays", "heads*3", lambda x: np.concatenate([x] * 3, axis=-3), "either", any_name=True)
             add("arrays", "drop-lead", lambda x: x[0], "either", any_name=True)
     add("arrays", "string", lambda x: "not an array", "reject")
-    add("arrays", "none", lambda x: None, "reject" if required else "either")
+    # dropping an optional array can leave another argument inconsistent (a mask sized for it): any name
+    add("arrays", "none", lambda x: None, "reject" if required else "either", any_name=not required)
     add("arrays", "list", lambda x: x.tolist(), "reject" if torch_path and primary else "either", keeps_dtype=False)
     add("arrays", "callable-nan", lambda _x: callable_returning(lambda y: y * float("nan")), "reject")
     add("arrays", "callable-none", lambda _x: callable_returning(lambda y: None), "reject")
