@@ -112,7 +112,7 @@ def as_option_tensor(name: str, value: Any, like: torch.Tensor, *, min_ndim: int
 
     Integer, boolean and complex values are rejected, as for every array argument.
     """
-    spec = ArraySpec(name, "(...)", min_ndim, None, 0)
+    spec = ArraySpec(name, "(...)", min_ndim, None, 2 if min_ndim >= 1 else 0)  # as as_float_array counts them
     if isinstance(value, torch.Tensor):
         if value.dtype not in _FLOATS:
             raise spec.wrong_dtype(value.dtype, "float16/bfloat16/float32/float64")

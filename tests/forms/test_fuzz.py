@@ -365,8 +365,12 @@ def scalar_mutations(
 
     def add(label: str, value: Any, expect: str, canon_value: Any = _ABSENT) -> None:
         canon = None if canon_value is _ABSENT else (lambda s, v=canon_value: put(s, loc, v))
+        edit = at(loc, lambda _x, v=value: v)
+        # a valid value may clash with another argument sized for the old one (num_agents vs a bias): any name
         out.append(
-            Mutation("options", f"{name}={label}", name, expect, loc, edit=at(loc, lambda _x, v=value: v), canon=canon)
+            Mutation(
+                "options", f"{name}={label}", name, expect, loc, edit=edit, canon=canon, any_name=expect == "either"
+            )
         )
 
     for label, value in (("nan", math.nan), ("inf", math.inf), ("-inf", -math.inf), ("1j", 1j)):
