@@ -300,7 +300,7 @@ def causal_prefix(
 
     return Invariant(
         "causal_prefix",
-        "causal: output i is unchanged when inputs after i are perturbed (G3)",
+        "causal: output i is unchanged when inputs after i are perturbed",
         check,
         mutants,
         applies or default_applies,
@@ -322,7 +322,7 @@ def key_permutation(op: str, key_args: Sequence[int], *, mutants: tuple[str, ...
 
     return Invariant(
         "key_permutation",
-        "jointly permuting keys and values (and mask columns) leaves the output unchanged (G4)",
+        "jointly permuting keys and values (and mask columns) leaves the output unchanged",
         check,
         mutants,
         lambda s: s.args[key_args[0]].shape[-2] >= 2,
@@ -348,7 +348,7 @@ def query_permutation(op: str, query_args: Sequence[int], key_arg: int = 1, *, m
 
     return Invariant(
         "query_permutation",
-        "permuting queries (and mask rows) permutes the outputs (G4)",
+        "permuting queries (and mask rows) permutes the outputs",
         check,
         mutants,
         lambda s: s.args[query_args[0]].shape[-2] >= 2,
@@ -372,7 +372,7 @@ def gqa_equals_mha(op: str, kv_args: Sequence[int], *, mutants: tuple[str, ...],
 
     return Invariant(
         "gqa_equals_mha",
-        "GQA equals MHA with KV heads repeated contiguously (G6)",
+        "GQA equals MHA with KV heads repeated contiguously",
         check,
         mutants,
         has_gqa(q_arg, kv_args[0]),
@@ -397,7 +397,7 @@ def convex_hull(op: str, *, mutants: tuple[str, ...], value_arg: int = 2) -> Inv
 
     return Invariant(
         "convex_hull",
-        "each output coordinate lies between the min and max visible value; empty rows are 0 (G2)",
+        "each output coordinate lies between the min and max visible value; empty rows are 0",
         check,
         mutants,
     )

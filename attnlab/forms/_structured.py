@@ -50,7 +50,7 @@ def attend(sample: SampleInput, queries: np.ndarray, keys: np.ndarray, v: np.nda
 
 
 def rows_sum_to_one(op: str, *, query_arg: int = 0, key_arg: int = 1, value_arg: int = 2) -> Invariant:
-    """Softmax link: the weights (the output for ``V = I``) are >= 0, vanish on hidden keys, sum to 1 (G1)."""
+    """Softmax link: the weights (the output for ``V = I``) are >= 0, vanish on hidden keys, sum to 1."""
 
     def check(ops: Any, sample: SampleInput) -> None:
         v = sample.args[value_arg]
@@ -67,7 +67,7 @@ def rows_sum_to_one(op: str, *, query_arg: int = 0, key_arg: int = 1, value_arg:
 
     return Invariant(
         "rows_sum_to_one",
-        "softmax link: the weights (the output for V = I) are >= 0, vanish on hidden keys and sum to 1 (G1)",
+        "softmax link: the weights (the output for V = I) are >= 0, vanish on hidden keys and sum to 1",
         check,
         ("weights_leak",),
         softmax_link,

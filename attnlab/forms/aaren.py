@@ -308,13 +308,13 @@ INVARIANTS = (
     ),
     Invariant(
         "prefix_hull",
-        "each o_t lies in the hull of v_0 … v_t (G2)",
+        "each o_t lies in the hull of v_0 … v_t",
         _hull,
         ("combine_averages",),
     ),
     Invariant(
         "causal_prefix",
-        "o_t is unchanged when keys and values after t are perturbed (G3)",
+        "o_t is unchanged when keys and values after t are perturbed",
         _causal_prefix,
         ("anticausal",),
         lambda s: s.args[1].shape[-2] >= 2,

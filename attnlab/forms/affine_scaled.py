@@ -270,7 +270,7 @@ INVARIANTS = (
     ),
     Invariant(
         "causal_prefix",
-        "causal: output i is unchanged when q, α, β, k, v after i are perturbed (G3)",
+        "causal: output i is unchanged when q, α, β, k, v after i are perturbed",
         _generic(_causal_prefix),
         ("leaky_causal",),
         lambda s: s.args[0].shape[-2] >= 2,
@@ -278,7 +278,7 @@ INVARIANTS = (
     sh.key_permutation(OP, [1, 2], mutants=("drops_last_key",)),
     Invariant(
         "query_permutation",
-        "permuting queries with their α, β (and mask rows) permutes the outputs (G4)",
+        "permuting queries with their α, β (and mask rows) permutes the outputs",
         _generic(_query_permutation),
         ("output_nudged",),
         lambda s: s.args[0].shape[-2] >= 2,

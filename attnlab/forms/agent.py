@@ -382,7 +382,7 @@ INVARIANTS = (
     ),
     Invariant(
         "key_permutation",
-        "jointly permuting keys, values, mask and bias columns leaves the output unchanged (G4)",
+        "jointly permuting keys, values, mask and bias columns leaves the output unchanged",
         _key_permutation,
         ("drops_last_key",),
         lambda s: s.args[1].shape[-2] >= 2,

@@ -478,14 +478,14 @@ INVARIANTS = (
     ),
     Invariant(
         "window_hull",
-        "window layer: outputs lie in the hull of the window's values; empty rows are 0 (G2)",
+        "window layer: outputs lie in the hull of the window's values; empty rows are 0",
         _window_hull,
         ("ignores_mask",),
         _is_window,
     ),
     Invariant(
         "causal_prefix",
-        "output i is unchanged when inputs after i are perturbed (G3)",
+        "output i is unchanged when inputs after i are perturbed",
         _causal_prefix,
         ("window_sees_next",),
         lambda s: s.args[0].shape[-2] >= 2 and (_is_window(s) or _linear_causal(s)),

@@ -382,14 +382,14 @@ INVARIANTS = (
     ),
     Invariant(
         "key_permutation",
-        "non-causal: permuting sources (keys with their values) leaves the output unchanged (G4)",
+        "non-causal: permuting sources (keys with their values) leaves the output unchanged",
         _key_permutation,
         ("drops_last_source",),
         lambda s: not _is_causal(s) and s.args[1].shape[-2] >= 2,
     ),
     Invariant(
         "query_permutation",
-        "non-causal: permuting sinks permutes the outputs (G4)",
+        "non-causal: permuting sinks permutes the outputs",
         _query_permutation,
         ("output_nudged",),
         lambda s: not _is_causal(s) and s.args[0].shape[-2] >= 2,

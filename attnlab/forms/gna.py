@@ -489,14 +489,14 @@ INVARIANTS = (
     ),
     Invariant(
         "causal_prefix",
-        "1-d causal: output i is unchanged when inputs after i are perturbed (G3)",
+        "1-d causal: output i is unchanged when inputs after i are perturbed",
         _causal_prefix,
         ("causal_sees_next",),
         _is_1d_causal,
     ),
     Invariant(
         "window_hull",
-        "each output lies in the hull of its window's values; queries with no visible key are 0 (G2)",
+        "each output lies in the hull of its window's values; queries with no visible key are 0",
         _hull,
         ("ignores_mask",),
     ),

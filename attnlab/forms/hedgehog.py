@@ -422,7 +422,7 @@ INVARIANTS = (
     ),
     Invariant(
         "convex_hull",
-        "with ε = 0 the weights are positive and normalised: outputs lie in the hull of the visible values (G2)",
+        "with ε = 0 the weights are positive and normalised: outputs lie in the hull of the visible values",
         _hull,
         ("paper_features_minus_one",),
     ),

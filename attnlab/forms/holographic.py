@@ -295,7 +295,7 @@ INVARIANTS = (
     ),
     Invariant(
         "weights_sum_to_one",
-        "the weights |O(V = I)| vanish on hidden keys and each visible row sums to 1 (G1)",
+        "the weights |O(V = I)| vanish on hidden keys and each visible row sums to 1",
         _weights_sum_to_one,
         ("no_max_shift",),
     ),

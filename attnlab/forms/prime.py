@@ -278,13 +278,13 @@ INVARIANTS = (
     ),
     Invariant(
         "rows_sum_to_one",
-        "the weights (output for V = I, G = 1) are >= 0 and each visible row sums to 1 (G1)",
+        "the weights (output for V = I, G = 1) are >= 0 and each visible row sums to 1",
         _rows_sum_to_one,
         ("unnormalised",),
     ),
     Invariant(
         "filtered_value_hull",
-        "each output coordinate lies in the hull of its row's visible filtered values G_ij ⊙ v_j (G2)",
+        "each output coordinate lies in the hull of its row's visible filtered values G_ij ⊙ v_j",
         _filtered_hull,
         ("value_filter_ignored",),
     ),

@@ -410,14 +410,14 @@ INVARIANTS = (
     ),
     Invariant(
         "key_permutation",
-        "jointly permuting keys, values and mask columns leaves the output unchanged (G4)",
+        "jointly permuting keys, values and mask columns leaves the output unchanged",
         sh.key_permutation(OP, [1, 2], mutants=("drops_last_key",)).check,
         ("drops_last_key",),
         lambda s: s.args[1].shape[-2] >= 2 and not _explicit_marginals(s),
     ),
     Invariant(
         "query_permutation",
-        "permuting queries (and mask rows) permutes the outputs (G4)",
+        "permuting queries (and mask rows) permutes the outputs",
         sh.query_permutation(OP, [0], mutants=("output_nudged",)).check,
         ("output_nudged",),
         lambda s: s.args[0].shape[-2] >= 2 and not _explicit_marginals(s),

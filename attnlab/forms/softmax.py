@@ -138,7 +138,7 @@ MUTANTS = (
 INVARIANTS = (
     Invariant(
         "rows_sum_to_one",
-        "attention weights (the output for V = I) are >= 0 and each visible row sums to 1 (G1)",
+        "attention weights (the output for V = I) are >= 0 and each visible row sums to 1",
         _rows_sum_to_one,
         ("unnormalised", "no_max_shift", "nan_empty_rows"),
     ),
@@ -148,14 +148,14 @@ INVARIANTS = (
     sh.query_permutation(OP, [0], mutants=("output_nudged",)),
     Invariant(
         "key_shift",
-        "K <- K + 1 uᵀ shifts each logit row by a constant: the output is unchanged (G5)",
+        "K <- K + 1 uᵀ shifts each logit row by a constant: the output is unchanged",
         _key_shift,
         ("key_norm_bias",),
     ),
     sh.gqa_equals_mha(OP, [1, 2], mutants=("interleaved_gqa",)),
     Invariant(
         "blocked_merge",
-        "two key blocks merged by their log-sum-exp equal dense attention (G7)",
+        "two key blocks merged by their log-sum-exp equal dense attention",
         _blocked_merge,
         ("merge_equal_weights",),
         lambda s: s.args[1].shape[-2] >= 2,

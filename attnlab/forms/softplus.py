@@ -307,7 +307,7 @@ MUTANTS = (
 INVARIANTS = (
     Invariant(
         "rows_sum_to_one",
-        "weights (the output for V = I) are >= 0 and each visible row sums to 1 (G1)",
+        "weights (the output for V = I) are >= 0 and each visible row sums to 1",
         _rows_sum_to_one,
         ("offset_positivity",),
     ),
