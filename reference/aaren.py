@@ -27,7 +27,7 @@ import numpy as np
 
 from attnlab.reference._core import masked_logsumexp, masked_softmax
 from attnlab.reference.softmax import _prepare_qk, merge_partial_attention
-from attnlab.validation import as_float_array, check_bool
+from attnlab.validation import as_float_array, check_bool, overflow_checked
 
 FORMS = ("scan", "recurrent", "parallel")
 
@@ -89,6 +89,7 @@ def _check_state(initial_state: Any, lead: tuple[int, ...], d_v: int) -> State |
     return mu.astype(ell.dtype), ell, acc
 
 
+@overflow_checked
 def aaren_attention(
     q: Any,
     k: Any,

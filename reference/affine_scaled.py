@@ -31,6 +31,7 @@ from attnlab.validation import (
     check_last_dim,
     check_scale,
     expand_kv_heads,
+    overflow_checked,
 )
 
 
@@ -54,6 +55,7 @@ def visible_value_sums(v: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     return np.broadcast_to(allowed, (*v.shape[:-2], allowed.shape[-2], v.shape[-2])).astype(v.dtype) @ v
 
 
+@overflow_checked
 def affine_scaled_attention(
     q: Any,
     k: Any,

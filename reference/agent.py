@@ -34,6 +34,7 @@ from attnlab.validation import (
     check_positive_int,
     check_scale,
     expand_kv_heads,
+    overflow_checked,
 )
 
 DEFAULT_AGENTS = 49
@@ -110,6 +111,7 @@ def check_bias(name: str, bias: Any, shape: tuple[int, ...]) -> np.ndarray | Non
     return arr
 
 
+@overflow_checked
 def agent_attention(
     q: Any,
     k: Any,

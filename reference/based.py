@@ -40,6 +40,7 @@ from attnlab.validation import (
     check_last_dim,
     check_positive_int,
     expand_kv_heads,
+    overflow_checked,
 )
 
 LAYERS = ("linear", "window")
@@ -91,6 +92,7 @@ def _linear(
         raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
     causal = check_bool("causal", causal)
     return_state = check_bool("return_state", return_state)
+    chunk_size = check_positive_int("chunk_size", chunk_size)
     eps = _check_eps(eps)
     qa, ka, va = (as_float_array(name, x) for name, x in (("q", q), ("k", k), ("v", v)))
     check_last_dim("k", ka, qa.shape[-1], "d_k, the last axis of q")
@@ -101,7 +103,8 @@ def _linear(
     if not causal and form == "chunked":
         raise ValueError("form: the 'chunked' evaluation is causal; a non-causal call uses 'quadratic' or 'recurrent'")
     if (initial_state is not None or return_state) and form != "recurrent":
-        raise ValueError("initial_state: state is carried by the 'recurrent' form only")
+        name = "initial_state" if initial_state is not None else "return_state"
+        raise ValueError(f"{name}: state is carried by the 'recurrent' form only")
     if layout not in LAYOUTS:
         raise ValueError(f"layout: expected one of {LAYOUTS}, got {layout!r}")
 
@@ -113,9 +116,7 @@ def _linear(
             qa, ka, va, feature_map=phi, causal=causal, eps=eps, initial_state=initial_state, return_state=return_state
         )
     if form == "chunked":
-        return linear_attention_chunked(
-            qa, ka, va, feature_map=phi, chunk_size=check_positive_int("chunk_size", chunk_size), eps=eps
-        )
+        return linear_attention_chunked(qa, ka, va, feature_map=phi, chunk_size=chunk_size, eps=eps)
     kernel = taylor_features(qa, layout=layout) @ np.swapaxes(taylor_features(ka, layout=layout), -1, -2)
     if causal:
         kernel = np.tril(kernel)
@@ -149,10 +150,9 @@ def check_layer_options(layer: Any, **options: Any) -> None:
 def based_fast_path_options(path: str, *, layer: Any, initial_state: Any, return_state: Any, **options: Any) -> None:
     """Validate a stateless fast path's options (``path`` names it in the message)."""
     check_layer_options(layer, initial_state=initial_state, return_state=return_state, **options)
-    if initial_state is not None or return_state:
-        raise ValueError(
-            f"initial_state: the {path} path carries no recurrent state; use the reference's 'recurrent' form"
-        )
+    if initial_state is not None or check_bool("return_state", return_state):
+        name = "initial_state" if initial_state is not None else "return_state"
+        raise ValueError(f"{name}: the {path} path carries no recurrent state; use the reference's 'recurrent' form")
     if layer == "linear":
         if options["form"] not in FORMS:
             raise ValueError(f"form: expected one of {FORMS}, got {options['form']!r}")
@@ -173,10 +173,11 @@ def _window(q: Any, k: Any, v: Any, *, causal: Any, window: Any, scale: Any, mas
         raise ValueError("causal: BASED's sliding-window layer is causal; expected causal=True")
     width = check_positive_int("window", window)
     qa, ka, va, sigma, allowed = _prepare_qk(q, k, v, scale=scale, causal=False, mask=mask)
-    band = window_band(qa.shape[-2], ka.shape[-2], width)
+    band = window_band(qa.shape[-2], ka.shape[-2], min(width, ka.shape[-2]))  # wider windows see every key
     return masked_softmax(sigma * (qa @ np.swapaxes(ka, -1, -2)), allowed & band) @ va
 
 
+@overflow_checked
 def based_attention(
     q: Any,
     k: Any,

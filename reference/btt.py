@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference._core import masked_softmax
-from attnlab.validation import allowed_positions, as_float_array, broadcast_batch, check_bool, check_scale
+from attnlab.validation import (
+    allowed_positions,
+    as_float_array,
+    broadcast_batch,
+    check_bool,
+    check_scale,
+    overflow_checked,
+)
 
 #: The layer norm's eps (``F.layer_norm``'s in the released code).
 LN_EPS = 1e-5
@@ -91,7 +98,7 @@ def core_blocks(
 
 def flatten_keys(z: np.ndarray) -> np.ndarray:
     """``Z[..., h, b', a']`` → the ``D`` key features of each head, index ``a'·b + b'`` (a'-major)."""
-    return np.swapaxes(z, -1, -2).reshape(*z.shape[:-2], -1)
+    return np.swapaxes(z, -1, -2).reshape(*z.shape[:-2], z.shape[-2] * z.shape[-1])
 
 
 def btt_keys(
@@ -149,6 +156,7 @@ def capped_cores(
     return rms_cap(w_q, fan_in=c * s, fan_out=a), rms_cap(w_k, fan_in=d, fan_out=heads * b * s)
 
 
+@overflow_checked
 def btt_attention(
     x: Any,
     y: Any,

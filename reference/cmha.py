@@ -26,6 +26,7 @@ Real inputs, real output (no complex arrays are involved).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,8 @@ from attnlab.validation import (
     check_last_dim,
     check_scale,
     expand_kv_heads,
+    max_abs,
+    overflow_checked,
 )
 
 #: The released code's constant inside the modulus ``sqrt(re² + im² + ε)``.
@@ -100,6 +103,24 @@ def check_cmha_options(
     )
 
 
+#: Largest phase the operator evaluates: beyond it a float64 angle keeps fewer than 32 fractional bits, and
+#: the pairwise (reference) and separable (fast path) evaluations of the same phase part ways.
+ANGLE_LIMIT = 2.0**20
+
+
+def check_cmha_angles(delta: Any, beta: Any, base: float, d: int, span: int) -> None:
+    """Reject δ, β and base whose phases ``δ(θ_q − θ_k) + β + (p_i − p_j) g`` can exceed :data:`ANGLE_LIMIT`
+    (``span``: the largest position offset ``p_i − p_j``, at most ``n + m``)."""
+    log_frequency = max(0.0, -(d - 2) / d * math.log(base)) if d > 2 else 0.0  # log max_t g_t
+    offset = max_abs(beta) + 2.0 * math.pi * max_abs(delta)
+    largest = offset + span * math.exp(min(log_frequency, 700.0))
+    if not largest < ANGLE_LIMIT:
+        raise ValueError(
+            f"delta/beta/base: expected phases below 2^20 rad (a larger angle loses its fractional digits), "
+            f"got phases up to {largest:.3g} (|beta| + 2π|delta| + (n + m)·base^(-(d-2)/d))"
+        )
+
+
 def cmha_scores(
     q: np.ndarray, k: np.ndarray, delta: np.ndarray, beta: np.ndarray, base: float, eps: float, scale: float
 ) -> np.ndarray:
@@ -113,6 +134,7 @@ def cmha_scores(
     return scale * np.sum(rq[..., :, None, :] * rk[..., None, :, :] * np.cos(angle + relative), axis=-1)
 
 
+@overflow_checked
 def cmha_attention(
     q: Any,
     k: Any,
@@ -151,6 +173,7 @@ def cmha_attention(
     check_last_dim("k", ka, qa.shape[-1], "d_k, the last axis of q")
     qa, ka, va = expand_kv_heads(qa, ka, va)
     delta_a, beta_a, base_value, eps_value = check_cmha_options(qa, delta, beta, base, eps)
+    check_cmha_angles(delta_a, beta_a, base_value, qa.shape[-1], qa.shape[-2] + ka.shape[-2])
     sigma = check_scale(scale, 1.0)
     scores = cmha_scores(qa, ka, delta_a, beta_a, base_value, eps_value, sigma)
     allowed = allowed_positions(qa.shape[-2], ka.shape[-2], causal=causal, mask=mask, lead=qa.shape[:-2])

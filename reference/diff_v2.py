@@ -24,7 +24,7 @@ import numpy as np
 from scipy.special import expit
 
 from attnlab.reference.softmax import softmax_attention
-from attnlab.validation import as_float_array
+from attnlab.validation import as_float_array, overflow_checked
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -53,6 +53,7 @@ def check_lam(lam: Any, out_shape: tuple[int, ...]) -> np.ndarray:
     return lam_arr
 
 
+@overflow_checked
 def diff_v2_attention(
     q: Any,
     k: Any,

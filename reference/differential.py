@@ -12,20 +12,56 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference.softmax import softmax_attention
-from attnlab.validation import as_float_array, check_last_dim, check_same_length
+from attnlab.validation import (
+    allowed_positions,
+    as_float_array,
+    broadcast_batch,
+    check_broadcast_to,
+    check_last_dim,
+    check_real,
+    check_same_length,
+    check_scale,
+    expand_kv_heads,
+    is_real_number,
+    overflow_checked,
+)
+
+NAMES = ("q1", "k1", "q2", "k2", "v")
 
 
 def _check_lambda(lam: Any) -> np.ndarray | float:
-    if isinstance(lam, (bool, np.bool_)) or lam is None:
-        raise TypeError(f"lam: expected a float or a float array broadcastable to (..., n, 1), got {lam!r}")
-    if isinstance(lam, (int, float, np.number)):
-        value = float(lam)
-        if not np.isfinite(value):
-            raise ValueError(f"lam: expected a finite float, got {lam!r}")
-        return value
+    """λ: a finite real scalar, or a float array (checked against the output shape by the caller)."""
+    if lam is None or isinstance(lam, (bool, np.bool_)) or is_real_number(lam) or isinstance(lam, complex):
+        return check_real("lam", lam, what="a finite float or a float array broadcastable to (..., H, n, 1)")
     return as_float_array("lam", lam, min_ndim=0)
 
 
+def check_differential(
+    q1: Any, k1: Any, q2: Any, k2: Any, v: Any, *, lam: Any, scale: Any, causal: Any, mask: Any
+) -> tuple[list[np.ndarray], np.ndarray | float, tuple[int, ...]]:
+    """Validate a differential-attention call under the caller's argument names.
+
+    Returns the five arrays (in the compute dtype), λ, and the output shape ``(..., H, n, d_v)``.
+    """
+    arrays = [as_float_array(name, a) for name, a in zip(NAMES, (q1, k1, q2, k2, v))]
+    q1, k1, q2, k2, v = arrays
+    for name, arr in (("k1", k1), ("q2", q2), ("k2", k2)):
+        check_last_dim(name, arr, q1.shape[-1], "d, the last axis of q1")
+    check_same_length(("k1", "k2", "v"), (k1, k2, v))
+    check_same_length(("q1", "q2"), (q1, q2))
+    q1e, _, _ = expand_kv_heads(q1, k1, v, names=("q1", "k1", "v"))
+    q2e, _, _ = expand_kv_heads(q2, k2, v, names=("q2", "k2", "v"))
+    lead = broadcast_batch(("q1", "q2"), (q1e, q2e))
+    check_scale(scale, q1.shape[-1] ** -0.5)
+    allowed_positions(q1.shape[-2], k1.shape[-2], causal=causal, mask=mask, lead=lead)
+    out_shape = (*lead, q1.shape[-2], v.shape[-1])
+    lam_value = _check_lambda(lam)
+    if isinstance(lam_value, np.ndarray):
+        check_broadcast_to("lam", lam_value.shape, out_shape, "a float or an array")
+    return arrays, lam_value, out_shape
+
+
+@overflow_checked
 def differential_attention(
     q1: Any,
     k1: Any,
@@ -50,19 +86,9 @@ def differential_attention(
     Returns:
         ``(..., H, n, d_v)``; the combined weights of each row sum to ``1 − λ``.
     """
-    q1, k1, q2, k2, v = (as_float_array(name, a) for name, a in zip(("q1", "k1", "q2", "k2", "v"), (q1, k1, q2, k2, v)))
-    for name, arr in (("k1", k1), ("q2", q2), ("k2", k2)):
-        check_last_dim(name, arr, q1.shape[-1], "d, the last axis of q1")
-    check_same_length(("k1", "k2", "v"), (k1, k2, v))
-    lam_value = _check_lambda(lam)
+    (q1, k1, q2, k2, v), lam_value, _ = check_differential(
+        q1, k1, q2, k2, v, lam=lam, scale=scale, causal=causal, mask=mask
+    )
     first = softmax_attention(q1, k1, v, scale=scale, causal=causal, mask=mask)
     second = softmax_attention(q2, k2, v, scale=scale, causal=causal, mask=mask)
-    if isinstance(lam_value, np.ndarray):
-        try:
-            np.broadcast_shapes(lam_value.shape, first.shape)
-        except ValueError:
-            raise ValueError(
-                f"lam: expected a float or an array broadcastable to {(*first.shape[:-1], 1)}, "
-                f"got shape {lam_value.shape}"
-            ) from None
     return first - lam_value * second

@@ -37,6 +37,7 @@ from attnlab.validation import (
     broadcast_batch,
     check_bool,
     check_last_dim,
+    overflow_checked,
 )
 
 
@@ -190,6 +191,7 @@ def _prepare(
     return codes, v_a, offset_value, causal
 
 
+@overflow_checked
 def ecoformer_attention(
     qk: Any,
     v: Any,

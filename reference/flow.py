@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from attnlab.validation import as_float_array, check_bool, check_last_dim, expand_kv_heads
+from attnlab.validation import as_float_array, check_bool, check_last_dim, expand_kv_heads, overflow_checked
 
 FORMS = ("linear_time", "quadratic")
 
@@ -112,10 +112,11 @@ def check_flow_options(eps: Any, clamp: Any) -> tuple[float, float | None]:
     return float(eps), None if clamp is None else float(clamp)
 
 
-def _prepare(q: Any, k: Any, v: Any, causal: Any, eps: Any, clamp: Any):
+def _prepare(q: Any, k: Any, v: Any, causal: Any, eps: Any, clamp: Any, *, values: bool = True):
+    """Validated features and options; ``values=False``: the flows alone (no ``v``; a stand-in is used)."""
     q = as_float_array("q", q)
     k = as_float_array("k", k)
-    v = k[..., :1] if v is None else as_float_array("v", v)
+    v = as_float_array("v", v) if values else k[..., :1]
     check_last_dim("k", k, q.shape[-1], "d_k, the last axis of q")
     q, k, v = expand_kv_heads(q, k, v)
     causal = check_bool("causal", causal)
@@ -146,7 +147,7 @@ def flow_parts(
     """The incoming/outgoing flows, their conserved refinements, allocation and competition of a call."""
     if form not in FORMS:
         raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
-    fq, fk, _, causal, eps, clamp = _prepare(q, k, None, causal, eps, clamp)
+    fq, fk, _, causal, eps, clamp = _prepare(q, k, None, causal, eps, clamp, values=False)
     return flow_quantities(fq, fk, eps, clamp, causal, form)
 
 
@@ -158,6 +159,7 @@ def linear_product(fq: np.ndarray, fk: np.ndarray, values: np.ndarray, causal: b
     return np.einsum("...td,...tdc->...tc", fq, state)
 
 
+@overflow_checked
 def flow_attention(
     q: Any,
     k: Any,

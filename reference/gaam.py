@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from attnlab.validation import as_float_array
+from attnlab.validation import as_float_array, check_real, overflow_checked
 
 COMBINES = ("product", "mean")
 DEFAULT_EPS = 1e-8
@@ -76,10 +76,8 @@ def check_options(ndim: int, axis: Any, eps: Any, padding_value: Any, combine: A
         or not (np.isfinite(eps) and eps > 0)
     ):
         raise ValueError(f"eps: expected a positive finite float, got {eps!r}")
-    if padding_value is not None and (
-        isinstance(padding_value, (bool, np.bool_)) or not isinstance(padding_value, (int, float, np.number))
-    ):
-        raise TypeError(f"padding_value: expected a float or None, got {type(padding_value).__name__}")
+    if padding_value is not None:  # a NaN or infinite padding value can never match a (finite) entry
+        check_real("padding_value", padding_value, what="a finite float or None")
     if combine not in COMBINES:
         raise ValueError(f"combine: expected one of {COMBINES}, got {combine!r}")
     return int(axis), float(eps)
@@ -132,6 +130,7 @@ def gaussian_adaptive_weights(
     return np.moveaxis(weights, -1, axis)
 
 
+@overflow_checked
 def gaussian_adaptive_attention(
     x: Any,
     mean_offsets: Any,

@@ -23,7 +23,14 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference.softmax import softmax_attention
-from attnlab.validation import allowed_positions, as_float_array, check_bool, check_positive_int, compute_dtype
+from attnlab.validation import (
+    allowed_positions,
+    as_float_array,
+    check_bool,
+    check_positive_int,
+    compute_dtype,
+    overflow_checked,
+)
 
 #: RMSNorm ε of DIFF V1's headwise normalisation (``RMSNorm(2 d, eps=1e-5)``).
 RMS_EPS = 1e-5
@@ -94,6 +101,7 @@ def check_layout(q: np.ndarray, k: np.ndarray, ratio: Any) -> tuple[int, int, in
     return r, noise_heads, kv_heads // 2
 
 
+@overflow_checked
 def gda_attention(
     q: Any,
     k: Any,

@@ -33,6 +33,7 @@ import numpy as np
 
 from attnlab.reference._core import masked_softmax
 from attnlab.reference.softmax import _prepare_qk
+from attnlab.validation import overflow_checked
 
 
 def _per_axis(name: str, value: Any, axes: int, kind: type) -> tuple[Any, ...]:
@@ -118,6 +119,7 @@ def gna_visibility(
     return visible
 
 
+@overflow_checked
 def gna_attention(
     q: Any,
     k: Any,

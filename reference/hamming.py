@@ -16,10 +16,20 @@ from attnlab.validation import (
     allowed_positions,
     as_float_array,
     check_last_dim,
+    check_magnitude,
     check_positive_int,
     check_scale,
     expand_kv_heads,
+    overflow_checked,
 )
+
+
+def check_hamming_scale(scale: Any, d: int, dtype: Any = np.float64) -> float:
+    """σ, and the largest logit ``σ·d`` must be finite in ``dtype`` (ties between distinct distances would
+    otherwise merge at ±Inf)."""
+    sigma = check_scale(scale, d**-0.5)
+    check_magnitude(("scale",), sigma * d, dtype, "the largest logit σ·d")
+    return sigma
 
 
 def sign_code(x: np.ndarray) -> np.ndarray:
@@ -40,7 +50,7 @@ def hamming_scores(q: Any, k: Any, *, scale: float | None = None) -> np.ndarray:
     check_last_dim("k", ka, qa.shape[-1], "d_k, the last axis of q")
     qa, ka, _ = expand_kv_heads(qa, ka, ka[..., :1], names=("q", "k", "k"))
     d = qa.shape[-1]
-    sigma = check_scale(scale, d**-0.5)
+    sigma = check_hamming_scale(scale, d)
     return sigma * (d - 2 * hamming_distance(sign_code(qa), sign_code(ka)))
 
 
@@ -54,6 +64,7 @@ def _keep_top_n(scores: np.ndarray, allowed: np.ndarray, top_n: int) -> np.ndarr
     return allowed & (masked >= kth)
 
 
+@overflow_checked
 def hamming_attention(
     q: Any,
     k: Any,

@@ -31,7 +31,16 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference.linear import linear_attention_chunked, linear_attention_recurrent
-from attnlab.validation import as_float_array, check_bool, check_last_dim, check_positive_int, expand_kv_heads
+from attnlab.validation import (
+    InputOverflow,
+    as_float_array,
+    check_bool,
+    check_last_dim,
+    check_positive_int,
+    expand_kv_heads,
+    max_abs,
+    overflow_checked,
+)
 
 VARIANTS = ("paper", "softmax_dim", "exp_dim", "fla")
 FORMS = ("quadratic", "recurrent", "chunked")
@@ -92,6 +101,19 @@ def hedgehog_features(y: np.ndarray, *, variant: str = "paper", shift: np.ndarra
     raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
 
 
+#: The paper's features ``e^{±y}`` enter the reference unshifted: ``e^{y_q + y_k}`` must stay finite in float64.
+PAPER_EXPONENT_LIMIT = 700.0
+
+
+def check_paper_exponents(yq_max: float, yk_max: float) -> None:
+    """Reject projections for which the paper's feature products ``e^{|y_q| + |y_k|}`` overflow float64 (the
+    reference's range; the fast paths evaluate shifted features, but stay within it)."""
+    if not yq_max + yk_max < PAPER_EXPONENT_LIMIT:
+        raise InputOverflow(
+            ("q", "k", "weight", "bias"), "float64", f"the features e^(y_q + y_k) reach e^{yq_max + yk_max:.4g}"
+        )
+
+
 def check_options(*, variant: Any, form: Any, causal: Any, eps: Any, chunk_size: Any) -> tuple[bool, float]:
     """Validate the evaluation options; returns ``(causal, eps)``."""
     if variant not in VARIANTS:
@@ -116,10 +138,9 @@ def hedgehog_fast_path_options(
 ) -> tuple[bool, float]:
     """Validate a stateless fast path's options (``path`` names it in the message); returns ``(causal, eps)``."""
     causal, eps = check_options(**options)
-    if initial_state is not None or return_state:
-        raise ValueError(
-            f"initial_state: the {path} path carries no recurrent state; use the reference's 'recurrent' form"
-        )
+    if initial_state is not None or check_bool("return_state", return_state):
+        name = "initial_state" if initial_state is not None else "return_state"
+        raise ValueError(f"{name}: the {path} path carries no recurrent state; use the reference's 'recurrent' form")
     return causal, eps
 
 
@@ -143,6 +164,7 @@ def _identity(x: np.ndarray) -> np.ndarray:
     return x
 
 
+@overflow_checked
 def hedgehog_attention(
     q: Any,
     k: Any,
@@ -189,13 +211,15 @@ def hedgehog_attention(
             f"q/k: causal linear attention needs equal query and key lengths, got n={qa.shape[-2]}, m={ka.shape[-2]}"
         )
     if (initial_state is not None or return_state) and form != "recurrent":
-        raise ValueError("initial_state: state is carried by the 'recurrent' form only")
-    fq = hedgehog_features(hedgehog_project("", qa, weight, bias), variant=variant)
+        name = "initial_state" if initial_state is not None else "return_state"
+        raise ValueError(f"{name}: state is carried by the 'recurrent' form only")
+    yq = hedgehog_project("", qa, weight, bias)
     tied = key_weight is None and key_bias is None
-    fk = hedgehog_features(
-        hedgehog_project("", ka, weight, bias) if tied else hedgehog_project("key_", ka, key_weight, key_bias),
-        variant=variant,
-    )
+    yk = hedgehog_project("", ka, weight, bias) if tied else hedgehog_project("key_", ka, key_weight, key_bias)
+    if variant == "paper":
+        check_paper_exponents(max_abs(yq), max_abs(yk))
+    fq = hedgehog_features(yq, variant=variant)
+    fk = hedgehog_features(yk, variant=variant)
     check_feature_sizes(fq.shape[-1], fk.shape[-1])
     lead = np.broadcast_shapes(fq.shape[:-2], fk.shape[:-2], va.shape[:-2])
     fq, fk, va = (np.broadcast_to(x, (*lead, *x.shape[-2:])) for x in (fq, fk, va))

@@ -32,7 +32,18 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference._core import masked_softmax
-from attnlab.validation import allowed_positions, check_bool, check_last_dim, check_scale, expand_kv_heads
+from attnlab.validation import (
+    allowed_positions,
+    array_library,
+    check_bool,
+    check_last_dim,
+    check_real,
+    check_scale,
+    expand_kv_heads,
+    overflow_checked,
+    type_name,
+)
+from attnlab.validation import as_complex_array as checked_complex_array
 
 #: The released code's ε (both atan2 arguments and the cosine denominator).
 PHASE_EPS = 1e-8
@@ -41,21 +52,9 @@ DEFAULT_ALPHA = math.log(2.0) + 1e-6
 
 
 def as_complex_array(name: str, x: Any, *, min_ndim: int = 2) -> np.ndarray:
-    """``x`` as complex128 after checking type, dtype (float or complex), rank and finiteness."""
-    if isinstance(x, (str, bytes)) or x is None:
-        raise TypeError(f"{name}: expected a complex (or float) array of shape (..., n, d), got {type(x).__name__}")
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "fc":
-        raise TypeError(
-            f"{name}: expected a complex or floating dtype (complex64/complex128/float*), got dtype {arr.dtype}"
-        )
-    if arr.ndim < min_ndim:
-        raise ValueError(f"{name}: expected at least {min_ndim} dims laid out (..., n, d), got shape {arr.shape}")
-    if any(s == 0 for s in arr.shape[-2:]):
-        raise ValueError(f"{name}: expected non-empty token and feature axes, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: contains NaN or Inf; every entry must be finite")
-    return arr.astype(np.complex128, copy=False)
+    """``x`` as complex128 after checking type (a NumPy array: tensors are rejected by name), dtype (float
+    or complex), rank and finiteness (:func:`attnlab.validation.as_complex_array`)."""
+    return checked_complex_array(name, x, min_ndim=min_ndim)
 
 
 def complex_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -84,20 +83,16 @@ def coherent_sum(weights: np.ndarray, phase: np.ndarray, v: np.ndarray) -> np.nd
 
 def check_holographic_options(q: np.ndarray, alpha: Any, eps: Any, cosine: Any) -> tuple[np.ndarray, float, bool]:
     """The decay α as an array broadcasting to ``(..., H, 1, 1)``, ε and the cosine flag, validated."""
-    if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, (int, float, np.number)):
-        raise TypeError(f"eps: expected a float >= 0, got {type(eps).__name__}")
-    eps_value = float(eps)
-    if not np.isfinite(eps_value) or eps_value < 0.0:
-        raise ValueError(f"eps: expected a finite float >= 0, got {eps!r}")
+    eps_value = check_real("eps", eps, minimum=0.0, what="a finite float >= 0")
     cosine = check_bool("cosine", cosine)
     if alpha is None:
         decay = np.array(DEFAULT_ALPHA)
-    elif isinstance(alpha, (bool, np.bool_)) or isinstance(alpha, str):
-        raise TypeError(f"alpha: expected a float >= 0 or an array of one per head, got {type(alpha).__name__}")
+    elif isinstance(alpha, (bool, np.bool_, str)) or array_library(alpha) is not None or callable(alpha):
+        raise TypeError(f"alpha: expected a float >= 0 or a NumPy array of one per head, got {type_name(alpha)}")
     else:
         decay = np.asarray(alpha)
-        if decay.dtype.kind not in "fiu":
-            raise TypeError(f"alpha: expected real numbers >= 0, got dtype {decay.dtype}")
+        if decay.dtype.kind != "f":  # integer decays are refused like every integer array, not cast
+            raise TypeError(f"alpha: expected a floating dtype (float16/float32/float64), got dtype {decay.dtype}")
         decay = decay.astype(np.float64)
         heads = q.shape[-3] if q.ndim >= 3 else None
         if decay.ndim > 1 or (decay.ndim == 1 and decay.shape[0] != heads):
@@ -109,6 +104,7 @@ def check_holographic_options(q: np.ndarray, alpha: Any, eps: Any, cosine: Any) 
     return (decay[:, None, None] if decay.ndim == 1 else decay), eps_value, cosine
 
 
+@overflow_checked
 def holographic_attention(
     q: Any,
     k: Any,
@@ -152,7 +148,10 @@ def holographic_attention(
     if cosine and eps_value == 0.0:
         for name, x in (("q", qa), ("k", ka)):
             if np.any(np.sum(np.abs(x) ** 2, axis=-1) == 0.0):
-                raise ValueError(f"{name}: an all-zero vector has no cosine similarity when eps = 0")
+                raise ValueError(
+                    f"{name}: an all-zero vector (or one whose squared norm underflows to 0) has no cosine "
+                    "similarity when eps = 0"
+                )
     s = complex_scores(qa, ka)
     phase = relative_phase(s, eps_value)
     logits = sigma * similarity(s, qa, ka, eps_value, cosine) * np.exp(-decay * np.abs(phase))

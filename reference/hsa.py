@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference._core import masked_softmax
-from attnlab.reference.softmax import _prepare_qk
+from attnlab.reference.softmax import _prepare_qk, _prepare_scores
+from attnlab.validation import overflow_checked
 
 PROJECTIONS = ("forward_kl", "reverse_kl")
 
@@ -116,7 +117,7 @@ def hsa_weights(
     """The block-uniform weights ``P`` ``(..., H, n, m)`` (rows sum to 1) of :func:`hsa_attention`."""
     if projection not in PROJECTIONS:
         raise ValueError(f"projection: expected one of {PROJECTIONS}, got {projection!r}")
-    qa, ka, _, sigma, _ = _prepare_qk(q, k, None, scale=scale, causal=False, mask=None)
+    qa, ka, sigma, _ = _prepare_scores(q, k, scale=scale, causal=False, mask=None)
     n, m = qa.shape[-2], ka.shape[-2]
     if n != m:
         raise ValueError(f"q/k: hierarchical self-attention needs one token sequence, got n={n} queries and m={m} keys")
@@ -125,6 +126,7 @@ def hsa_weights(
     return np.einsum("...ib,ijb->...ij", masses / np.where(sizes > 0, sizes, 1.0), member)
 
 
+@overflow_checked
 def hsa_attention(
     q: Any, k: Any, v: Any, *, tree: Tree, scale: float | None = None, projection: str = "forward_kl"
 ) -> np.ndarray:

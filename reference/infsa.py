@@ -27,7 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from attnlab.validation import as_float_array, check_last_dim, check_positive_int, check_scale, expand_kv_heads
+from attnlab.validation import (
+    as_float_array,
+    check_last_dim,
+    check_positive_int,
+    check_scale,
+    expand_kv_heads,
+    overflow_checked,
+)
 
 MODES = ("neumann", "series", "pure", "pooled")
 DEFAULT_RHO = 0.95
@@ -69,6 +76,10 @@ def pooled(q: np.ndarray, k: np.ndarray, v: np.ndarray, sigma: float, rho: float
     return np.broadcast_to(out[..., None, :], (*v.shape[:-2], q.shape[-2], v.shape[-1])).copy()
 
 
+#: Most hops a ``mode="series"`` call sums (ρ^t has long underflowed; a larger count is a hang, not a sum).
+MAX_TERMS = 10**5
+
+
 def check_options(rho: Any, eps: Any, mode: Any, terms: Any) -> tuple[float, float, str, int]:
     """Validated ``(ρ, ε, mode, T)``; ``T = 0`` outside ``mode="series"``."""
     if isinstance(rho, (bool, np.bool_)) or not isinstance(rho, (int, float, np.number)):
@@ -84,12 +95,16 @@ def check_options(rho: Any, eps: Any, mode: Any, terms: Any) -> tuple[float, flo
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
     if mode == "series":
-        return float(rho), float(eps), str(mode), check_positive_int("terms", terms)
+        count = check_positive_int("terms", terms)
+        if count > MAX_TERMS:
+            raise ValueError(f"terms: expected a positive int of at most {MAX_TERMS} (hops of ρ^t), got {terms!r}")
+        return float(rho), float(eps), str(mode), count
     if terms is not None:
         raise ValueError(f"terms: only mode='series' takes a number of terms, got terms={terms!r} with mode={mode!r}")
     return float(rho), float(eps), str(mode), 0
 
 
+@overflow_checked
 def infsa_attention(
     q: Any,
     k: Any,

@@ -15,19 +15,48 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference.softmax import attention_weights
-from attnlab.validation import as_float_array
+from attnlab.validation import (
+    as_float_array,
+    broadcast_batch,
+    check_magnitude,
+    checked_call,
+    max_abs,
+    overflow_checked,
+)
 
 Coefficients = np.ndarray | Callable[[np.ndarray], np.ndarray]
 
 
-def _value_maps(u: Any, w_v: Any, w_o: Any, d_model: int) -> tuple[np.ndarray | None, tuple | None]:
-    if (u is None) == (w_v is None or w_o is None):
-        raise ValueError("u / w_v, w_o: pass either u (H, D, D) or both w_v (H, D, d_v) and w_o (H, d_v, D)")
+def check_interaction_magnitudes(
+    x: Any, coeffs: Any, dense: Any, maps: tuple, magnitude: Callable[[Any], float] = max_abs
+) -> None:
+    """Reject inputs whose output ``|y| <= H·n·max|α|·max|x|·D·max|U|`` can overflow (``einsum`` sets no
+    floating-point flag). Shared by the reference and the fast paths (``magnitude``: ``max |·|``)."""
+    heads, n, d_model = coeffs.shape[-3], x.shape[-2], x.shape[-1]
+    if dense is not None:
+        maps_bound, maps_name = magnitude(dense) * d_model, "u"
+    else:
+        maps_bound, maps_name = magnitude(maps[0]) * magnitude(maps[1]) * d_model * maps[0].shape[-1], "w_v/w_o"
+    bound = heads * n * magnitude(coeffs) * magnitude(x) * maps_bound
+    check_magnitude(("x", "alpha", maps_name), bound, x.dtype, "an output Σ_h α_h X U_hᵀ")
+
+
+def check_value_maps_given(u: Any, w_v: Any, w_o: Any) -> None:
+    """Exactly one of: ``u``, or both ``w_v`` and ``w_o``."""
+    if (u is None) == (w_v is None and w_o is None) or (u is None and (w_v is None or w_o is None)):
+        raise ValueError(
+            "u / w_v, w_o: pass either u (H, D, D) or both w_v (H, D, d_v) and w_o (H, d_v, D), not both, "
+            f"got u={type(u).__name__}, w_v={type(w_v).__name__}, w_o={type(w_o).__name__}"
+        )
+
+
+def _value_maps(u: Any, w_v: Any, w_o: Any, d_model: int) -> tuple[np.ndarray | None, tuple]:
+    check_value_maps_given(u, w_v, w_o)
     if u is not None:
         u = as_float_array("u", u, ndim=3)
         if u.shape[1:] != (d_model, d_model):
             raise ValueError(f"u: expected shape (H, {d_model}, {d_model}), got {u.shape}")
-        return u, None
+        return u, ()
     w_v = as_float_array("w_v", w_v, ndim=3)
     w_o = as_float_array("w_o", w_o, ndim=3)
     if w_v.shape[1] != d_model:
@@ -37,6 +66,7 @@ def _value_maps(u: Any, w_v: Any, w_o: Any, d_model: int) -> tuple[np.ndarray | 
     return None, (w_v, w_o)
 
 
+@overflow_checked
 def factorized_interaction(
     x: Any,
     alpha: Coefficients,
@@ -59,23 +89,34 @@ def factorized_interaction(
     Returns:
         ``(..., n, D)``.
     """
-    x = as_float_array("x", x)
-    n, d_model = x.shape[-2:]
-    coeffs = alpha(x) if callable(alpha) else alpha
-    coeffs = as_float_array("alpha", coeffs, min_ndim=3)
-    if coeffs.shape[-2:] != (n, n):
-        raise ValueError(f"alpha: expected shape (..., H, {n}, {n}), got {coeffs.shape}")
-    dense, low_rank = _value_maps(u, w_v, w_o, d_model)
-    heads = dense.shape[0] if dense is not None else low_rank[0].shape[0]  # type: ignore[index]
-    if coeffs.shape[-3] != heads:
-        raise ValueError(f"alpha: expected {heads} heads on axis -3 (one per value map), got {coeffs.shape}")
+    x, coeffs, dense, low_rank = check_interaction(x, alpha, u, w_v, w_o)
     mixed = coeffs @ x[..., None, :, :]  # (..., H, n, D)
     if dense is not None:
         per_head = np.einsum("...hnd,hed->...hne", mixed, dense)
     else:
-        assert low_rank is not None
-        per_head = mixed @ low_rank[0] @ low_rank[1]
+        w_v, w_o = low_rank
+        per_head = mixed @ w_v @ w_o
     return per_head.sum(axis=-3)
+
+
+def check_interaction(
+    x: Any, alpha: Any, u: Any, w_v: Any, w_o: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[np.ndarray, np.ndarray]]:
+    """Validated ``x``, coefficients ``α (..., H, n, n)`` (from the callable where one is given), and
+    either the dense maps ``U`` (with ``(W_V, W_O)`` empty) or ``U = None`` and ``(W_V, W_O)``."""
+    x = as_float_array("x", x)
+    n, d_model = x.shape[-2:]
+    coeffs = checked_call("alpha", alpha, x) if callable(alpha) else alpha
+    coeffs = as_float_array("alpha", coeffs, min_ndim=3, layout=f"(..., H, {n}, {n})")
+    if coeffs.shape[-2:] != (n, n):
+        raise ValueError(f"alpha: expected shape (..., H, {n}, {n}), got {coeffs.shape}")
+    broadcast_batch(("x", "alpha"), (x, coeffs[..., 0, :, :]))
+    dense, maps = _value_maps(u, w_v, w_o, d_model)
+    heads = dense.shape[0] if dense is not None else maps[0].shape[0]
+    if coeffs.shape[-3] != heads:
+        raise ValueError(f"alpha: expected {heads} heads on axis -3 (one per value map), got {coeffs.shape}")
+    check_interaction_magnitudes(x, coeffs, dense, maps)
+    return x, coeffs, dense, maps
 
 
 def interaction_matrices(alpha: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -12,8 +12,10 @@ import numpy as np
 
 from attnlab.reference._core import masked_logsumexp, masked_softmax
 from attnlab.reference.softmax import _prepare_qk
+from attnlab.validation import overflow_checked
 
 
+@overflow_checked
 def laser_attention(
     q: Any,
     k: Any,
@@ -38,7 +40,6 @@ def laser_attention(
     boolean ``mask``). Returns ``(..., H, n, d_v)``; a query with no visible key returns zeros.
     """
     qa, ka, va, sigma, allowed = _prepare_qk(q, k, v, scale=scale, causal=causal, mask=mask)
-    assert va is not None
     scores = sigma * (qa @ np.swapaxes(ka, -1, -2))  # (..., n, m)
     visible = np.broadcast_to(allowed, scores.shape)
     empty = ~np.any(visible, axis=-1)
@@ -68,7 +69,6 @@ def laser_attention_global_shift(
     failure; use :func:`laser_attention`.
     """
     qa, ka, va, sigma, allowed = _prepare_qk(q, k, v, scale=scale, causal=causal, mask=mask)
-    assert va is not None
     weights = masked_softmax(sigma * (qa @ np.swapaxes(ka, -1, -2)), allowed)
     shift = np.max(va, axis=-2, keepdims=True)
     with np.errstate(divide="ignore"):

@@ -13,11 +13,16 @@ from typing import Any
 import numpy as np
 
 from attnlab.validation import (
+    InputOverflow,
     as_float_array,
     check_bool,
+    check_choice,
     check_last_dim,
     check_positive_int,
+    check_real,
+    checked_call,
     expand_kv_heads,
+    overflow_checked,
 )
 
 FeatureMap = Callable[[np.ndarray], np.ndarray]
@@ -46,6 +51,37 @@ def resolve_feature_map(feature_map: Any) -> FeatureMap:
     raise ValueError(f"feature_map: expected one of {sorted(FEATURE_MAPS)} or a callable, got {feature_map!r}")
 
 
+def check_eps(eps: Any, feature_map: Any) -> float:
+    """``eps >= 0``, and ``eps > 0`` with ``relu``: relu features vanish, and a query whose normaliser
+    ``φ(q)·Σφ(k)`` is 0 would divide 0 by 0 (``elu1`` is strictly positive; a callable's features are
+    checked to be positive when ``eps = 0``, see :func:`apply_feature_map`)."""
+    value = check_real("eps", eps, minimum=0.0, what="a non-negative finite float")
+    if value == 0.0 and isinstance(feature_map, str) and feature_map == "relu":
+        raise ValueError(
+            "eps: expected eps > 0 with feature_map='relu': relu features vanish, and a query whose normaliser "
+            "φ(q)·Σφ(k) is 0 would divide 0 by 0 (eps = 0 suits the strictly positive 'elu1')"
+        )
+    return value
+
+
+def apply_feature_map(
+    phi: FeatureMap, x: np.ndarray, name: str, d_phi: int | None = None, *, positive: bool = False
+) -> np.ndarray:
+    """``φ(x)`` checked like an array argument: finite floats of shape ``(..., rows of x, d_φ)``, and
+    strictly positive where ``positive`` (``eps = 0``: a zero normaliser would divide 0 by 0)."""
+    if phi in FEATURE_MAPS.values():
+        return phi(x)
+    label = f"feature_map({name})"
+    features = as_float_array(label, checked_call(label, phi, x), layout=f"(..., {x.shape[-2]}, d_φ)")
+    if features.shape[:-1] != x.shape[:-1]:
+        raise ValueError(f"{label}: expected shape {(*x.shape[:-1], 'd_φ')} (the rows of {name}), got {features.shape}")
+    if d_phi is not None and features.shape[-1] != d_phi:
+        raise ValueError(f"{label}: expected last axis of size {d_phi} (d_φ of feature_map(q)), got {features.shape}")
+    if positive and not np.all(features > 0):
+        raise InputOverflow((label,), features.dtype, "a zero feature with eps = 0: a zero normaliser divides 0 by 0")
+    return features
+
+
 def _prepare(q: Any, k: Any, v: Any, feature_map: Any, causal: Any, eps: Any):
     q = as_float_array("q", q)
     k = as_float_array("k", k)
@@ -54,15 +90,35 @@ def _prepare(q: Any, k: Any, v: Any, feature_map: Any, causal: Any, eps: Any):
     q, k, v = expand_kv_heads(q, k, v)
     phi = resolve_feature_map(feature_map)
     causal = check_bool("causal", causal)
-    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not (eps >= 0 and np.isfinite(eps)):
-        raise ValueError(f"eps: expected a non-negative finite float, got {eps!r}")
+    eps = check_eps(eps, feature_map)
     if causal and q.shape[-2] != k.shape[-2]:
         raise ValueError(
             f"q/k: causal linear attention needs equal query and key lengths, got n={q.shape[-2]}, m={k.shape[-2]}"
         )
-    return phi(q), phi(k), v, causal, float(eps)
+    fq = apply_feature_map(phi, q, "q", positive=eps == 0.0)
+    return fq, apply_feature_map(phi, k, "k", fq.shape[-1], positive=eps == 0.0), v, causal, eps
 
 
+def _initial_state(initial_state: Any, lead: tuple[int, ...], d_phi: int, d_v: int) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2:
+        raise TypeError(f"initial_state: expected a pair (S, z), got {type(initial_state).__name__}")
+    state = as_float_array("initial_state[0]", initial_state[0], layout="(..., d_φ, d_v)")
+    norm = as_float_array("initial_state[1]", initial_state[1], min_ndim=1, layout="(..., d_φ)", nonempty=1)
+    if state.shape[-2:] != (d_phi, d_v) or norm.shape[-1] != d_phi:
+        raise ValueError(
+            f"initial_state: expected S (..., {d_phi}, {d_v}) and z (..., {d_phi}), got {state.shape} and {norm.shape}"
+        )
+    try:
+        state = np.array(np.broadcast_to(state, (*lead, d_phi, d_v)))
+        norm = np.array(np.broadcast_to(norm, (*lead, d_phi)))
+    except ValueError:
+        raise ValueError(
+            f"initial_state: leading dims must broadcast to {lead}, got {state.shape} and {norm.shape}"
+        ) from None
+    return state, norm
+
+
+@overflow_checked
 def linear_attention_quadratic(
     q: Any, k: Any, v: Any, *, feature_map: Any = "elu1", causal: bool = False, eps: float = DEFAULT_EPS
 ) -> np.ndarray:
@@ -74,6 +130,7 @@ def linear_attention_quadratic(
     return (a @ v) / (a.sum(axis=-1, keepdims=True) + eps)
 
 
+@overflow_checked
 def linear_attention_recurrent(
     q: Any,
     k: Any,
@@ -95,12 +152,12 @@ def linear_attention_recurrent(
     fq, fk, v, causal, eps = _prepare(q, k, v, feature_map, causal, eps)
     lead = fq.shape[:-2]
     d_phi, d_v = fk.shape[-1], v.shape[-1]
+    return_state = check_bool("return_state", return_state)
     if initial_state is None:
         state = np.zeros((*lead, d_phi, d_v), dtype=fq.dtype)
         norm = np.zeros((*lead, d_phi), dtype=fq.dtype)
     else:
-        state = np.array(initial_state[0], dtype=fq.dtype)
-        norm = np.array(initial_state[1], dtype=fq.dtype)
+        state, norm = _initial_state(initial_state, lead, d_phi, d_v)
     out = np.empty((*lead, fq.shape[-2], d_v), dtype=fq.dtype)
     if causal:
         for t in range(fq.shape[-2]):
@@ -118,6 +175,7 @@ def linear_attention_recurrent(
     return out
 
 
+@overflow_checked
 def linear_attention_chunked(
     q: Any, k: Any, v: Any, *, feature_map: Any = "elu1", chunk_size: int = 64, eps: float = DEFAULT_EPS
 ) -> np.ndarray:
@@ -149,6 +207,7 @@ _FORMS = {
 }
 
 
+@overflow_checked
 def linear_attention(
     q: Any,
     k: Any,
@@ -171,6 +230,5 @@ def linear_attention(
     Returns:
         ``(..., H, n, d_v)``. No ``1/√d`` scale (the original has none).
     """
-    if form not in _FORMS:
-        raise ValueError(f"form: expected one of {sorted(_FORMS)}, got {form!r}")
+    form = check_choice("form", form, sorted(_FORMS))
     return _FORMS[form](q, k, v, feature_map=feature_map, causal=causal, eps=eps)

@@ -42,6 +42,7 @@ from attnlab.validation import (
     check_positive_int,
     check_scale,
     expand_kv_heads,
+    overflow_checked,
 )
 
 LAM_CONVENTIONS = ("normalised", "objective")
@@ -297,6 +298,7 @@ def lla_attention_blocked(
 _FORMS = {"parallel": lla_attention_parallel, "blocked": lla_attention_blocked}
 
 
+@overflow_checked
 def lla_attention(
     q: Any,
     k: Any,

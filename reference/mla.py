@@ -6,13 +6,23 @@ Source: DeepSeek-AI, "DeepSeek-V2" (arXiv 2405.04434) and the DeepSeek-V3 infere
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
 from attnlab.reference.softmax import softmax_attention
-from attnlab.validation import as_float_array, check_last_dim, check_scale
+from attnlab.validation import (
+    as_float_array,
+    check_choice,
+    check_field_shape,
+    check_int,
+    check_last_dim,
+    check_real,
+    check_scale,
+    overflow_checked,
+)
 
 RMS_EPS = 1e-6
 
@@ -112,9 +122,82 @@ class MLAWeights:
 
 def _heads(x: np.ndarray, n_heads: int) -> np.ndarray:
     """``(..., n, H·c) -> (..., H, n, c)``."""
-    return np.swapaxes(x.reshape(*x.shape[:-1], n_heads, -1), -2, -3)
+    return np.swapaxes(x.reshape(*x.shape[:-1], n_heads, x.shape[-1] // n_heads), -2, -3)
 
 
+#: The fields of an MLA weights object that hold arrays.
+ARRAY_FIELDS = ("w_dq", "q_norm", "w_uq", "w_dkv", "kv_norm", "w_ukv", "w_o")
+SIZE_FIELDS = ("n_heads", "d_nope", "d_rope", "d_v")
+
+
+def check_mla_weights(weights: Any, as_array: Callable[[str, Any, int], Any]) -> dict[str, Any]:
+    """Validate the fields of MLA weights (NumPy :class:`MLAWeights` or its torch twin) and return them.
+
+    ``as_array(name, value, ndim)`` checks one array field the way the path checks arrays (type, dtype,
+    rank, finiteness) and returns it converted; this function checks the sizes and every shape against
+    them, naming the field (``weights.w_o``), so the NumPy and torch paths share one description.
+    """
+    sizes = {
+        "n_heads": check_int("weights.n_heads", weights.n_heads, minimum=1, what="a positive int (H)"),
+        "d_nope": check_int("weights.d_nope", weights.d_nope, minimum=0, what="a non-negative int"),
+        "d_rope": check_int("weights.d_rope", weights.d_rope, minimum=0, what="a non-negative int"),
+        "d_v": check_int("weights.d_v", weights.d_v, minimum=1, what="a positive int"),
+    }
+    h, d_nope, d_rope, d_v = (sizes[k] for k in SIZE_FIELDS)
+    if d_rope % 2:
+        raise ValueError(f"weights.d_rope: expected an even size for interleaved RoPE, got {d_rope}")
+    if d_nope + d_rope == 0:
+        raise ValueError("weights.d_nope/weights.d_rope: expected a positive query/key head size d_nope + d_rope")
+    w_dkv = as_array("weights.w_dkv", weights.w_dkv, 2)
+    d_model, d_c = int(w_dkv.shape[0]), int(w_dkv.shape[1]) - d_rope
+    if d_c < 1:
+        raise ValueError(
+            f"weights.w_dkv: expected shape (D, d_c + d_rope) with d_c >= 1 and d_rope = {d_rope}, "
+            f"got {tuple(w_dkv.shape)}"
+        )
+    arrays: dict[str, Any] = {"w_dkv": w_dkv, "w_dq": None, "q_norm": None}
+    if weights.w_dq is None:
+        if weights.q_norm is not None:
+            raise ValueError("weights.q_norm: expected None without a query down-projection w_dq")
+        q_in = d_model
+    else:
+        arrays["w_dq"] = as_array("weights.w_dq", weights.w_dq, 2)
+        if weights.q_norm is None:
+            raise ValueError("weights.q_norm: the RMSNorm weight is required with a query down-projection w_dq")
+        arrays["q_norm"] = as_array("weights.q_norm", weights.q_norm, 1)
+        q_in = int(arrays["w_dq"].shape[1])
+        check_field_shape("weights.w_dq", arrays["w_dq"], (d_model, q_in), f"D = {d_model} rows, as w_dkv")
+        check_field_shape("weights.q_norm", arrays["q_norm"], (q_in,), "d_cq, the columns of w_dq")
+    expected = {
+        "kv_norm": ((d_c,), f"d_c = {d_c}: the columns of w_dkv less d_rope"),
+        "w_uq": ((q_in, h * (d_nope + d_rope)), f"(d_cq or D, H·(d_nope + d_rope)) with H = {h}"),
+        "w_ukv": ((d_c, h * (d_nope + d_v)), f"(d_c, H·(d_nope + d_v)) with H = {h}"),
+        "w_o": ((h * d_v, d_model), f"(H·d_v, D) with H = {h}, d_v = {d_v}"),
+    }
+    for name, (shape, what) in expected.items():
+        arrays[name] = as_array(f"weights.{name}", getattr(weights, name), len(shape))
+        check_field_shape(f"weights.{name}", arrays[name], shape, what)
+    return {**arrays, **sizes}
+
+
+def _numpy_field(name: str, value: Any, ndim: int) -> np.ndarray:
+    return as_float_array(name, value, ndim=ndim, layout="(rows, cols)" if ndim == 2 else "(size,)")
+
+
+def checked_weights(weights: Any) -> MLAWeights:
+    """``weights`` validated (:func:`check_mla_weights`), its arrays in the compute dtype."""
+    if not isinstance(weights, MLAWeights):
+        raise TypeError(f"weights: expected an MLAWeights, got {type(weights).__name__}")
+    checked = check_mla_weights(weights, _numpy_field)
+    return MLAWeights(**{f.name: checked[f.name] for f in fields(MLAWeights)})
+
+
+def check_mla_options(impl: Any, rope_base: Any) -> tuple[str, float]:
+    impl = check_choice("impl", impl, ("naive", "absorb"))
+    return impl, check_real("rope_base", rope_base, minimum=0.0, exclusive=True, what="a positive finite RoPE base")
+
+
+@overflow_checked
 def mla_attention(
     x: Any,
     weights: MLAWeights,
@@ -146,10 +229,8 @@ def mla_attention(
     Returns:
         ``(..., n, D)``.
     """
-    if not isinstance(weights, MLAWeights):
-        raise TypeError(f"weights: expected an MLAWeights, got {type(weights).__name__}")
-    if impl not in ("naive", "absorb"):
-        raise ValueError(f"impl: expected 'naive' or 'absorb', got {impl!r}")
+    weights = checked_weights(weights)
+    impl, rope_base = check_mla_options(impl, rope_base)
     x = as_float_array("x", x)
     check_last_dim("x", x, weights.d_model, "D, the model width of weights")
     h, d_nope, d_rope, d_c = weights.n_heads, weights.d_nope, weights.d_rope, weights.d_latent
@@ -157,10 +238,9 @@ def mla_attention(
     n = x.shape[-2]
     positions = np.arange(n, dtype=np.float64)
 
-    if weights.w_dq is None:
+    if weights.w_dq is None or weights.q_norm is None:
         q_latent = x
     else:
-        assert weights.q_norm is not None, "weights.q_norm is required with a query down-projection"
         q_latent = rms_norm(x @ weights.w_dq, weights.q_norm)
     q = _heads(q_latent @ weights.w_uq, h)  # (..., H, n, d_nope + d_rope)
     q_nope, q_rope = q[..., :d_nope], rope_interleaved(q[..., d_nope:], positions, rope_base)

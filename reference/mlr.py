@@ -39,6 +39,7 @@ from attnlab.validation import (
     check_positive_int,
     check_scale,
     expand_kv_heads,
+    overflow_checked,
 )
 
 NORMALIZATIONS = ("none", "levels", "coverage")
@@ -111,6 +112,7 @@ def mlr_scores(
     return scores
 
 
+@overflow_checked
 def mlr_attention(
     q: Any,
     k: Any,

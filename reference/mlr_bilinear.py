@@ -35,7 +35,14 @@ import numpy as np
 
 from attnlab.reference._core import masked_softmax
 from attnlab.reference.btt import check_link, layer_norm, rms_cap
-from attnlab.validation import allowed_positions, as_float_array, broadcast_batch, check_bool, check_positive_int
+from attnlab.validation import (
+    allowed_positions,
+    as_float_array,
+    broadcast_batch,
+    check_bool,
+    check_positive_int,
+    overflow_checked,
+)
 
 NORMALIZATIONS = ("none", "levels")
 
@@ -147,6 +154,7 @@ def bilinear_mlr_scores(
     return scores / len(ranks) if normalize == "levels" else scores
 
 
+@overflow_checked
 def bilinear_mlr_attention(
     x: Any,
     y: Any,

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference.softmax import softmax_attention
-from attnlab.validation import as_float_array, check_positive_int
+from attnlab.validation import as_float_array, check_positive_int, overflow_checked
 
 GATINGS = ("paper", "code")
 
@@ -100,6 +100,7 @@ def check_router(
     return k
 
 
+@overflow_checked
 def moh_attention(
     q: Any,
     k: Any,

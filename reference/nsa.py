@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference._core import masked_softmax
-from attnlab.reference.softmax import _prepare_qk
-from attnlab.validation import as_float_array, check_positive_int
+from attnlab.reference.softmax import _prepare_qk, _prepare_scores
+from attnlab.validation import as_float_array, check_broadcast_to, check_positive_int, overflow_checked
 
 DEFAULT_BLOCK = 64
 DEFAULT_TOP_N = 16
@@ -95,10 +95,11 @@ def nsa_selection(
     q: Any, k: Any, *, block_size: int = DEFAULT_BLOCK, top_n: int = DEFAULT_TOP_N, scale: float | None = None
 ) -> np.ndarray:
     """The selected blocks ``(..., H, n, ⌈n/BS⌉)`` of every query (identical across the heads of a group)."""
-    qa, ka, _, sigma, _ = _prepare_qk(q, k, None, scale=scale, causal=False, mask=None)
+    qa, ka, sigma, _ = _prepare_scores(q, k, scale=scale, causal=False, mask=None)
     block_size = check_positive_int("block_size", block_size)
     top_n = check_positive_int("top_n", top_n)
     n = qa.shape[-2]
+    block_size = min(block_size, n + 1)  # every block size past n leaves one partial block of all tokens
     if ka.shape[-2] != n:
         raise ValueError(
             f"q/k: NSA is causal self-attention over one sequence, got n={n} queries and m={ka.shape[-2]} keys"
@@ -131,6 +132,7 @@ def nsa_branches(
     block_size = check_positive_int("block_size", block_size)
     top_n = check_positive_int("top_n", top_n)
     window = check_positive_int("window", window)
+    block_size, window = min(block_size, n + 1), min(window, n)  # larger ones select the same tokens
     scores = sigma * (qa @ np.swapaxes(ka, -1, -2))
     pooled_k, pooled_v = mean_pool(ka, block_size), mean_pool(va, block_size)
     blocks = pooled_k.shape[-2]
@@ -149,6 +151,7 @@ def nsa_branches(
     return o_cmp, o_slc, o_swa
 
 
+@overflow_checked
 def nsa_attention(
     q: Any,
     k: Any,
@@ -179,10 +182,6 @@ def nsa_attention(
         return o_cmp + o_slc + o_swa
     g = as_float_array("gates", gates, min_ndim=2)
     target = (*o_cmp.shape[:-1], 3)
-    try:
-        g = np.broadcast_to(g, target)
-    except ValueError:
-        raise ValueError(
-            f"gates: expected an array broadcastable to {target} (..., H, n, 3), got shape {g.shape}"
-        ) from None
+    check_broadcast_to("gates", g.shape, target, "an array (..., H, n, 3)")  # gates may not enlarge the output
+    g = np.broadcast_to(g, target)
     return g[..., 0:1] * o_cmp + g[..., 1:2] * o_slc + g[..., 2:3] * o_swa

@@ -23,7 +23,7 @@ import numpy as np
 
 from attnlab.reference._core import masked_softmax
 from attnlab.reference.softmax import _prepare_qk
-from attnlab.validation import as_float_array
+from attnlab.validation import as_float_array, check_magnitude, max_abs, overflow_checked
 
 
 def _filter(name: str, given: Any, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -39,6 +39,16 @@ def _filter(name: str, given: Any, shape: tuple[int, ...]) -> np.ndarray | None:
         ) from None
 
 
+def check_prime_magnitudes(maxima: tuple[float, ...], d: int, m: int, sigma: float, dtype: Any) -> None:
+    """Reject inputs whose filtered logits ``σ Σ_c q_c F_c k_c`` or outputs ``Σ_j P_j G_j v_j`` can overflow
+    (``einsum`` sets no floating-point flag); ``maxima`` are ``max |·|`` of q, k, v, F, G (1 for no filter).
+    Shared by the reference and the torch path."""
+    q, k, v, f, g = maxima
+    check_magnitude(("q", "k", "key_filter", "scale"), sigma * d * q * f * k, dtype, "a logit σ Σ q F k")
+    check_magnitude(("v", "value_filter"), m * g * v, dtype, "an output Σ_j P_j G_j v_j")
+
+
+@overflow_checked
 def prime_attention(
     q: Any,
     k: Any,
@@ -68,6 +78,8 @@ def prime_attention(
     lead, n, m = qa.shape[:-2], qa.shape[-2], ka.shape[-2]
     f = _filter("key_filter", key_filter, (*lead, n, m, qa.shape[-1]))
     g = _filter("value_filter", value_filter, (*lead, n, m, va.shape[-1]))
+    filters = tuple(1.0 if x is None else max_abs(x) for x in (f, g))
+    check_prime_magnitudes((max_abs(qa), max_abs(ka), max_abs(va), *filters), qa.shape[-1], m, sigma, qa.dtype)
     if f is None:
         scores = sigma * (qa @ np.swapaxes(ka, -1, -2))
     else:

@@ -32,16 +32,20 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference.softmax import _prepare_qk
-from attnlab.validation import as_float_array, check_scale
+from attnlab.validation import as_float_array, check_scale, overflow_checked
 
 DEFAULT_ITERATIONS = 3
+
+
+#: Most Sinkhorn sweeps a call runs (each is O(n·m); past this a call is a hang, not a computation).
+MAX_ITERATIONS = 10**6
 
 
 def _check_count(name: str, value: Any) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name}: expected a non-negative int, got {type(value).__name__}")
-    if int(value) < 0:
-        raise ValueError(f"{name}: expected a non-negative int, got {value}")
+    if not 0 <= int(value) <= MAX_ITERATIONS:
+        raise ValueError(f"{name}: expected a non-negative int of at most {MAX_ITERATIONS}, got {value}")
     return int(value)
 
 
@@ -106,6 +110,7 @@ def sinkhorn_potentials(
     return f, g
 
 
+@overflow_checked
 def sinkhorn_attention(
     q: Any,
     k: Any,

@@ -17,34 +17,46 @@ from attnlab.validation import (
     check_last_dim,
     check_scale,
     expand_kv_heads,
+    overflow_checked,
 )
 
 
-def _prepare_qk(
-    q: Any, k: Any, v: Any | None, *, scale: Any, causal: bool, mask: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, float, np.ndarray]:
+def _prepare_scores(
+    q: Any, k: Any, *, scale: Any, causal: bool, mask: Any
+) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """Validated ``q``, ``k`` (GQA head map applied), σ and the visibility, for the logits alone."""
     q = as_float_array("q", q)
     k = as_float_array("k", k)
     d_k = q.shape[-1]
     check_last_dim("k", k, d_k, "d_k, the last axis of q")
-    if v is None:
-        q, k, _ = expand_kv_heads(q, k, k[..., :1], names=("q", "k", "k"))
-        v_out = None
-    else:
-        v = as_float_array("v", v)
-        q, k, v_out = expand_kv_heads(q, k, v)
+    q, k, _ = expand_kv_heads(q, k, k[..., :1], names=("q", "k", "k"))
     sigma = check_scale(scale, d_k**-0.5)
-    n, m = q.shape[-2], k.shape[-2]
-    allowed = allowed_positions(n, m, causal=causal, mask=mask, lead=q.shape[:-2])
-    return q, k, v_out, sigma, allowed
+    allowed = allowed_positions(q.shape[-2], k.shape[-2], causal=causal, mask=mask, lead=q.shape[:-2])
+    return q, k, sigma, allowed
+
+
+def _prepare_qk(
+    q: Any, k: Any, v: Any, *, scale: Any, causal: bool, mask: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray]:
+    """Validated ``q``, ``k``, ``v`` (GQA head map applied, leading dims broadcast), σ and the visibility."""
+    q = as_float_array("q", q)
+    k = as_float_array("k", k)
+    v = as_float_array("v", v)
+    d_k = q.shape[-1]
+    check_last_dim("k", k, d_k, "d_k, the last axis of q")
+    q, k, v = expand_kv_heads(q, k, v)
+    sigma = check_scale(scale, d_k**-0.5)
+    allowed = allowed_positions(q.shape[-2], k.shape[-2], causal=causal, mask=mask, lead=q.shape[:-2])
+    return q, k, v, sigma, allowed
 
 
 def attention_scores(q: Any, k: Any, *, scale: float | None = None) -> np.ndarray:
     """Logits ``S = σ Q Kᵀ`` of shape ``(..., n, m)`` (GQA head map applied), before masking."""
-    qa, ka, _, sigma, _ = _prepare_qk(q, k, None, scale=scale, causal=False, mask=None)
+    qa, ka, sigma, _ = _prepare_scores(q, k, scale=scale, causal=False, mask=None)
     return sigma * (qa @ np.swapaxes(ka, -1, -2))
 
 
+@overflow_checked
 def attention_weights(
     q: Any, k: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None
 ) -> np.ndarray:
@@ -53,11 +65,12 @@ def attention_weights(
     Shapes: ``q (..., H, n, d_k)``, ``k (..., H_kv, m, d_k)`` with ``H % H_kv == 0``; returns
     ``(..., H, n, m)``. Rows with no visible key are all zeros.
     """
-    qa, ka, _, sigma, allowed = _prepare_qk(q, k, None, scale=scale, causal=causal, mask=mask)
+    qa, ka, sigma, allowed = _prepare_scores(q, k, scale=scale, causal=causal, mask=mask)
     scores = sigma * (qa @ np.swapaxes(ka, -1, -2))
     return masked_softmax(scores, allowed)
 
 
+@overflow_checked
 def softmax_attention(
     q: Any,
     k: Any,
@@ -81,11 +94,11 @@ def softmax_attention(
         ``(..., H, n, d_v)`` float64. A query with no visible key returns zeros.
     """
     qa, ka, va, sigma, allowed = _prepare_qk(q, k, v, scale=scale, causal=causal, mask=mask)
-    assert va is not None
     scores = sigma * (qa @ np.swapaxes(ka, -1, -2))
     return masked_softmax(scores, allowed) @ va
 
 
+@overflow_checked
 def softmax_attention_lse(
     q: Any,
     k: Any,
@@ -100,7 +113,6 @@ def softmax_attention_lse(
     The pair ``(O, lse)`` is what blocked/online kernels merge (the online-softmax combine monoid).
     """
     qa, ka, va, sigma, allowed = _prepare_qk(q, k, v, scale=scale, causal=causal, mask=mask)
-    assert va is not None
     scores = sigma * (qa @ np.swapaxes(ka, -1, -2))
     return masked_softmax(scores, allowed) @ va, masked_logsumexp(scores, allowed)
 

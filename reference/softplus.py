@@ -36,6 +36,7 @@ from attnlab.validation import (
     check_positive_int,
     check_scale,
     expand_kv_heads,
+    overflow_checked,
 )
 
 REWEIGHTS = ("power", "threshold")
@@ -83,6 +84,7 @@ def check_power(power: Any) -> float | None:
     return float(power)
 
 
+@overflow_checked
 def softplus_attention(
     q: Any,
     k: Any,

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference.softmax import softmax_attention
-from attnlab.validation import allowed_positions, as_float_array, broadcast_batch
+from attnlab.validation import allowed_positions, as_float_array, broadcast_batch, overflow_checked
 
 
 def project(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -65,6 +65,7 @@ def check_weights(
         )
 
 
+@overflow_checked
 def sqa_attention(
     x: Any,
     context: Any,

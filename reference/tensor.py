@@ -7,6 +7,7 @@ Attention to Kronecker Computation", ICLR 2024 (arXiv 2310.04064); Roy et al., "
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,10 +18,15 @@ from attnlab.validation import (
     broadcast_batch,
     check_bool,
     check_last_dim,
+    check_magnitude,
     check_positive_int,
     check_same_length,
     check_scale,
+    max_abs,
+    overflow_checked,
 )
+
+NAMES = ("q", "k1", "k2", "v1", "v2")
 
 #: Largest number of logits a reference call materialises at once (queries are streamed).
 _BLOCK_ELEMENTS = 1 << 22
@@ -38,10 +44,20 @@ def _prepare(q: Any, k1: Any, k2: Any, v1: Any, v2: Any):
     check_last_dim("v2", v2, v1.shape[-1], "d_v, the last axis of v1")
     check_same_length(("k1", "v1"), (k1, v1))
     check_same_length(("k2", "v2"), (k2, v2))
-    names = ("q", "k1", "k2", "v1", "v2")
     arrays = (q, k1, k2, v1, v2)
-    lead = broadcast_batch(names, arrays)
+    lead = broadcast_batch(NAMES, arrays)
     return [np.broadcast_to(a, (*lead, *a.shape[-2:])) for a in arrays]
+
+
+def check_pair_magnitudes(arrays: Any, sigma: float, dtype: Any, magnitude: Callable[[Any], float] = max_abs) -> None:
+    """Reject inputs whose pair logits ``σ Σ_l q_l k1_jl k2_kl`` or outputs ``Σ P (v1 ∘ v2)`` can overflow:
+    ``einsum`` sets no floating-point flag, so an overflow there would pass silently. Shared by the
+    tensor and 2-simplicial references and fast paths (``arrays`` in the order q, k1, k2, v1, v2;
+    ``magnitude(a)`` is ``max |a|`` for the path's array type)."""
+    q, k1, k2, v1, v2 = (magnitude(a) for a in arrays)
+    d = arrays[0].shape[-1]
+    check_magnitude((*NAMES[:3], "scale"), sigma * d * q * k1 * k2, dtype, "a pair logit σ·Σ q k1 k2")
+    check_magnitude(NAMES[3:], v1 * v2, dtype, "an output Σ P (v1 ∘ v2)")
 
 
 def _pair_attention(
@@ -87,6 +103,7 @@ def _pair_attention(
     return out
 
 
+@overflow_checked
 def tensor_attention(
     q: Any,
     k1: Any,
@@ -117,6 +134,7 @@ def tensor_attention(
     n, m1, m2 = q.shape[-2], k1.shape[-2], k2.shape[-2]
     if causal and not (n == m1 == m2):
         raise ValueError(f"q/k1/k2: causal tensor attention needs n == m1 == m2, got {n}, {m1}, {m2}")
+    check_pair_magnitudes((q, k1, k2, v1, v2), sigma, q.dtype)
 
     def allowed_fn(rows: np.ndarray) -> np.ndarray | None:
         if not causal:
@@ -128,6 +146,7 @@ def tensor_attention(
     return _pair_attention(q, k1, k2, v1, v2, sigma, allowed_fn)
 
 
+@overflow_checked
 def simplicial_attention(
     q: Any,
     k1: Any,
@@ -164,10 +183,13 @@ def simplicial_attention(
     kv_bias = check_bool("kv_bias", kv_bias)
     n = q.shape[-2]
     check_same_length(("q", "k1", "k2"), (q, k1, k2))
+    check_same_length(("q", "v1", "v2"), (q, v1, v2))
+    w1, w2 = min(w1, n), min(w2, n)  # a window past the sequence start sees the whole prefix
     d = q.shape[-1]
     if kv_bias:
         k2 = k2 + 1.0 / d
         v2 = v2 + 1.0
+    check_pair_magnitudes((q, k1, k2, v1, v2), sigma, q.dtype)
 
     j = np.arange(n)
 

@@ -7,8 +7,9 @@ reference's helpers, so a bug in a shared reference helper cannot hide from the 
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -580,6 +581,32 @@ def bad_arrays(names: Sequence[str], sample: SampleInput) -> list[BadInput]:
                 f"{name}-int-dtype", swap(valid.astype(np.int64)), sample.kwargs, TypeError, rf"\b{name}\b.*dtype"
             ),
             BadInput(f"{name}-string", swap("not an array"), sample.kwargs, TypeError, rf"\b{name}\b"),
+        ]
+    return cases
+
+
+def bad_weights(name: str, sample: SampleInput, fields: Mapping[str, str]) -> list[BadInput]:
+    """For each array field of the weights dataclass argument ``name`` (``fields`` maps the field to the
+    regex its error must match): a NaN entry, an integer dtype, and a missing last row."""
+    index = next(i for i, a in enumerate(sample.args) if dataclasses.is_dataclass(a))
+    weights = sample.args[index]
+    cases = []
+    for field, match in fields.items():
+        value = getattr(weights, field)
+
+        def swap(new: Any, field: str = field) -> tuple[Any, ...]:
+            args = list(sample.args)
+            args[index] = dataclasses.replace(weights, **{field: new})
+            return tuple(args)
+
+        nan = np.array(value, dtype=np.float64)
+        nan.flat[0] = np.nan
+        cases += [
+            BadInput(f"{name}-{field}-nan", swap(nan), sample.kwargs, ValueError, rf"{match}.*NaN"),
+            BadInput(
+                f"{name}-{field}-int", swap(np.ones(value.shape, dtype=np.int64)), sample.kwargs, TypeError, match
+            ),
+            BadInput(f"{name}-{field}-short", swap(value[:-1]), sample.kwargs, ValueError, rf"{match}.*shape"),
         ]
     return cases
 

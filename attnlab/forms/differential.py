@@ -189,12 +189,16 @@ INVARIANTS = (
 
 def _bad_inputs() -> list[BadInput]:
     base = sample(0, Shape())
+    q1, k1, q2, k2, v = base.args
     return [
         *sh.bad_arrays(("q1", "k1", "q2", "k2", "v"), base),
         *sh.bad_options(base, ("scale", "causal", "mask")),
         BadInput("lam-missing-none", base.args, {"lam": None}, TypeError, r"\blam\b"),
         BadInput("lam-nan", base.args, {"lam": float("nan")}, ValueError, r"\blam\b"),
         BadInput("lam-bad-shape", base.args, {"lam": np.ones((5, 3, 7))}, ValueError, r"\blam\b"),
+        BadInput("lam-enlarges-output", base.args, {"lam": np.ones((5, 1, 1, 1, 1))}, ValueError, r"^lam\b"),
+        BadInput("k1-length", (q1, k1[..., :-1, :], q2, k2, v), base.kwargs, ValueError, r"^k1/.*length"),
+        BadInput("q2-queries", (q1, k1, q2[..., :-1, :], k2, v), base.kwargs, ValueError, r"^q1/q2: .*length"),
     ]
 
 

@@ -240,6 +240,7 @@ def _bad_inputs() -> list[BadInput]:
         *sh.bad_attention_inputs(base),
         BadInput("top-n-zero", base.args, {"top_n": 0}, ValueError, r"\btop_n\b"),
         BadInput("top-n-float", base.args, {"top_n": 2.5}, TypeError, r"\btop_n\b"),
+        BadInput("scale-overflows", base.args, {**base.kwargs, "scale": 1e308}, ValueError, r"\bscale\b.*not finite"),
     ]
 
 

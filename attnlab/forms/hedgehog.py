@@ -458,7 +458,7 @@ def _bad_inputs() -> list[BadInput]:
         BadInput(
             "chunked-non-causal", s.args, {**kw, "causal": False, "form": "chunked"}, ValueError, r"\bform\b.*causal"
         ),
-        BadInput("state-without-recurrent", s.args, {**kw, "return_state": True}, ValueError, r"\binitial_state\b"),
+        BadInput("state-without-recurrent", s.args, {**kw, "return_state": True}, ValueError, r"\breturn_state\b"),
     ]
 
 

@@ -271,6 +271,8 @@ def _bad_inputs() -> list[BadInput]:
             "k-head-dim", (base.args[0], np.ones((1, 2, 8, 3)), np.ones((1, 2, 8, 8))), {}, ValueError, r"\bk\b.*d_k"
         ),
         BadInput("eps-negative", base.args, {"eps": -1.0}, ValueError, r"\beps\b"),
+        BadInput("relu-eps-zero", base.args, {"feature_map": "relu", "eps": 0.0}, ValueError, r"^eps: .*relu"),
+        BadInput("eps-bool", base.args, {"eps": True}, TypeError, r"\beps\b"),
         BadInput("form-unknown", base.args, {"form": "fast"}, ValueError, r"\bform\b"),
     ]
 

@@ -300,6 +300,11 @@ def _bad_inputs() -> list[BadInput]:
         BadInput("weights-wrong-type", (x, {"w_o": 1}), {}, TypeError, r"\bweights\b"),
         BadInput("impl-unknown", base.args, {"impl": "fast"}, ValueError, r"\bimpl\b"),
         BadInput("x-width", (np.ones((1, 4, D_MODEL - 1)), weights), {}, ValueError, rf"\bx\b.*\b{D_MODEL}\b"),
+        *sh.bad_weights("weights", base, {"w_o": r"weights\.w_o", "kv_norm": r"weights\.kv_norm"}),
+        BadInput("weights-heads", (x, replace(weights, n_heads=weights.n_heads + 1)), {}, ValueError, r"weights\."),
+        BadInput("weights-odd-d_rope", (x, replace(weights, d_rope=3)), {}, ValueError, r"weights\.d_rope"),
+        BadInput("rope-base-zero", base.args, {**base.kwargs, "rope_base": 0.0}, ValueError, r"\brope_base\b"),
+        BadInput("rope-base-nan", base.args, {**base.kwargs, "rope_base": float("nan")}, ValueError, r"\brope_base\b"),
     ]
 
 

@@ -18,11 +18,17 @@ import numpy as np
 
 from attnlab.validation import (
     allowed_positions,
+    array_library,
     as_float_array,
     broadcast_batch,
     check_bool,
+    check_kv_heads,
+    gradients_checked,
+    numba_checked,
     reference_precision,
 )
+
+__all__ = ["gradients_checked", "numba_checked"]
 
 #: Empty stand-in passed to kernels when there is no boolean mask (keeps one compiled signature).
 _NO_MASK = np.ones((1, 1, 1), dtype=np.uint8)
@@ -33,7 +39,15 @@ def fast_dtype(*arrays: Any) -> np.dtype:
 
     Non-float inputs are left to the validators, which reject them with a message naming the argument.
     """
-    kinds = [np.asarray(a).dtype for a in arrays if hasattr(a, "dtype") or isinstance(a, (list, tuple))]
+    kinds = []
+    for a in arrays:
+        if isinstance(a, np.ndarray):
+            kinds.append(a.dtype)
+        elif isinstance(a, (list, tuple)) and array_library(a) is None:
+            try:
+                kinds.append(np.asarray(a).dtype)
+            except (TypeError, ValueError):
+                continue  # a ragged list: the validators reject it by name
     floats = [dt for dt in kinds if dt.kind == "f"]
     if floats and all(dt.itemsize <= 4 for dt in floats):
         return np.dtype(np.float32)
@@ -83,14 +97,9 @@ def attention_maps(
             f"{kn}/{vn}: expected the same leading dims and length (..., m, *), got {kn}{k.shape} and {vn}{v.shape}"
         )
     kv_ids = _ids(k.shape[:-2])
-    if q.ndim >= 3 and k.ndim >= 3 and k.shape[-3] != q.shape[-3] and k.shape[-3] != 1:
-        h, h_kv = q.shape[-3], k.shape[-3]
-        if h_kv > h or h % h_kv != 0:
-            raise ValueError(
-                f"{kn}: expected a KV head count that divides the {h} query heads on axis -3 "
-                f"(GQA/MQA), got {h_kv} heads in shape {k.shape}"
-            )
-        kv_ids = np.repeat(kv_ids, h // h_kv, axis=-1)
+    group = check_kv_heads(q.shape, k.shape, names[:2])
+    if group > 1:
+        kv_ids = np.repeat(kv_ids, group, axis=-1)
     q_ids = _ids(q.shape[:-2])
     lead = broadcast_batch(names, (q_ids[..., None, None], kv_ids[..., None, None], kv_ids[..., None, None]))
     return lead, batch_map(q.shape[:-2], lead, q_ids), batch_map(k.shape[:-2], lead, kv_ids)

@@ -15,7 +15,7 @@ import numpy as np
 from attnlab.fastpath.numba._common import fast_dtype, float_arrays, precision
 from attnlab.fastpath.numba.softmax import softmax_attention
 from attnlab.reference.affine_scaled import row_array
-from attnlab.validation import allowed_positions, check_bool, expand_kv_heads
+from attnlab.validation import allowed_positions, check_bool, expand_kv_heads, numba_checked
 
 
 def _visible_sums(
@@ -30,6 +30,7 @@ def _visible_sums(
     return allowed @ v, allowed.sum(axis=-1, keepdims=True)
 
 
+@numba_checked
 def affine_scaled_attention(
     q: Any,
     k: Any,

@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from attnlab.fastpath.numba._common import fast_dtype, float_arrays
+from attnlab.fastpath.numba._common import attention_maps, fast_dtype, float_arrays
 from attnlab.fastpath.numba.softmax import softmax_attention
 from attnlab.reference.agent import DEFAULT_AGENTS, check_bias, check_grid, pool_agents
-from attnlab.validation import check_last_dim, check_positive_int
+from attnlab.validation import check_broadcast_to, check_last_dim, check_positive_int, numba_checked
 
 
+@numba_checked
 def agent_attention(
     q: Any,
     k: Any,
@@ -34,6 +35,8 @@ def agent_attention(
     """``O = softmax(σ Q Aᵀ) · softmax(σ A Kᵀ) V`` (same call as the reference, without biases)."""
     dtype = fast_dtype(q, k, v)
     qa, ka, va = float_arrays(("q", "k", "v"), (q, k, v), dtype)
+    check_last_dim("k", ka, qa.shape[-1], "d_k, the last axis of q")
+    attention_maps(qa, ka, va)  # the reference's GQA and batch checks, under the caller's names
     if agents is None:
         count = check_positive_int("num_agents", num_agents)
         a = pool_agents(qa, count, check_grid(grid, qa.shape[-2], count)).astype(dtype)
@@ -42,6 +45,7 @@ def agent_attention(
             raise ValueError("agents: given explicitly, so num_agents and grid must be left unset")
         (a,) = float_arrays(("agents",), (agents,), dtype)
         check_last_dim("agents", a, qa.shape[-1], "d_k, the last axis of q")
+        check_broadcast_to("agents", a.shape[:-2], qa.shape[:-2], "leading dims")
         a = np.broadcast_to(a, (*qa.shape[:-2], *a.shape[-2:]))
     lead, n_a, m = a.shape[:-2], a.shape[-2], ka.shape[-2]
     checked = (

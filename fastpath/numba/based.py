@@ -16,13 +16,14 @@ from attnlab.fastpath.numba._common import fast_dtype, float_arrays
 from attnlab.fastpath.numba.gna import windowed_attention
 from attnlab.fastpath.numba.linear import linear_attention
 from attnlab.reference.based import DEFAULT_EPS, DEFAULT_WINDOW, _check_eps, based_fast_path_options, taylor_features
-from attnlab.validation import check_bool, check_positive_int
+from attnlab.validation import check_bool, check_positive_int, numba_checked
 
 
 def _identity(x: np.ndarray) -> np.ndarray:
     return x
 
 
+@numba_checked
 def based_attention(
     q: Any,
     k: Any,
@@ -65,6 +66,7 @@ def based_attention(
             raise ValueError("causal: BASED's sliding-window layer is causal; expected causal=True")
         width = check_positive_int("window", DEFAULT_WINDOW if window is None else window)
         n, m = q.shape[-2], k.shape[-2]
+        width = min(width, m)  # a window past the first key sees every key
         last = np.arange(n) + (m - n)
         return windowed_attention(
             q, k, v, np.maximum(last - width + 1, 0), np.clip(last + 1, 0, m), scale=scale, mask=mask

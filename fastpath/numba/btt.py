@@ -17,7 +17,7 @@ import numpy as np
 from attnlab.fastpath.numba._common import fast_dtype, precision
 from attnlab.fastpath.numba.softmax import softmax_attention
 from attnlab.reference.btt import LN_EPS, RMS_EPS, check_btt_inputs, check_link
-from attnlab.validation import allowed_positions, check_bool, check_scale
+from attnlab.validation import allowed_positions, check_bool, check_scale, numba_checked
 
 
 def _cap(weight: np.ndarray, fan_in: int, fan_out: int) -> np.ndarray:
@@ -45,6 +45,7 @@ def structured_keys(
     return centred / np.sqrt((centred * centred).mean(-1, keepdims=True) + keys.dtype.type(LN_EPS))
 
 
+@numba_checked
 def btt_attention(
     x: Any,
     y: Any,

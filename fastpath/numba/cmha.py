@@ -17,8 +17,8 @@ import numpy as np
 
 from attnlab.fastpath.numba._common import fast_dtype, float_arrays
 from attnlab.fastpath.numba.softmax import softmax_attention
-from attnlab.reference.cmha import MODULUS_EPS, check_cmha_options
-from attnlab.validation import check_last_dim, check_scale, expand_kv_heads
+from attnlab.reference.cmha import MODULUS_EPS, check_cmha_angles, check_cmha_options
+from attnlab.validation import check_last_dim, check_scale, expand_kv_heads, numba_checked
 
 
 def polar_features(
@@ -38,6 +38,7 @@ def _per_head_rows(value: np.ndarray) -> np.ndarray:
     return value[:, 0] if value.ndim == 4 else value
 
 
+@numba_checked
 def cmha_attention(
     q: Any,
     k: Any,
@@ -60,6 +61,7 @@ def cmha_attention(
     qa, ka, va = float_arrays(("q", "k", "v"), (q, k, v), dtype)
     check_last_dim("k", ka, qa.shape[-1], "d_k, the last axis of q")
     delta_a, beta_a, base_value, eps_value = check_cmha_options(qa, delta, beta, base, eps)
+    check_cmha_angles(delta_a, beta_a, base_value, qa.shape[-1], qa.shape[-2] + ka.shape[-2])
     sigma = check_scale(scale, 1.0)
     slopes, offsets = _per_head_rows(delta_a), _per_head_rows(beta_a)
     if slopes.ndim > 1 and qa.ndim >= 3 and ka.shape[-3] != qa.shape[-3]:

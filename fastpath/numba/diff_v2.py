@@ -16,6 +16,7 @@ from scipy.special import expit
 from attnlab.fastpath.numba._common import fast_dtype, float_arrays, precision
 from attnlab.fastpath.numba.softmax import softmax_attention
 from attnlab.reference.diff_v2 import check_lam
+from attnlab.validation import numba_checked
 
 
 def check_heads(q: np.ndarray) -> None:
@@ -32,6 +33,7 @@ def gate_of(lam: Any, out_shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.n
     return lam_arr, expit(lam_arr).astype(dtype, copy=False)
 
 
+@numba_checked
 def diff_v2_attention(
     q: Any, k: Any, v: Any, lam: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None
 ) -> np.ndarray:

@@ -17,9 +17,10 @@ from attnlab.fastpath.numba._common import (
     attention_maps,
     batch_map,
     fast_dtype,
-    float_arrays,
     mask_slices,
+    numba_checked,
     poisoned,
+    precision,
 )
 from attnlab.fastpath.numba._kernels import (
     BLOCK_COLS,
@@ -29,8 +30,8 @@ from attnlab.fastpath.numba._kernels import (
     scaled_rows,
     softmax_advance,
 )
-from attnlab.reference.differential import _check_lambda
-from attnlab.validation import broadcast_batch, check_last_dim, check_same_length, check_scale
+from attnlab.reference.differential import check_differential
+from attnlab.validation import broadcast_batch, check_logits, check_scale, max_abs
 
 
 @njit(cache=True, parallel=True)
@@ -76,6 +77,7 @@ def _differential_forward(
                 out[b, r0 + r, c] = acc1[r, c] * inv1 - lam3[lb, lr, c if lam_c else 0] * (acc2[r, c] * inv2)
 
 
+@numba_checked
 def differential_attention(
     q1: Any,
     k1: Any,
@@ -94,13 +96,11 @@ def differential_attention(
     ``k1, k2 (..., H_kv, m, d)``, ``v (..., H_kv, m, d_v)``, ``lam`` a float or an array
     broadcastable to the output. Returns ``(..., H, n, d_v)`` in the input float dtype.
     """
-    names = ("q1", "k1", "q2", "k2", "v")
     dtype = fast_dtype(q1, k1, q2, k2, v)
-    q1a, k1a, q2a, k2a, va = float_arrays(names, (q1, k1, q2, k2, v), dtype)
-    for name, arr in (("k1", k1a), ("q2", q2a), ("k2", k2a)):
-        check_last_dim(name, arr, q1a.shape[-1], "d, the last axis of q1")
-    check_same_length(("k1", "k2", "v"), (k1a, k2a, va))
-    lam_value = _check_lambda(lam)
+    with precision(dtype):
+        (q1a, k1a, q2a, k2a, va), lam_value, _ = check_differential(
+            q1, k1, q2, k2, v, lam=lam, scale=scale, causal=causal, mask=mask
+        )
     lead1, q1_map, k1_map = attention_maps(q1a, k1a, va, ("q1", "k1", "v"))
     lead2, q2_map, k2_map = attention_maps(q2a, k2a, va, ("q2", "k2", "v"))
     _, _, v_map = attention_maps(q1a, va, va, ("q1", "v", "v"))
@@ -109,22 +109,15 @@ def differential_attention(
     n, m, dv = q1a.shape[-2], va.shape[-2], va.shape[-1]
     out_shape = (*lead, n, dv)
     if isinstance(lam_value, np.ndarray):
-        try:
-            np.broadcast_shapes(lam_value.shape, out_shape)
-        except ValueError:
-            raise ValueError(
-                f"lam: expected a float or an array broadcastable to {(*out_shape[:-1], 1)}, "
-                f"got shape {lam_value.shape}"
-            ) from None
         lam_arr = np.asarray(lam_value, dtype=dtype)
         lam_arr = lam_arr.reshape((1,) * (len(out_shape) - lam_arr.ndim) + lam_arr.shape)
         lam_rc = (n if lam_arr.shape[-2] > 1 else 1, dv if lam_arr.shape[-1] > 1 else 1)
         lam3 = np.require(np.broadcast_to(lam_arr, (*lead, *lam_rc)).reshape(-1, *lam_rc), requirements=["C", "W"])
-        if np.broadcast_shapes(lam_value.shape, out_shape) != out_shape:
-            raise ValueError(f"lam: expected an array broadcastable to {out_shape}, got shape {lam_value.shape}")
     else:
         lam3 = np.full((1, 1, 1), lam_value, dtype=dtype)
     sigma = check_scale(scale, q1a.shape[-1] ** -0.5)
+    check_logits(("q1", "k1"), max_abs(q1a), max_abs(k1a), q1a.shape[-1], sigma, dtype)
+    check_logits(("q2", "k2"), max_abs(q2a), max_abs(k2a), q1a.shape[-1], sigma, dtype)
     mask3, mask_map, has_mask, causal = mask_slices(mask, n, m, lead, causal=causal)
     out = poisoned((len(pick1), n, dv), dtype)
     _differential_forward(

@@ -26,7 +26,7 @@ from numba import njit, prange
 from attnlab.fastpath.numba._common import as_slices, fast_dtype, mask_slices, poisoned, precision
 from attnlab.fastpath.numba._sign_bits import code_distance, pack_sign_bits
 from attnlab.reference.ecoformer import check_hash_inputs, check_offset, check_values
-from attnlab.validation import broadcast_batch, check_bool
+from attnlab.validation import broadcast_batch, check_bool, numba_checked
 
 #: Tokens per chunk of the causal linear-time form.
 CHUNK = 64
@@ -126,6 +126,7 @@ def _masked_forward(words, v3, mask3, mask_map, causal, bits, offset, out):
                 out[b, r0 + r, c] = acc[r, c] / total if total != 0.0 else 0.0
 
 
+@numba_checked
 def ecoformer_attention(
     qk: Any,
     v: Any,

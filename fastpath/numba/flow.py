@@ -16,13 +16,14 @@ import numpy as np
 from attnlab.fastpath.numba._common import fast_dtype, float_arrays, precision
 from attnlab.fastpath.numba.linear import linear_attention
 from attnlab.reference.flow import FORMS, check_flow_options, flow_quantities, sigmoid
-from attnlab.validation import check_bool, check_last_dim, expand_kv_heads
+from attnlab.validation import check_bool, check_last_dim, expand_kv_heads, numba_checked
 
 
 def _identity(x: np.ndarray) -> np.ndarray:
     return x
 
 
+@numba_checked
 def flow_attention(
     q: Any,
     k: Any,

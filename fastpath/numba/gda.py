@@ -17,7 +17,7 @@ import numpy as np
 from attnlab.fastpath.numba._common import fast_dtype, float_arrays, precision
 from attnlab.fastpath.numba.softmax import softmax_attention
 from attnlab.reference.gda import RMS_EPS, check_float, check_layout, share_noise, split_kv_pairs, split_query_heads
-from attnlab.validation import allowed_positions, as_float_array, check_bool
+from attnlab.validation import allowed_positions, as_float_array, check_bool, numba_checked
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,7 @@ def inverse_rms(z: np.ndarray, eps: float) -> np.ndarray:
     return np.where(positive, 1.0 / np.sqrt(np.where(positive, mean_square, 1.0)), 0.0).astype(z.dtype, copy=False)
 
 
+@numba_checked
 def gda_attention(
     q: Any,
     k: Any,

@@ -21,7 +21,7 @@ from numba import njit, prange
 from attnlab.fastpath.numba._common import as_slices, attention_maps, fast_dtype, float_arrays, mask_slices, poisoned
 from attnlab.fastpath.numba._kernels import NEG_INF, new_state, online_softmax_tile, scaled_rows
 from attnlab.reference.gna import check_window
-from attnlab.validation import check_last_dim, check_scale
+from attnlab.validation import check_last_dim, check_scale, numba_checked
 
 #: Query rows per task and keys per tile: windows are narrow, so both are smaller than the dense kernel's.
 WINDOW_ROWS = 32
@@ -170,6 +170,7 @@ def _axis_bounds(length: int, kernel: int, stride: int, dilation: int, causal: b
     return np.stack([residue, centre - left, centre + right], axis=-1)
 
 
+@numba_checked
 def gna_attention(
     q: Any,
     k: Any,

@@ -25,10 +25,19 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from attnlab.fastpath.numba._common import as_slices, attention_maps, fast_dtype, float_arrays, mask_slices, poisoned
+from attnlab.fastpath.numba._common import (
+    as_slices,
+    attention_maps,
+    fast_dtype,
+    float_arrays,
+    mask_slices,
+    numba_checked,
+    poisoned,
+)
 from attnlab.fastpath.numba._kernels import BLOCK_COLS, BLOCK_ROWS, key_end
 from attnlab.fastpath.numba.softmax import softmax_forward
-from attnlab.validation import check_last_dim, check_positive_int, check_scale
+from attnlab.reference.hamming import check_hamming_scale
+from attnlab.validation import check_last_dim, check_positive_int
 
 _M1 = np.uint64(0x5555555555555555)
 _M2 = np.uint64(0x3333333333333333)
@@ -155,6 +164,7 @@ def _hamming_top_n_forward(qw, kw, v3, q_map, kv_map, mask3, mask_map, has_mask,
                 out[b, r0 + r, c] = acc[r, c] / total if total > 0.0 else 0.0
 
 
+@numba_checked
 def hamming_attention(
     q: Any,
     k: Any,
@@ -177,10 +187,10 @@ def hamming_attention(
     check_last_dim("k", ka, qa.shape[-1], "d_k, the last axis of q")
     lead, q_map, kv_map = attention_maps(qa, ka, va)
     d = qa.shape[-1]
-    sigma = check_scale(scale, d**-0.5)
+    sigma = check_hamming_scale(scale, d, dtype)
     n, m, dv = qa.shape[-2], ka.shape[-2], va.shape[-1]
     mask3, mask_map, has_mask, causal = mask_slices(mask, n, m, lead, causal=causal)
-    keep = 0 if top_n is None else check_positive_int("top_n", top_n)
+    keep = 0 if top_n is None else min(check_positive_int("top_n", top_n), m)  # N >= m keeps every key
     out = poisoned((len(q_map), n, dv), dtype)
     if keep == 0:
         lse, peak, total = (poisoned((len(q_map), n), dtype) for _ in range(3))

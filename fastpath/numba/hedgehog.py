@@ -18,17 +18,19 @@ from attnlab.fastpath.numba.linear import linear_attention
 from attnlab.reference.hedgehog import (
     DEFAULT_EPS,
     check_feature_sizes,
+    check_paper_exponents,
     hedgehog_fast_path_options,
     hedgehog_features,
     hedgehog_project,
 )
-from attnlab.validation import check_last_dim, expand_kv_heads, reference_precision
+from attnlab.validation import check_last_dim, expand_kv_heads, max_abs, numba_checked, reference_precision
 
 
 def _identity(x: np.ndarray) -> np.ndarray:
     return x
 
 
+@numba_checked
 def hedgehog_attention(
     q: Any,
     k: Any,
@@ -71,6 +73,8 @@ def hedgehog_attention(
         raise ValueError(
             f"q/k: causal linear attention needs equal query and key lengths, got n={yq.shape[-2]}, m={yk.shape[-2]}"
         )
+    if variant == "paper":
+        check_paper_exponents(max_abs(yq), max_abs(yk))
     shift_q = np.abs(yq).max(-1, keepdims=True) if variant == "paper" else np.zeros((*yq.shape[:-1], 1), dtype)
     shift_k = np.abs(yk).max(axis=(-1, -2), keepdims=True) if variant == "paper" else np.zeros((*lead, 1, 1), dtype)
     check_feature_sizes(yq.shape[-1], yk.shape[-1])

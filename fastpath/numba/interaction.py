@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from attnlab.fastpath.numba._common import as_slices, batch_map, fast_dtype, float_arrays, poisoned, precision
-from attnlab.reference.interaction import _value_maps
-from attnlab.validation import as_float_array, broadcast_batch
+from attnlab.fastpath.numba._common import as_slices, batch_map, fast_dtype, numba_checked, poisoned, precision
+from attnlab.reference.interaction import check_interaction
+from attnlab.validation import broadcast_batch
 
 
 @njit(cache=True, fastmath=False, parallel=True)
@@ -37,6 +37,7 @@ def _interaction_forward(x3, alpha4, x_map, alpha_map, maps_in, maps_out, low_ra
         out[b] = total
 
 
+@numba_checked
 def factorized_interaction(
     x: Any,
     alpha: np.ndarray | Callable[[np.ndarray], np.ndarray],
@@ -52,22 +53,14 @@ def factorized_interaction(
     ``w_o (H, d_v, D)``. Returns ``(..., n, D)`` in the float dtype of ``x`` and ``alpha``.
     """
     dtype = fast_dtype(x) if callable(alpha) else fast_dtype(x, alpha)
-    (xa,) = float_arrays(("x",), (x,), dtype)
-    n, d_model = xa.shape[-2:]
-    coeffs = alpha(xa) if callable(alpha) else alpha
     with precision(dtype):
-        coeffs = as_float_array("alpha", coeffs, min_ndim=3)
-    if coeffs.shape[-2:] != (n, n):
-        raise ValueError(f"alpha: expected shape (..., H, {n}, {n}), got {coeffs.shape}")
-    dense, low_rank = _value_maps(u, w_v, w_o, d_model)
-    heads = dense.shape[0] if dense is not None else low_rank[0].shape[0]
-    if coeffs.shape[-3] != heads:
-        raise ValueError(f"alpha: expected {heads} heads on axis -3 (one per value map), got {coeffs.shape}")
+        xa, coeffs, dense, low_rank = check_interaction(x, alpha, u, w_v, w_o)
+    n, d_model = xa.shape[-2:]
+    heads = coeffs.shape[-3]
     if dense is not None:
         maps_in = np.ascontiguousarray(np.swapaxes(dense, -1, -2), dtype=dtype)
         maps_out = np.zeros((1, 1, 1), dtype=dtype)
     else:
-        assert low_rank is not None
         maps_in = np.ascontiguousarray(low_rank[0], dtype=dtype)
         maps_out = np.ascontiguousarray(low_rank[1], dtype=dtype)
     alpha_lead = coeffs.shape[:-3]
@@ -81,7 +74,7 @@ def factorized_interaction(
         batch_map(alpha_lead, lead),
         maps_in,
         maps_out,
-        low_rank is not None,
+        dense is None,
         out,
     )
     return out.reshape(*lead, n, d_model)

@@ -14,9 +14,17 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from attnlab.fastpath.numba._common import as_slices, attention_maps, fast_dtype, float_arrays, poisoned
-from attnlab.reference.linear import DEFAULT_EPS, FEATURE_MAPS, resolve_feature_map
-from attnlab.validation import check_bool, check_last_dim
+from attnlab.fastpath.numba._common import (
+    as_slices,
+    attention_maps,
+    fast_dtype,
+    float_arrays,
+    numba_checked,
+    poisoned,
+    precision,
+)
+from attnlab.reference.linear import DEFAULT_EPS, FEATURE_MAPS, apply_feature_map, check_eps, resolve_feature_map
+from attnlab.validation import check_bool, check_choice, check_last_dim
 
 CHUNK = 64
 
@@ -97,6 +105,7 @@ def _linear_global(q3, k3, v3, q_map, kv_map, kind, eps, chunk, out):
             _normalise_into(out, b, r0, np.dot(_feature_rows(q3, qi, r0, r1, kind), state), eps)
 
 
+@numba_checked
 def linear_attention(
     q: Any,
     k: Any,
@@ -114,22 +123,22 @@ def linear_attention(
     selects the reference's evaluation order and is only validated here (the chunked kernel computes
     the same operator). Returns ``(..., H, n, d_v)`` in the input float dtype.
     """
-    if form not in ("quadratic", "recurrent"):
-        raise ValueError(f"form: expected one of ['quadratic', 'recurrent'], got {form!r}")
+    check_choice("form", form, ("quadratic", "recurrent"))
     dtype = fast_dtype(q, k, v)
     qa, ka, va = float_arrays(("q", "k", "v"), (q, k, v), dtype)
     check_last_dim("k", ka, qa.shape[-1], "d_k, the last axis of q")
     lead, q_map, kv_map = attention_maps(qa, ka, va)
     phi = resolve_feature_map(feature_map)
     causal = check_bool("causal", causal)
-    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not (eps >= 0 and np.isfinite(eps)):
-        raise ValueError(f"eps: expected a non-negative finite float, got {eps!r}")
+    eps = check_eps(eps, feature_map)
     n, m, dv = qa.shape[-2], ka.shape[-2], va.shape[-1]
     if causal and n != m:
         raise ValueError(f"q/k: causal linear attention needs equal query and key lengths, got n={n}, m={m}")
     kind = next((code for name, code in _FUSED_MAPS.items() if phi is FEATURE_MAPS[name]), 0)
     if kind == 0:
-        qa, ka = (np.asarray(phi(x), dtype=dtype) for x in (qa, ka))
+        with precision(dtype):
+            qa = apply_feature_map(phi, qa, "q", positive=eps == 0.0)
+            ka = apply_feature_map(phi, ka, "k", qa.shape[-1], positive=eps == 0.0)
     out = poisoned((len(q_map), n, dv), dtype)
     kernel = _linear_causal_chunked if causal else _linear_global
     kernel(as_slices(qa), as_slices(ka), as_slices(va), q_map, kv_map, kind, float(eps), CHUNK, out)

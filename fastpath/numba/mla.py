@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from attnlab.fastpath.numba._common import fast_dtype, float_arrays
+from attnlab.fastpath.numba._common import fast_dtype, float_arrays, numba_checked, precision
 from attnlab.fastpath.numba.softmax import softmax_attention
-from attnlab.reference.mla import MLAWeights, _heads, rms_norm, rope_interleaved
+from attnlab.reference.mla import MLAWeights, _heads, check_mla_options, checked_weights, rms_norm, rope_interleaved
 from attnlab.validation import check_last_dim, check_scale
 
 
+@numba_checked
 def mla_attention(
     x: Any,
     weights: MLAWeights,
@@ -36,11 +37,10 @@ def mla_attention(
     ``mask`` (broadcastable to ``(..., H, n, n)``). Returns ``(..., n, D)`` in the dtype of ``x``;
     the weights are cast to it.
     """
-    if not isinstance(weights, MLAWeights):
-        raise TypeError(f"weights: expected an MLAWeights, got {type(weights).__name__}")
-    if impl not in ("naive", "absorb"):
-        raise ValueError(f"impl: expected 'naive' or 'absorb', got {impl!r}")
     dtype = fast_dtype(x)
+    with precision(dtype):
+        weights = checked_weights(weights)
+    impl, rope_base = check_mla_options(impl, rope_base)
     (xa,) = float_arrays(("x",), (x,), dtype)
     check_last_dim("x", xa, weights.d_model, "D, the model width of weights")
     h, d_nope, d_rope, d_c, d_v = weights.n_heads, weights.d_nope, weights.d_rope, weights.d_latent, weights.d_v
@@ -51,7 +51,7 @@ def mla_attention(
     def w(a: np.ndarray) -> np.ndarray:
         return np.asarray(a, dtype=dtype)
 
-    q_latent = xa if weights.w_dq is None else rms_norm(xa @ w(weights.w_dq), w(weights.q_norm))
+    q_latent = xa if weights.w_dq is None or weights.q_norm is None else rms_norm(xa @ weights.w_dq, weights.q_norm)
     q = _heads(q_latent @ w(weights.w_uq), h)  # (..., H, n, d_nope + d_rope)
     q_rope = rope_interleaved(q[..., d_nope:], positions, rope_base).astype(dtype, copy=False)
     kv = xa @ w(weights.w_dkv)

@@ -18,7 +18,7 @@ from attnlab.fastpath.numba._common import fast_dtype, precision
 from attnlab.fastpath.numba.softmax import softmax_attention
 from attnlab.reference.btt import LN_EPS, RMS_EPS, check_link
 from attnlab.reference.mlr_bilinear import NORMALIZATIONS, check_bilinear_mlr_inputs, level_scale
-from attnlab.validation import allowed_positions, check_bool
+from attnlab.validation import allowed_positions, check_bool, numba_checked
 
 
 def mixed_features(
@@ -48,10 +48,12 @@ def mixed_features(
             feats = centred / np.sqrt((centred * centred).mean(-1, keepdims=True) + feats.dtype.type(LN_EPS))
         parts.append(feats * feats.dtype.type(math.sqrt(level_scale(rank, chunks, mup) / divide)))
         start += heads * rank
-    mixed = np.concatenate(parts, axis=-1).reshape(*tokens.shape[:-1], heads, -1)
+    joined = np.concatenate(parts, axis=-1)
+    mixed = joined.reshape(*tokens.shape[:-1], heads, joined.shape[-1])
     return np.ascontiguousarray(np.moveaxis(mixed, -2, -3))
 
 
+@numba_checked
 def bilinear_mlr_attention(
     x: Any,
     y: Any,

@@ -13,10 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from attnlab.fastpath.numba._common import numba_checked
 from attnlab.fastpath.numba.tensor import prepare_pair_inputs, run_pair_attention
+from attnlab.reference.tensor import check_pair_magnitudes
 from attnlab.validation import check_bool, check_positive_int, check_same_length, check_scale
 
 
+@numba_checked
 def simplicial_attention(
     q: Any,
     k1: Any,
@@ -44,7 +47,11 @@ def simplicial_attention(
     sigma = check_scale(scale, d**-0.5)
     kv_bias = check_bool("kv_bias", kv_bias)
     check_same_length(("q", "k1", "k2"), arrays[:3])
+    check_same_length(("q", "v1", "v2"), (qa, arrays[3], arrays[4]))
+    n = qa.shape[-2]
+    w1, w2 = min(w1, n), min(w2, n)  # a window past the sequence start sees the whole prefix
     if kv_bias:
         arrays[2] = arrays[2] + qa.dtype.type(1.0 / d)
         arrays[4] = arrays[4] + qa.dtype.type(1.0)
+    check_pair_magnitudes(arrays, sigma, qa.dtype)
     return run_pair_attention(arrays, lead, maps, sigma, True, w1, w2)

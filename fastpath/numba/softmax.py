@@ -19,6 +19,7 @@ from attnlab.fastpath.numba._common import (
     fast_dtype,
     float_arrays,
     mask_slices,
+    numba_checked,
     poisoned,
 )
 from attnlab.fastpath.numba._kernels import (
@@ -30,7 +31,7 @@ from attnlab.fastpath.numba._kernels import (
     scaled_rows,
     softmax_advance,
 )
-from attnlab.validation import check_last_dim, check_scale
+from attnlab.validation import check_last_dim, check_logits, check_scale, max_abs
 
 
 @njit(cache=True, parallel=True)
@@ -94,6 +95,7 @@ def softmax_forward(q3, k3, v3, q_map, kv_map, mask3, mask_map, has_mask, causal
                 lse[b, r0 + r] = NEG_INF
 
 
+@numba_checked
 def softmax_attention_lse(
     q: Any,
     k: Any,
@@ -132,6 +134,7 @@ def softmax_forward_stats(
     check_last_dim("k", ka, qa.shape[-1], "d_k, the last axis of q")
     lead, q_map, kv_map = attention_maps(qa, ka, va)
     sigma = check_scale(scale, qa.shape[-1] ** -0.5)
+    check_logits(("q", "k"), max_abs(qa), max_abs(ka), qa.shape[-1], sigma, dtype)
     n, m, dv = qa.shape[-2], ka.shape[-2], va.shape[-1]
     mask3, mask_map, has_mask, causal = mask_slices(mask, n, m, lead, causal=causal)
     out = poisoned((len(q_map), n, dv), dtype)
@@ -156,6 +159,7 @@ def softmax_forward_stats(
     return out.reshape(*lead, n, dv), lse.reshape(rows), peak.reshape(rows), total.reshape(rows)
 
 
+@numba_checked
 def softmax_attention(
     q: Any,
     k: Any,

@@ -16,7 +16,14 @@ import numpy as np
 from attnlab.fastpath.numba._common import fast_dtype, float_arrays, precision
 from attnlab.fastpath.numba.softmax import softmax_attention
 from attnlab.reference.sqa import check_weights
-from attnlab.validation import allowed_positions, as_float_array, broadcast_batch, check_bool, check_scale
+from attnlab.validation import (
+    allowed_positions,
+    as_float_array,
+    broadcast_batch,
+    check_bool,
+    check_scale,
+    numba_checked,
+)
 
 NAMES = ("x", "context", "w_q", "w_k", "w_v", "w_o")
 
@@ -62,6 +69,7 @@ def prepare(
     )
 
 
+@numba_checked
 def sqa_attention(
     x: Any,
     context: Any,

@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from attnlab.fastpath.numba._common import as_slices, batch_map, fast_dtype, float_arrays, poisoned
+from attnlab.fastpath.numba._common import as_slices, batch_map, fast_dtype, float_arrays, numba_checked, poisoned
 from attnlab.fastpath.numba._kernels import NEG_INF
+from attnlab.reference.tensor import check_pair_magnitudes
 from attnlab.reference.tensor_poly import _check_degree, taylor_coefficients, taylor_multi_indices
 from attnlab.validation import (
     broadcast_batch,
@@ -116,6 +117,7 @@ def run_pair_attention(
     return out.reshape(*lead, n, dv)
 
 
+@numba_checked
 def tensor_attention(
     q: Any,
     k1: Any,
@@ -139,6 +141,7 @@ def tensor_attention(
     n, m1, m2 = qa.shape[-2], k1a.shape[-2], k2a.shape[-2]
     if causal and not (n == m1 == m2):
         raise ValueError(f"q/k1/k2: causal tensor attention needs n == m1 == m2, got {n}, {m1}, {m2}")
+    check_pair_magnitudes(arrays, sigma, qa.dtype)
     return run_pair_attention(arrays, lead, maps, sigma, causal, n, n)
 
 
@@ -210,6 +213,7 @@ def _poly_forward(q3, k13, k23, v13, v23, maps, parents, last, coeffs, chunk, ou
                     out[b, r0 + r, c] = stacked[r, c] / den
 
 
+@numba_checked
 def tensor_attention_poly(
     q: Any,
     k1: Any,

@@ -4,23 +4,43 @@ Conventions follow the NumPy references: tensors are ``(..., n, d)``; ``causal``
 aligns bottom-right (key ``j`` is visible to query ``i`` iff ``j <= i + m - n``); a boolean ``mask``
 (True = attend) broadcasts to ``(..., n, m)``; query head ``h`` reads KV head ``h // (H / H_kv)``;
 a query with no visible key returns zeros.
+
+Validation follows :mod:`attnlab.validation` and words its messages through the same
+:class:`~attnlab.validation.ArraySpec`: positional array arguments are tensors (a NumPy array raises
+``TypeError`` naming the argument), of a floating dtype, holding data (not on the ``meta`` device) and
+finite; keyword array options (masks, λ, weights) may be tensors or NumPy arrays and are moved to the
+device (float options: cast to the dtype) of the first array argument.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
-from attnlab.validation import check_bool, check_positive_int, check_scale
+from attnlab.validation import (
+    ArraySpec,
+    as_numpy,
+    boolean_array,
+    check_bool,
+    check_kv_heads,
+    check_mask_shape,
+    check_positive_int,
+    check_real,
+    check_scale,
+    guarded,
+)
 
 __all__ = [
     "allowed_mask",
     "as_bool_mask",
+    "as_option_tensor",
     "check_bool",
     "check_positive_int",
+    "check_real",
     "check_same_length",
     "check_scale",
     "check_tensor",
@@ -28,29 +48,49 @@ __all__ = [
     "kv_group",
     "masked_softmax",
     "row_has_key",
+    "torch_checked",
 ]
 
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_COMPLEX = (torch.complex64, torch.complex128)
+_TORCH_HINT = "torch paths take tensors: pass torch.from_numpy({name}), or call the NumPy reference"
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def check_tensor(name: str, x: Any, *, min_ndim: int = 2, ndim: int | None = None) -> torch.Tensor:
+def check_device(name: str, x: torch.Tensor) -> None:
+    if x.device.type == "meta":
+        raise TypeError(f"{name}: expected a tensor holding data (cpu or cuda), got a tensor on the meta device")
+
+
+def check_tensor(
+    name: str,
+    x: Any,
+    *,
+    min_ndim: int = 2,
+    ndim: int | None = None,
+    layout: str = "(..., n, d)",
+    complex_ok: bool = False,
+) -> torch.Tensor:
     """Check that ``x`` is a finite floating tensor laid out ``(..., n, d)`` and return it.
 
     NumPy arrays are not converted silently: the torch paths take tensors so that dtype and device
     are the caller's choice.
     """
+    if ndim is not None:
+        min_ndim = ndim
+    spec = ArraySpec(name, layout, min_ndim, ndim, 2 if min_ndim >= 1 else 0, complex_ok)
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor of shape (..., n, d), got {type(x).__name__}")
-    if x.dtype not in _FLOATS:
-        raise TypeError(f"{name}: expected a floating dtype (float16/bfloat16/float32/float64), got {x.dtype}")
-    if ndim is not None and x.ndim != ndim:
-        raise ValueError(f"{name}: expected a {ndim}-d tensor, got shape {tuple(x.shape)}")
-    if x.ndim < min_ndim:
-        raise ValueError(f"{name}: expected at least {min_ndim} dims laid out (..., n, d), got shape {tuple(x.shape)}")
-    if x.ndim >= 2 and (x.shape[-1] == 0 or x.shape[-2] == 0):
-        raise ValueError(f"{name}: expected non-empty token and feature axes, got shape {tuple(x.shape)}")
+        hint = _TORCH_HINT.format(name=name) if isinstance(x, (np.ndarray, list, tuple)) else ""
+        raise spec.wrong_type(x, "torch.Tensor", hint)
+    allowed = _FLOATS + _COMPLEX if complex_ok else _FLOATS
+    if x.dtype not in allowed:
+        names = "float16/bfloat16/float32/float64" + ("/complex64/complex128" if complex_ok else "")
+        raise spec.wrong_dtype(x.dtype, names)
+    check_device(name, x)
+    spec.check_shape(tuple(x.shape), "tensor")
     if x.numel() and not _all_finite(x):
-        raise ValueError(f"{name}: contains NaN or Inf; every entry must be finite")
+        raise spec.non_finite()
     return x
 
 
@@ -60,8 +100,28 @@ def _all_finite(x: torch.Tensor) -> bool:
     ``isfinite(x).all()`` writes a boolean copy of ``x`` and reads it again; on a GPU that cost 0.2 ms
     per (4, 16, 4096, 128) bf16 tensor, about a quarter of the SDPA call it guards.
     """
-    lo, hi = torch.aminmax(x.detach())
+    x = x.detach()
+    if x.is_complex():
+        x = torch.view_as_real(x)
+    lo, hi = torch.aminmax(x)
     return bool(torch.isfinite(lo) & torch.isfinite(hi))
+
+
+def as_option_tensor(name: str, value: Any, like: torch.Tensor, *, min_ndim: int = 0) -> torch.Tensor:
+    """A keyword array option (tensor or NumPy array) as a finite tensor of ``like``'s dtype and device.
+
+    Integer, boolean and complex values are rejected, as for every array argument.
+    """
+    spec = ArraySpec(name, "(...)", min_ndim, None, 2 if min_ndim >= 1 else 0)  # as as_float_array counts them
+    if isinstance(value, torch.Tensor):
+        if value.dtype not in _FLOATS:
+            raise spec.wrong_dtype(value.dtype, "float16/bfloat16/float32/float64")
+        check_device(name, value)
+        if value.numel() and not _all_finite(value):
+            raise spec.non_finite()
+        spec.check_shape(tuple(value.shape), "tensor")
+        return value.to(device=like.device, dtype=like.dtype)
+    return torch.as_tensor(as_numpy(spec, value), device=like.device).to(like.dtype)
 
 
 def check_last_dim(name: str, x: torch.Tensor, expected: int, what: str) -> None:
@@ -86,15 +146,7 @@ def check_same_dtype(names: tuple[str, ...], tensors: tuple[torch.Tensor, ...]) 
 
 def kv_group(q: torch.Tensor, k: torch.Tensor, names: tuple[str, str] = ("q", "k")) -> int:
     """Group size ``G = H / H_kv`` of the GQA head map (1 for MHA or when there is no head axis)."""
-    if q.ndim < 3 or k.ndim < 3 or k.shape[-3] == q.shape[-3] or k.shape[-3] == 1:
-        return 1
-    h, h_kv = q.shape[-3], k.shape[-3]
-    if h_kv > h or h % h_kv:
-        raise ValueError(
-            f"{names[1]}: expected a KV head count that divides the {h} query heads on axis -3 (GQA/MQA), "
-            f"got {h_kv} heads in shape {tuple(k.shape)}"
-        )
-    return h // h_kv
+    return check_kv_heads(tuple(q.shape), tuple(k.shape), names)
 
 
 def expand_kv_heads(q: torch.Tensor, *kv: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -119,11 +171,9 @@ def as_bool_mask(mask: Any, device: torch.device, name: str = "mask") -> torch.T
     if isinstance(mask, torch.Tensor):
         if mask.dtype != torch.bool:
             raise TypeError(f"{name}: expected a boolean mask (True = attend), got dtype {mask.dtype}")
+        check_device(name, mask)
         return mask.to(device)
-    arr = np.asarray(mask)
-    if arr.dtype != np.bool_:
-        raise TypeError(f"{name}: expected a boolean array (True = attend), got dtype {arr.dtype}")
-    return torch.from_numpy(np.ascontiguousarray(arr)).to(device)
+    return torch.from_numpy(np.ascontiguousarray(boolean_array(name, mask))).to(device)
 
 
 def allowed_mask(
@@ -140,15 +190,7 @@ def allowed_mask(
     if mask is None:
         return allowed
     user = as_bool_mask(mask, device)
-    target = (*lead, n, m)
-    ok = 2 <= user.ndim <= len(target)
-    if ok:
-        try:
-            ok = tuple(torch.broadcast_shapes(user.shape, target)) == target
-        except RuntimeError:
-            ok = False
-    if not ok:
-        raise ValueError(f"mask: expected a boolean array broadcastable to {target}, got shape {tuple(user.shape)}")
+    check_mask_shape("mask", tuple(user.shape), (*lead, n, m))
     return user if allowed is None else allowed & user
 
 
@@ -170,3 +212,16 @@ def masked_softmax(scores: torch.Tensor, allowed: torch.Tensor | None, dim: int 
     p = torch.where(allowed, torch.exp(masked - peak), torch.zeros_like(scores))
     total = p.sum(dim=dim, keepdim=True)
     return p / torch.where(total > 0, total, torch.ones_like(total))
+
+
+def _non_finite_output(out: Any) -> tuple[str, str] | None:
+    for part in out if isinstance(out, tuple) else (out,):
+        if isinstance(part, torch.Tensor) and part.numel() and not _all_finite(part):
+            return str(part.dtype).removeprefix("torch."), "the output is not finite"
+    return None
+
+
+def torch_checked(fn: F) -> F:
+    """A torch path whose output must be finite: NaN or Inf from finite inputs (an overflow in the path's
+    dtype) raises ``ValueError`` naming the arguments of the call, as the NumPy paths do."""
+    return guarded(fn, fp_errors=False, check=_non_finite_output)

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import check_bool, check_scale, expand_kv_heads
+from attnlab.fastpath.torch._common import check_bool, check_scale, expand_kv_heads, torch_checked
 from attnlab.fastpath.torch.softmax import check_qkv
 
 FORMS = ("scan", "recurrent", "parallel")
@@ -45,6 +45,7 @@ def _scan(mu: torch.Tensor, ell: torch.Tensor, acc: torch.Tensor) -> State:
     return mu, ell, acc
 
 
+@torch_checked
 def aaren_attention(
     q: Any,
     k: Any,

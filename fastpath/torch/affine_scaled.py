@@ -12,7 +12,14 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import allowed_mask, check_bool, check_scale, check_tensor, expand_kv_heads
+from attnlab.fastpath.torch._common import (
+    allowed_mask,
+    check_bool,
+    check_scale,
+    check_tensor,
+    expand_kv_heads,
+    torch_checked,
+)
 from attnlab.fastpath.torch.softmax import check_qkv, sdpa, visibility
 
 
@@ -50,6 +57,7 @@ def visible_sums(
     return weights @ v, weights.sum(dim=-1, keepdim=True)
 
 
+@torch_checked
 def affine_scaled_attention(
     q: Any,
     k: Any,

@@ -23,6 +23,7 @@ from attnlab.fastpath.torch._common import (
     check_tensor,
     expand_kv_heads,
     masked_softmax,
+    torch_checked,
 )
 from attnlab.fastpath.torch.softmax import check_qkv
 from attnlab.reference.agent import DEFAULT_AGENTS, check_grid
@@ -53,6 +54,7 @@ def _bias(name: str, bias: Any, shape: tuple[int, ...], like: torch.Tensor) -> t
     return t.to(dtype=like.dtype, device=like.device)
 
 
+@torch_checked
 def agent_attention(
     q: Any,
     k: Any,

@@ -13,7 +13,14 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import allowed_mask, check_bool, check_positive_int, check_scale, expand_kv_heads
+from attnlab.fastpath.torch._common import (
+    allowed_mask,
+    check_bool,
+    check_positive_int,
+    check_scale,
+    expand_kv_heads,
+    torch_checked,
+)
 from attnlab.fastpath.torch._linear_chunks import normalised_linear
 from attnlab.fastpath.torch.softmax import check_qkv, sdpa
 from attnlab.reference.based import DEFAULT_EPS, DEFAULT_WINDOW, _check_eps, based_fast_path_options
@@ -31,6 +38,7 @@ def taylor_features(x: torch.Tensor, layout: str = "full") -> torch.Tensor:
     return torch.cat([ones, first, diagonal, outer[..., rows, cols] / math.sqrt(d)], dim=-1)
 
 
+@torch_checked
 def based_attention(
     q: Any,
     k: Any,

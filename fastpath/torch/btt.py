@@ -16,14 +16,26 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from attnlab.fastpath.torch._common import allowed_mask, broadcast_lead, check_bool, check_scale, check_tensor
+from attnlab.fastpath.torch._common import (
+    allowed_mask,
+    broadcast_lead,
+    check_bool,
+    check_same_dtype,
+    check_scale,
+    check_tensor,
+    torch_checked,
+)
 from attnlab.fastpath.torch.softmax import softmax_attention
 from attnlab.reference.btt import LN_EPS, RMS_EPS, btt_shape, check_link
+from attnlab.validation import InputOverflow
 
 
 def rms_cap(weight: torch.Tensor, fan_in: int, fan_out: int) -> torch.Tensor:
     """``W / max(1, RMS(W) / √(min(fan_in, fan_out)/fan_in²))`` (differentiable)."""
-    rms = torch.sqrt((weight * weight).mean() + RMS_EPS)
+    mean_square = (weight * weight).mean()
+    if not bool(torch.isfinite(mean_square.detach())):  # the reference stops on this overflow; W / inf = 0 would not
+        raise InputOverflow(("w_q", "w_k"), weight.dtype, "the RMS of the weights overflows")
+    rms = torch.sqrt(mean_square + RMS_EPS)
     return weight / torch.clamp(rms / math.sqrt(min(fan_in, fan_out) / fan_in**2), min=1.0)
 
 
@@ -43,6 +55,7 @@ def structured_keys(
     return F.layer_norm(keys, (keys.shape[-1],), eps=LN_EPS) if layer_norm else keys
 
 
+@torch_checked
 def btt_attention(
     x: Any,
     y: Any,
@@ -65,6 +78,7 @@ def btt_attention(
     """
     x, y, v = (check_tensor(name, t) for name, t in (("x", x), ("y", y), ("v", v)))
     w_q, w_k = check_tensor("w_q", w_q, min_ndim=3), check_tensor("w_k", w_k, min_ndim=3)
+    check_same_dtype(("x", "y", "v", "w_q", "w_k"), (x, y, v, w_q, w_k))
     if v.ndim < 3:
         raise ValueError(f"v: expected per-head values (..., H, m, d_v) with a head axis, got shape {tuple(v.shape)}")
     if y.shape[-1] != x.shape[-1]:

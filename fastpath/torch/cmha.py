@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from attnlab.fastpath.torch._common import check_scale, expand_kv_heads
+from attnlab.fastpath.torch._common import check_device, check_scale, expand_kv_heads, torch_checked
 from attnlab.fastpath.torch.softmax import check_qkv, softmax_attention
-from attnlab.reference.cmha import MODULUS_EPS, check_cmha_options
+from attnlab.reference.cmha import MODULUS_EPS, check_cmha_angles, check_cmha_options
 
 
 def _rows(name: str, value: Any, default: float, q: torch.Tensor, work: torch.dtype) -> torch.Tensor:
@@ -51,18 +51,21 @@ def polar_features(
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
     """A tensor as NumPy for the reference's checks; integer and boolean dtypes stay so and are rejected."""
+    check_device("delta/beta", t)
     t = t.detach().cpu()
     return (t.double() if t.is_floating_point() else t).numpy()
 
 
-def _check_options(q: torch.Tensor, delta: Any, beta: Any, base: Any, eps: Any) -> tuple[float, float]:
+def _check_options(q: torch.Tensor, delta: Any, beta: Any, base: Any, eps: Any, span: int) -> tuple[float, float]:
     """The reference's checks of δ, β, base and ε, run on a same-shaped stand-in for ``q``."""
     probe = np.zeros((*q.shape[-3:-2], 1, q.shape[-1])) if q.ndim >= 3 else np.zeros((1, q.shape[-1]))
     as_numpy = [_numpy(t) if isinstance(t, torch.Tensor) else t for t in (delta, beta)]
-    _, _, base_value, eps_value = check_cmha_options(probe, as_numpy[0], as_numpy[1], base, eps)
+    delta_a, beta_a, base_value, eps_value = check_cmha_options(probe, as_numpy[0], as_numpy[1], base, eps)
+    check_cmha_angles(delta_a, beta_a, base_value, q.shape[-1], span)
     return base_value, eps_value
 
 
+@torch_checked
 def cmha_attention(
     q: Any,
     k: Any,
@@ -83,7 +86,7 @@ def cmha_attention(
     differentiable in ``q``, ``k``, ``v``.
     """
     q, k, v = check_qkv(q, k, v)
-    base_value, eps_value = _check_options(q, delta, beta, base, eps)
+    base_value, eps_value = _check_options(q, delta, beta, base, eps, q.shape[-2] + k.shape[-2])
     sigma = check_scale(scale, 1.0)
     # float64 features: the absolute phases p·g reach ~n radians, and a float32 phase would lose ~n·6e-8 rad
     work = torch.float64

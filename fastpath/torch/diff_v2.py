@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import check_scale, check_tensor
+from attnlab.fastpath.torch._common import check_scale, check_tensor, torch_checked
 from attnlab.fastpath.torch.softmax import check_qkv, sdpa, visibility
 
 
@@ -36,6 +36,7 @@ def check_lam(lam: Any, like: torch.Tensor, out_shape: tuple[int, ...]) -> torch
     return lam
 
 
+@torch_checked
 def diff_v2_attention(
     q: Any, k: Any, v: Any, lam: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None
 ) -> torch.Tensor:

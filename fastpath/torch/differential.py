@@ -6,46 +6,36 @@ Source: Ye et al., "Differential Transformer", ICLR 2025 (arXiv 2410.05258).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import torch
 
-from attnlab.fastpath.torch._common import check_same_length, check_scale
+from attnlab.fastpath.torch._common import (
+    as_option_tensor,
+    broadcast_lead,
+    check_real,
+    check_same_length,
+    check_scale,
+    torch_checked,
+)
 from attnlab.fastpath.torch.softmax import check_qkv, sdpa, visibility
+from attnlab.validation import check_broadcast_to, is_real_number
+
+_LAM = "a finite float or a float array broadcastable to (..., H, n, 1)"
 
 
 def as_lambda(lam: Any, like: torch.Tensor) -> float | torch.Tensor:
-    """λ as a float (DIFF v1) or a tensor broadcastable to ``(..., H, n, 1)`` (v2), on ``like``'s device."""
-    if lam is None or isinstance(lam, (bool, np.bool_)):
-        raise TypeError(f"lam: expected a float or a float array broadcastable to (..., n, 1), got {lam!r}")
-    if isinstance(lam, (int, float, np.number)):
-        value = float(lam)
-        if not math.isfinite(value):
-            raise ValueError(f"lam: expected a finite float, got {lam!r}")
-        return value
-    if isinstance(lam, torch.Tensor):
-        tensor = lam.to(device=like.device, dtype=like.dtype)
-    else:
-        arr = np.asarray(lam)
-        if arr.dtype.kind != "f":
-            raise TypeError(f"lam: expected a float or a float array, got dtype {arr.dtype}")
-        tensor = torch.as_tensor(arr, device=like.device).to(like.dtype)
-    if not bool(torch.isfinite(tensor).all()):
-        raise ValueError("lam: contains NaN or Inf; every entry must be finite")
-    try:
-        shape = torch.broadcast_shapes(tensor.shape, like.shape)
-    except RuntimeError:
-        shape = None
-    if shape != like.shape:
-        raise ValueError(
-            f"lam: expected a float or an array broadcastable to {(*like.shape[:-1], 1)}, "
-            f"got shape {tuple(tensor.shape)}"
-        )
+    """λ as a float (DIFF v1) or a tensor broadcastable to ``(..., H, n, 1)`` (v2), on ``like``'s device
+    and in its dtype. Integer, boolean and complex λ are rejected, as on the NumPy paths."""
+    if lam is None or isinstance(lam, (bool, np.bool_, complex)) or is_real_number(lam):
+        return check_real("lam", lam, what=_LAM)
+    tensor = as_option_tensor("lam", lam, like)
+    check_broadcast_to("lam", tuple(tensor.shape), tuple(like.shape), "a float or an array")
     return tensor
 
 
+@torch_checked
 def differential_attention(
     q1: Any,
     k1: Any,
@@ -74,9 +64,20 @@ def differential_attention(
         raise ValueError(
             f"q2: expected last axis of size {q1.shape[-1]} (d, the last axis of q1), got shape {tuple(q2.shape)}"
         )
+    if q2.dtype != q1.dtype or q2.device != q1.device:
+        raise TypeError(
+            f"q1/q2: expected one dtype and one device, got {q1.dtype} on {q1.device} and {q2.dtype} on {q2.device}"
+        )
     check_same_length(("k1", "k2", "v"), (k1, k2, v))
+    check_same_length(("q1", "q2"), (q1, q2))
+    broadcast_lead(("q1", "q2"), (q1, q2))
+    if not (lam is None or isinstance(lam, (bool, np.bool_, complex)) or is_real_number(lam)):
+        as_option_tensor("lam", lam, q1)  # its type, dtype and values; the shape once the output's is known
+    else:
+        check_real("lam", lam, what=_LAM)
     sigma = check_scale(scale, q1.shape[-1] ** -0.5)
     allowed, square_causal = visibility(q1, k1, causal=causal, mask=mask)
     first = sdpa(q1, k1, v, scale=sigma, allowed=allowed, causal_square=square_causal)
     second = sdpa(q2, k2, v, scale=sigma, allowed=allowed, causal_square=square_causal)
-    return first - as_lambda(lam, first) * second
+    lam_value = as_lambda(lam, first.expand(torch.broadcast_shapes(first.shape, second.shape)))
+    return first - lam_value * second

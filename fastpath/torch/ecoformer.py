@@ -22,7 +22,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from attnlab.fastpath.torch._common import allowed_mask, broadcast_lead, check_bool, check_tensor
+from attnlab.fastpath.torch._common import (
+    allowed_mask,
+    broadcast_lead,
+    check_bool,
+    check_same_dtype,
+    check_tensor,
+    torch_checked,
+)
 from attnlab.reference.ecoformer import check_bandwidth, check_offset
 
 #: Tokens per chunk of the causal linear-time form.
@@ -67,6 +74,7 @@ def _chunked_causal(codes: torch.Tensor, v1: torch.Tensor, offset: float) -> tor
     return _divide(top.flatten(-3, -2)[..., :n, :])
 
 
+@torch_checked
 def ecoformer_attention(
     qk: Any,
     v: Any,
@@ -90,6 +98,7 @@ def ecoformer_attention(
         check_tensor(n, t) for n, t in zip(("qk", "v", "anchors", "hash_weights"), (qk, v, anchors, hash_weights))
     )
     kernel_mean = check_tensor("kernel_mean", kernel_mean, min_ndim=1)
+    check_same_dtype(("qk", "v", "anchors", "hash_weights", "kernel_mean"), (qk, v, anchors, hash_weights, kernel_mean))
     if anchors.shape[-1] != qk.shape[-1]:
         raise ValueError(
             f"anchors: expected last axis of size {qk.shape[-1]} (d, the last axis of qk), got {tuple(anchors.shape)}"

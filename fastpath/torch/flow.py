@@ -12,11 +12,21 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import check_bool, expand_kv_heads
+from attnlab.fastpath.torch._common import check_bool, expand_kv_heads, torch_checked
 from attnlab.fastpath.torch.softmax import check_qkv
 from attnlab.reference.flow import FORMS, check_flow_options
+from attnlab.validation import InputOverflow
 
 
+def check_flows(incoming: torch.Tensor, outgoing: torch.Tensor) -> None:
+    """The flows divide by ``incoming`` and ``outgoing``: they must be positive and finite, as the reference
+    requires (it stops on the 0/0 of sigmoid features flushed to 0 with ``eps = 0``, or on an overflow)."""
+    for flow in (incoming, outgoing):
+        if flow.numel() and not bool(((flow > 0) & torch.isfinite(flow)).all()):
+            raise InputOverflow(("q", "k", "eps"), flow.dtype, "a flow normaliser is 0 or infinite")
+
+
+@torch_checked
 def flow_attention(
     q: Any,
     k: Any,
@@ -48,6 +58,7 @@ def flow_attention(
         count = torch.arange(1, n + 1, dtype=q.dtype, device=q.device)
         incoming = ((fq + eps) * (fk.cumsum(-2) + eps)).sum(-1) / count
         outgoing = ((fk + eps) * (fq.cumsum(-2) + eps)).sum(-1) / count
+        check_flows(incoming, outgoing)
         sink = ((fq + eps) * ((fk / outgoing[..., None]).cumsum(-2) + eps)).sum(-1) / count
         source = ((fk + eps) * ((fq / incoming[..., None]).cumsum(-2) + eps)).sum(-1) / count
         if clamp is not None:
@@ -60,6 +71,7 @@ def flow_attention(
     else:
         incoming = ((fq + eps) * (fk.sum(-2, keepdim=True) + eps)).sum(-1)
         outgoing = ((fk + eps) * (fq.sum(-2, keepdim=True) + eps)).sum(-1)
+        check_flows(incoming, outgoing)
         sink = ((fq + eps) * ((fk / outgoing[..., None]).sum(-2, keepdim=True) + eps)).sum(-1)
         source = ((fk + eps) * ((fq / incoming[..., None]).sum(-2, keepdim=True) + eps)).sum(-1)
         if clamp is not None:

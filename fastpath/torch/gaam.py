@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import check_tensor
+from attnlab.fastpath.torch._common import check_tensor, torch_checked
 from attnlab.reference.gaam import DEFAULT_EPS, check_heads, check_options
 
 
@@ -48,6 +48,7 @@ def _head_weights(
     return raw / raw.sum(dim=dim, keepdim=True).clamp(min=eps)
 
 
+@torch_checked
 def gaussian_adaptive_attention(
     x: Any,
     mean_offsets: Any,

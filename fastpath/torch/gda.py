@@ -10,10 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
-from attnlab.fastpath.torch._common import allowed_mask, check_bool, check_same_dtype, check_scale, check_tensor
+from attnlab.fastpath.torch._common import (
+    allowed_mask,
+    as_option_tensor,
+    check_bool,
+    check_same_dtype,
+    check_scale,
+    check_tensor,
+    torch_checked,
+)
 from attnlab.fastpath.torch.softmax import sdpa
 from attnlab.reference.gda import RMS_EPS, check_float, check_layout
 
@@ -33,6 +40,7 @@ def headwise_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torc
     return torch.where(positive, x * torch.rsqrt(safe), torch.zeros_like(x)) * weight
 
 
+@torch_checked
 def gda_attention(
     q: Any,
     k: Any,
@@ -88,16 +96,14 @@ def gda_attention(
     signal = sdpa(signal_q, k[..., 0::2, :, :], values, scale=sigma, allowed=signal_mask, causal_square=square_causal)
     noise = sdpa(noise_q, k[..., 1::2, :, :], values, scale=sigma, allowed=noise_mask, causal_square=square_causal)
     out = signal - lam_value * torch.repeat_interleave(noise, r, dim=-3)
+    d_out = out.shape[-1]
+    weight = torch.ones(d_out, dtype=out.dtype, device=out.device)
+    if norm_weight is not None:  # checked as the reference checks it, whether or not the norm applies
+        weight = as_option_tensor("norm_weight", norm_weight, out, min_ndim=1)
+        if tuple(weight.shape) != (d_out,):
+            raise ValueError(
+                f"norm_weight: expected shape ({d_out},) (2 d_v, the output width), got {tuple(weight.shape)}"
+            )
     if apply_norm:
-        d_out = out.shape[-1]
-        if norm_weight is None:
-            weight = torch.ones(d_out, dtype=out.dtype, device=out.device)
-        else:
-            given = norm_weight if isinstance(norm_weight, torch.Tensor) else torch.as_tensor(np.asarray(norm_weight))
-            weight = check_tensor("norm_weight", given.to(device=out.device, dtype=out.dtype), min_ndim=1, ndim=1)
-            if tuple(weight.shape) != (d_out,):
-                raise ValueError(
-                    f"norm_weight: expected shape ({d_out},) (2 d_v, the output width), got {tuple(weight.shape)}"
-                )
         out = headwise_rms_norm(out, weight, eps_value)
     return factor * out if factor != 1.0 else out

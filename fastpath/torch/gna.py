@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import allowed_mask, check_scale
+from attnlab.fastpath.torch._common import allowed_mask, check_scale, torch_checked
 from attnlab.fastpath.torch.softmax import check_qkv, sdpa
 from attnlab.reference.gna import check_window
 
@@ -59,6 +59,7 @@ def window_mask(
     return allowed
 
 
+@torch_checked
 def gna_attention(
     q: Any,
     k: Any,

@@ -18,11 +18,12 @@ import torch
 from attnlab.fastpath.torch._common import (
     allowed_mask,
     check_positive_int,
-    check_scale,
     expand_kv_heads,
     masked_softmax,
+    torch_checked,
 )
 from attnlab.fastpath.torch.softmax import check_qkv, sdpa, visibility
+from attnlab.reference.hamming import check_hamming_scale
 
 
 def sign_code(x: torch.Tensor) -> torch.Tensor:
@@ -37,7 +38,7 @@ def hamming_scores(q: Any, k: Any, *, scale: float | None = None) -> torch.Tenso
     integers, and scaled once.
     """
     q, k, _ = check_qkv(q, k, k, ("q", "k", "k"))
-    sigma = check_scale(scale, q.shape[-1] ** -0.5)
+    sigma = check_hamming_scale(scale, q.shape[-1], q.dtype)
     exact = torch.float64 if q.dtype == torch.float64 else torch.float32
     qe, ke = expand_kv_heads(q, k)
     dots = sign_code(qe).to(exact) @ sign_code(ke).to(exact).transpose(-1, -2)
@@ -54,6 +55,7 @@ def keep_top_n(scores: torch.Tensor, allowed: torch.Tensor | None, top_n: int) -
     return full & (masked >= kth)
 
 
+@torch_checked
 def hamming_attention(
     q: Any,
     k: Any,
@@ -75,7 +77,7 @@ def hamming_attention(
         ``(..., H, n, d_v)``. Gradients flow to ``v`` only (sign has zero derivative almost everywhere).
     """
     q, k, v = check_qkv(q, k, v)
-    sigma = check_scale(scale, q.shape[-1] ** -0.5)
+    sigma = check_hamming_scale(scale, q.shape[-1], q.dtype)
     n, m = q.shape[-2], k.shape[-2]
     if top_n is None:
         allowed, square_causal = visibility(q, k, causal=causal, mask=mask)

@@ -13,17 +13,23 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import check_tensor, expand_kv_heads
+from attnlab.fastpath.torch._common import as_option_tensor, expand_kv_heads, torch_checked
 from attnlab.fastpath.torch._linear_chunks import normalised_linear
 from attnlab.fastpath.torch.softmax import check_qkv
-from attnlab.reference.hedgehog import DEFAULT_EPS, check_feature_sizes, hedgehog_fast_path_options
+from attnlab.fastpath.torch.tensor import tensor_max_abs
+from attnlab.reference.hedgehog import (
+    DEFAULT_EPS,
+    check_feature_sizes,
+    check_paper_exponents,
+    hedgehog_fast_path_options,
+)
 
 
 def _project(name: str, x: torch.Tensor, weight: Any, bias: Any) -> torch.Tensor:
     """``x W + b`` with the reference's checks (messages name ``weight``/``bias`` or their ``key_`` forms)."""
     y = x
     if weight is not None:
-        w = check_tensor(f"{name}weight", torch.as_tensor(weight, device=x.device), min_ndim=2).to(x.dtype)
+        w = as_option_tensor(f"{name}weight", weight, x, min_ndim=2)
         if w.shape[-2] != x.shape[-1]:
             raise ValueError(
                 f"{name}weight: expected shape (..., {x.shape[-1]}, d') matching d_k, got {tuple(w.shape)}"
@@ -35,7 +41,7 @@ def _project(name: str, x: torch.Tensor, weight: Any, bias: Any) -> torch.Tensor
                 f"{name}weight: leading dims {tuple(w.shape[:-2])} do not broadcast against {tuple(x.shape[:-2])}"
             ) from None
     if bias is not None:
-        b = check_tensor(f"{name}bias", torch.as_tensor(bias, device=x.device), min_ndim=1).to(x.dtype)
+        b = as_option_tensor(f"{name}bias", bias, x, min_ndim=1)
         if b.shape[-1] != y.shape[-1]:
             raise ValueError(f"{name}bias: expected last axis d' = {y.shape[-1]}, got shape {tuple(b.shape)}")
         try:
@@ -58,6 +64,7 @@ def _features(y: torch.Tensor, variant: str, shift: torch.Tensor | None) -> torc
     return torch.softmax(torch.cat([2 * y, -2 * y], dim=-1), -1)
 
 
+@torch_checked
 def hedgehog_attention(
     q: Any,
     k: Any,
@@ -102,6 +109,7 @@ def hedgehog_attention(
     eps_rows: Any = eps
     shift_q = shift_k = None
     if variant == "paper":
+        check_paper_exponents(tensor_max_abs(yq), tensor_max_abs(yk))
         shift_q = yq.abs().amax(-1, keepdim=True).detach()
         shift_k = yk.abs().amax(dim=(-1, -2), keepdim=True).detach()
         eps_rows = eps * torch.exp(-shift_q - shift_k)

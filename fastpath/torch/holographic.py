@@ -15,10 +15,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from attnlab.fastpath.torch._common import allowed_mask, check_scale, expand_kv_heads, kv_group, masked_softmax
+from attnlab.fastpath.torch._common import (
+    allowed_mask,
+    check_device,
+    check_scale,
+    check_tensor,
+    expand_kv_heads,
+    kv_group,
+    masked_softmax,
+    torch_checked,
+)
 from attnlab.reference.holographic import PHASE_EPS, check_holographic_options
+from attnlab.validation import InputOverflow
 
-_COMPLEX = (torch.complex64, torch.complex128)
 _REAL = {
     torch.float16: torch.complex64,
     torch.bfloat16: torch.complex64,
@@ -28,17 +37,12 @@ _REAL = {
 
 
 def _check(name: str, x: Any) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor of shape (..., n, d), got {type(x).__name__}")
-    if x.dtype not in _COMPLEX and x.dtype not in _REAL:
-        raise TypeError(f"{name}: expected a complex or floating dtype, got {x.dtype}")
-    if x.ndim < 2 or x.shape[-1] == 0 or x.shape[-2] == 0:
-        raise ValueError(f"{name}: expected a non-empty tensor laid out (..., n, d), got shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(x.detach()).all()):
-        raise ValueError(f"{name}: contains NaN or Inf; every entry must be finite")
+    """A finite floating or complex tensor ``(..., n, d)`` (the shared torch checks), as a complex tensor."""
+    x = check_tensor(name, x, complex_ok=True)
     return x if x.is_complex() else x.to(_REAL[x.dtype])
 
 
+@torch_checked
 def holographic_attention(
     q: Any,
     k: Any,
@@ -70,15 +74,25 @@ def holographic_attention(
     dtype = torch.complex128 if torch.complex128 in (q.dtype, k.dtype, v.dtype) else torch.complex64
     q, k, v = expand_kv_heads(q.to(dtype), k.to(dtype), v.to(dtype))
     probe = np.zeros((*q.shape[-3:-2], 1, 1)) if q.ndim >= 3 else np.zeros((1, 1))
-    alpha_np = alpha.detach().cpu().double().numpy() if isinstance(alpha, torch.Tensor) else alpha
+    alpha_np = alpha
+    if isinstance(alpha, torch.Tensor):  # the reference's checks, on the values (dtype kept: bool is refused)
+        check_device("alpha", alpha)
+        alpha_np = (
+            (alpha.detach().double() if alpha.dtype in (torch.float16, torch.bfloat16) else alpha.detach())
+            .cpu()
+            .numpy()
+        )
     decay_np, eps_value, cosine = check_holographic_options(probe, alpha_np, eps, cosine)
     real = q.real.dtype
     decay = torch.as_tensor(decay_np, dtype=real, device=q.device)
     sigma = check_scale(scale, q.shape[-1] ** -0.5)
     if cosine and eps_value == 0.0:
         for name, x in (("q", q), ("k", k)):
-            if bool((torch.linalg.vector_norm(x.detach(), dim=-1) == 0).any()):
-                raise ValueError(f"{name}: an all-zero vector has no cosine similarity when eps = 0")
+            if bool(((x.detach().abs() ** 2).sum(-1) == 0).any()):  # the reference's test, underflow included
+                raise ValueError(
+                    f"{name}: an all-zero vector (or one whose squared norm underflows to 0) has no cosine "
+                    "similarity when eps = 0"
+                )
     s = q @ torch.conj_physical(k).transpose(-1, -2)
     shifted = s + complex(eps_value, eps_value)
     radius = shifted.abs()
@@ -87,6 +101,9 @@ def holographic_attention(
     )
     sim = s.real
     if cosine:
+        for name, x in (("q", q), ("k", k)):  # the reference's squared norms: the same range on both paths
+            if not bool(torch.isfinite((x.detach().abs() ** 2).sum(-1)).all()):
+                raise InputOverflow((name,), x.real.dtype, f"the squared norms of {name} overflow")
         norms = torch.linalg.vector_norm(q, dim=-1)[..., :, None] * torch.linalg.vector_norm(k, dim=-1)[..., None, :]
         sim = sim / (norms + eps_value)
     logits = sigma * sim * torch.exp(-decay * torch.atan2(shifted.imag.abs(), shifted.real))

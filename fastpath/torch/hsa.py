@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import check_scale, expand_kv_heads
+from attnlab.fastpath.torch._common import check_scale, expand_kv_heads, torch_checked
 from attnlab.fastpath.torch.softmax import check_qkv
 from attnlab.reference.hsa import PROJECTIONS, check_tree
 
@@ -47,6 +47,7 @@ def _layout(tree: Any, m: int) -> tuple[list[list[int]], list[list[int]]]:
     return nodes, [[t, *b] for t, b in enumerate(blocks)]
 
 
+@torch_checked
 def hsa_attention(
     q: Any, k: Any, v: Any, *, tree: Any, scale: float | None = None, projection: str = "forward_kl"
 ) -> torch.Tensor:

@@ -12,11 +12,13 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import check_scale, expand_kv_heads
+from attnlab.fastpath.torch._common import check_scale, expand_kv_heads, torch_checked
 from attnlab.fastpath.torch.softmax import check_qkv
 from attnlab.reference.infsa import DEFAULT_EPS, DEFAULT_RHO, check_options
+from attnlab.validation import InputOverflow
 
 
+@torch_checked
 def infsa_attention(
     q: Any,
     k: Any,
@@ -42,6 +44,8 @@ def infsa_attention(
         pooled = rho * torch.einsum("...m,...mc->...c", scores / (scores.sum(-1, keepdim=True) + eps), v)
         return pooled[..., None, :].expand(*v.shape[:-2], q.shape[-2], v.shape[-1])
     raw = torch.relu(sigma * (q @ k.transpose(-1, -2)))
+    if not bool(torch.isfinite((raw.detach() ** 2).sum((-2, -1))).all()):  # the reference's Frobenius range
+        raise InputOverflow(("q", "k", "scale"), raw.dtype, "the affinity's squared Frobenius norm overflows")
     graph = raw / (torch.linalg.matrix_norm(raw)[..., None, None] + eps)
     one_hop = rho * (graph @ v)
     if mode == "pure":

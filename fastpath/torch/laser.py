@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import check_scale, expand_kv_heads, kv_group
+from attnlab.fastpath.torch._common import check_scale, expand_kv_heads, kv_group, torch_checked
 from attnlab.fastpath.torch.softmax import check_qkv, sdpa, visibility
 
 #: Largest ``rows × m × d_v`` block the exact fallback materialises at once.
@@ -56,6 +56,7 @@ def _exact_rows(
     return torch.cat(out)
 
 
+@torch_checked
 def laser_attention(
     q: Any, k: Any, v: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None
 ) -> torch.Tensor:

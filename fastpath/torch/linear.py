@@ -11,33 +11,57 @@ Half-precision inputs are accumulated in float32 (the states sum up to ``n`` ter
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from attnlab.fastpath.torch._common import check_bool, check_positive_int, expand_kv_heads
+from attnlab.fastpath.torch._common import check_bool, check_positive_int, check_tensor, expand_kv_heads, torch_checked
 from attnlab.fastpath.torch.softmax import check_qkv
+from attnlab.reference.linear import check_eps
+from attnlab.validation import InputOverflow, check_choice, checked_call
 
 DEFAULT_CHUNK = 64
+
+
+def _elu_plus_one(x: torch.Tensor) -> torch.Tensor:
+    """``elu(x) + 1`` as ``x + 1`` or ``e^x``: ``F.elu(x) + 1`` cancels to 0 in float32 once ``x < -17``
+    (``e^x`` below float32's ε), which turned such a query's output into 0."""
+    return torch.where(x > 0, x + 1.0, torch.exp(torch.clamp(x, max=0.0)))
+
+
+_BUILT_IN = (_elu_plus_one, torch.relu)
 
 
 def _feature_map(feature_map: Any) -> Any:
     if callable(feature_map):
         return feature_map
-    if feature_map == "elu1":
-        # x + 1 above 0 and e^x below it: elu(x) + 1 = (e^x − 1) + 1 cancels to 0 in float32 below x ≈ −17
-        return lambda x: torch.where(x > 0, x + 1.0, torch.exp(torch.clamp(x, max=0.0)))
-    if feature_map == "relu":
+    if isinstance(feature_map, str) and feature_map == "elu1":
+        return _elu_plus_one
+    if isinstance(feature_map, str) and feature_map == "relu":
         return torch.relu
     raise ValueError(f"feature_map: expected one of ['elu1', 'relu'] or a callable, got {feature_map!r}")
 
 
-def _check_eps(eps: Any) -> float:
-    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not (eps >= 0 and math.isfinite(eps)):
-        raise ValueError(f"eps: expected a non-negative finite float, got {eps!r}")
-    return float(eps)
+def _features(phi: Any, x: torch.Tensor, name: str, d_phi: int | None = None, positive: bool = False) -> torch.Tensor:
+    """``φ(x)``; a user's callable is checked like an array argument (finite floats, the rows of ``x``, and
+    strictly positive where ``positive``: ``eps = 0``)."""
+    if phi in _BUILT_IN:
+        return phi(x)
+    label = f"feature_map({name})"
+    features = check_tensor(label, checked_call(label, phi, x), layout=f"(..., {x.shape[-2]}, d_φ)")
+    if features.shape[:-1] != x.shape[:-1] or features.dtype != x.dtype or features.device != x.device:
+        raise ValueError(
+            f"{label}: expected shape {(*x.shape[:-1], 'd_φ')} in {x.dtype} on {x.device} (like {name}), "
+            f"got {tuple(features.shape)} in {features.dtype} on {features.device}"
+        )
+    if d_phi is not None and features.shape[-1] != d_phi:
+        raise ValueError(
+            f"{label}: expected last axis of size {d_phi} (d_φ of feature_map(q)), got {tuple(features.shape)}"
+        )
+    if positive and not bool((features > 0).all()):
+        raise InputOverflow((label,), features.dtype, "a zero feature with eps = 0: a zero normaliser divides 0 by 0")
+    return features
 
 
 def _chunked_causal(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor, chunk: int, eps: float) -> torch.Tensor:
@@ -59,6 +83,7 @@ def _chunked_causal(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor, chunk: 
     return out.reshape(*out.shape[:-3], blocks * chunk, out.shape[-1])[..., :n, :]
 
 
+@torch_checked
 def linear_attention(
     q: Any,
     k: Any,
@@ -83,11 +108,10 @@ def linear_attention(
     Returns:
         ``(..., H, n, d_v)`` in the input dtype. Differentiable.
     """
-    if form not in ("quadratic", "recurrent", "chunked"):
-        raise ValueError(f"form: expected one of ['chunked', 'quadratic', 'recurrent'], got {form!r}")
+    check_choice("form", form, ("chunked", "quadratic", "recurrent"))
     q, k, v = check_qkv(q, k, v)
     causal = check_bool("causal", causal)
-    eps = _check_eps(eps)
+    eps = check_eps(eps, feature_map)
     chunk = check_positive_int("chunk_size", chunk_size)
     if causal and q.shape[-2] != k.shape[-2]:
         raise ValueError(
@@ -97,7 +121,8 @@ def linear_attention(
     dtype = q.dtype
     work = dtype if dtype in (torch.float32, torch.float64) else torch.float32
     q, k, v = expand_kv_heads(q.to(work), k.to(work), v.to(work))
-    fq, fk = phi(q), phi(k)
+    fq = _features(phi, q, "q", positive=eps == 0.0)
+    fk = _features(phi, k, "k", fq.shape[-1], positive=eps == 0.0)
     if causal:
         return _chunked_causal(fq, fk, v, chunk, eps).to(dtype)
     values = torch.cat([v, torch.ones(*v.shape[:-1], 1, dtype=work, device=v.device)], dim=-1)

@@ -19,11 +19,12 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import allowed_mask, check_scale, expand_kv_heads, masked_softmax
+from attnlab.fastpath.torch._common import allowed_mask, check_scale, expand_kv_heads, masked_softmax, torch_checked
 from attnlab.fastpath.torch.softmax import check_qkv
 from attnlab.reference.lla import CHUNK_ELEMENTS, MAX_RIDGE, PINV_RTOL, check_lam
 
 
+@torch_checked
 def lla_attention(
     q: Any,
     k: Any,

@@ -14,9 +14,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from attnlab.fastpath.torch._common import allowed_mask, check_bool, check_last_dim, check_scale, check_tensor
+from attnlab.fastpath.torch._common import (
+    allowed_mask,
+    check_bool,
+    check_last_dim,
+    check_scale,
+    check_tensor,
+    torch_checked,
+)
 from attnlab.fastpath.torch.softmax import sdpa
-from attnlab.reference.mla import RMS_EPS, MLAWeights
+from attnlab.reference.mla import RMS_EPS, MLAWeights, check_mla_options, check_mla_weights, checked_weights
+from attnlab.validation import InputOverflow
 
 
 @dataclass(frozen=True)
@@ -64,23 +72,32 @@ class TorchMLAWeights:
 
 
 def as_torch_weights(weights: Any, like: torch.Tensor) -> TorchMLAWeights:
-    """Accept :class:`MLAWeights` (NumPy) or :class:`TorchMLAWeights`; return tensors matching ``like``."""
+    """Accept :class:`MLAWeights` (NumPy, validated and converted) or :class:`TorchMLAWeights` (validated:
+    tensors of ``like``'s dtype and device); return tensors matching ``like``."""
     if isinstance(weights, MLAWeights):
-        return TorchMLAWeights.from_numpy(weights, like.dtype, like.device)
+        return TorchMLAWeights.from_numpy(checked_weights(weights), like.dtype, like.device)
     if isinstance(weights, TorchMLAWeights):
-        if weights.w_uq.dtype != like.dtype or weights.w_uq.device != like.device:
-            raise TypeError(
-                f"weights: tensors are {weights.w_uq.dtype} on {weights.w_uq.device}, "
-                f"x is {like.dtype} on {like.device}"
-            )
-        return weights
+
+        def field(name: str, value: Any, ndim: int) -> torch.Tensor:
+            tensor = check_tensor(name, value, ndim=ndim, layout="(rows, cols)" if ndim == 2 else "(size,)")
+            if tensor.dtype != like.dtype or tensor.device != like.device:
+                raise TypeError(
+                    f"{name}: tensors are {tensor.dtype} on {tensor.device}, x is {like.dtype} on {like.device}"
+                )
+            return tensor
+
+        checked = check_mla_weights(weights, field)
+        return TorchMLAWeights(**{f: checked[f] for f in TorchMLAWeights.__dataclass_fields__})
     raise TypeError(f"weights: expected an MLAWeights or TorchMLAWeights, got {type(weights).__name__}")
 
 
-def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float = RMS_EPS) -> torch.Tensor:
-    """``x / sqrt(mean(x²) + ε) · w`` over the last axis."""
-    assert weight is not None
-    return x * torch.rsqrt((x * x).mean(dim=-1, keepdim=True) + eps) * weight
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = RMS_EPS) -> torch.Tensor:
+    """``x / sqrt(mean(x²) + ε) · w`` over the last axis. A mean of squares that overflows is refused
+    (``rsqrt(inf) = 0`` would silently zero the row; the NumPy paths stop on the overflow)."""
+    mean_square = (x * x).mean(dim=-1, keepdim=True)
+    if mean_square.numel() and not bool(torch.isfinite(mean_square.detach()).all()):
+        raise InputOverflow(("x", "weights"), x.dtype, "the RMSNorm mean of squares overflows")
+    return x * torch.rsqrt(mean_square + eps) * weight
 
 
 def rope_interleaved(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
@@ -98,9 +115,10 @@ def rope_interleaved(x: torch.Tensor, positions: torch.Tensor, base: float = 100
 
 def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     """``(..., n, H·c) -> (..., H, n, c)``."""
-    return x.reshape(*x.shape[:-1], n_heads, -1).transpose(-2, -3)
+    return x.reshape(*x.shape[:-1], n_heads, x.shape[-1] // n_heads).transpose(-2, -3)
 
 
+@torch_checked
 def mla_attention(
     x: Any,
     weights: Any,
@@ -126,8 +144,7 @@ def mla_attention(
     """
     if not isinstance(weights, (MLAWeights, TorchMLAWeights)):
         raise TypeError(f"weights: expected an MLAWeights or TorchMLAWeights, got {type(weights).__name__}")
-    if impl not in ("naive", "absorb"):
-        raise ValueError(f"impl: expected 'naive' or 'absorb', got {impl!r}")
+    impl, rope_base = check_mla_options(impl, rope_base)
     x = check_tensor("x", x)
     w = as_torch_weights(weights, x)
     check_last_dim("x", x, w.d_model, "D, the model width of weights")
@@ -136,7 +153,7 @@ def mla_attention(
     n = x.shape[-2]
     positions = torch.arange(n, device=x.device)
 
-    q_latent = x if w.w_dq is None else rms_norm(x @ w.w_dq, w.q_norm)
+    q_latent = x if w.w_dq is None or w.q_norm is None else rms_norm(x @ w.w_dq, w.q_norm)
     q = split_heads(q_latent @ w.w_uq, h)  # (..., H, n, d_nope + d_rope)
     q_rope = rope_interleaved(q[..., d_nope:], positions, rope_base)
     w_ukv = w.w_ukv.reshape(d_c, h, d_nope + w.d_v)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import allowed_mask, check_scale, expand_kv_heads, masked_softmax
+from attnlab.fastpath.torch._common import allowed_mask, check_scale, expand_kv_heads, masked_softmax, torch_checked
 from attnlab.fastpath.torch.softmax import check_qkv
 from attnlab.reference.btt import check_link
 from attnlab.reference.mlr import NORMALIZATIONS, check_levels
@@ -34,6 +34,7 @@ def _on_grid(x: torch.Tensor, offset: int, rows: int) -> torch.Tensor:
     return torch.nn.functional.pad(x, (0, 0, offset, rows - offset - x.shape[-2]))
 
 
+@torch_checked
 def mlr_attention(
     q: Any,
     k: Any,

@@ -14,11 +14,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from attnlab.fastpath.torch._common import allowed_mask, broadcast_lead, check_bool, check_tensor
+from attnlab.fastpath.torch._common import (
+    allowed_mask,
+    broadcast_lead,
+    check_bool,
+    check_same_dtype,
+    check_tensor,
+    torch_checked,
+)
 from attnlab.fastpath.torch.btt import rms_cap
 from attnlab.fastpath.torch.softmax import softmax_attention
 from attnlab.reference.btt import LN_EPS, check_link
@@ -59,6 +65,7 @@ def mixed_features(
     return torch.cat(parts, dim=-1)
 
 
+@torch_checked
 def bilinear_mlr_attention(
     x: Any,
     y: Any,
@@ -82,6 +89,7 @@ def bilinear_mlr_attention(
     """
     x, y, v = (check_tensor(name, t) for name, t in (("x", x), ("y", y), ("v", v)))
     w_q, w_k = check_tensor("w_q", w_q, ndim=2), check_tensor("w_k", w_k, ndim=2)
+    check_same_dtype(("x", "y", "v", "w_q", "w_k"), (x, y, v, w_q, w_k))
     if v.ndim < 3:
         raise ValueError(f"v: expected per-head values (..., H, m, d_v) with a head axis, got shape {tuple(v.shape)}")
     for name, tokens in (("x", x), ("y", y)):
@@ -92,9 +100,7 @@ def bilinear_mlr_attention(
             f"y/v: expected the same number of keys on axis -2, got y{tuple(y.shape)} and v{tuple(v.shape)}"
         )
     heads, dim = v.shape[-3], x.shape[-1]
-    rank_tuple = check_ranks(
-        tuple(int(r) for r in np.asarray(ranks).reshape(-1)) if not isinstance(ranks, (tuple, list)) else ranks, dim
-    )
+    rank_tuple = check_ranks(ranks, dim)
     for name, w in (("w_q", w_q), ("w_k", w_k)):
         if tuple(w.shape) != (dim, heads * sum(rank_tuple)):
             raise ValueError(

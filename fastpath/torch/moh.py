@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import check_scale, check_tensor
+from attnlab.fastpath.torch._common import check_scale, check_tensor, torch_checked
 from attnlab.fastpath.torch.softmax import check_qkv, sdpa, visibility
 from attnlab.reference.moh import check_router
 
@@ -32,6 +32,7 @@ def gates(
     return torch.cat([mix[..., :1] * shared, mix[..., 1:] * picked], dim=-1)
 
 
+@torch_checked
 def moh_attention(
     q: Any,
     k: Any,

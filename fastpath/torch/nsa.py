@@ -14,11 +14,20 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import check_positive_int, check_scale, check_tensor, kv_group, masked_softmax
+from attnlab.fastpath.torch._common import (
+    check_positive_int,
+    check_scale,
+    check_tensor,
+    kv_group,
+    masked_softmax,
+    torch_checked,
+)
 from attnlab.fastpath.torch.softmax import check_qkv, sdpa
 from attnlab.reference.nsa import DEFAULT_BLOCK, DEFAULT_TOP_N, DEFAULT_WINDOW
+from attnlab.validation import check_broadcast_to
 
 
+@torch_checked
 def nsa_attention(
     q: Any,
     k: Any,
@@ -40,6 +49,7 @@ def nsa_attention(
     bs = check_positive_int("block_size", block_size)
     top_n = check_positive_int("top_n", top_n)
     window = check_positive_int("window", window)
+    bs, window = min(bs, n + 1), min(window, n)  # larger ones select the same tokens, as in the reference
     sigma = check_scale(scale, q.shape[-1] ** -0.5)
     group = kv_group(q, k) if k.shape[-3] != 1 or q.ndim < 3 else q.shape[-3]
     device = q.device
@@ -83,7 +93,9 @@ def nsa_attention(
     o_swa = sdpa(q, k, v, scale=sigma, allowed=(j <= t) & (j > t - window))
     if gates is None:
         return o_cmp + o_slc + o_swa
-    g = check_tensor("gates", gates)
-    if g.shape[-1] != 3:
-        raise ValueError(f"gates: expected an array broadcastable to (..., H, n, 3), got shape {tuple(g.shape)}")
+    g = check_tensor("gates", gates, min_ndim=2, layout="(..., H, n, 3)")  # a positional array: a tensor
+    if g.dtype != q.dtype or g.device != q.device:
+        raise TypeError(f"gates: expected {q.dtype} on {q.device} like q, got {g.dtype} on {g.device}")
+    target = (*o_cmp.shape[:-1], 3)
+    check_broadcast_to("gates", tuple(g.shape), target, "an array (..., H, n, 3)")
     return g[..., 0:1] * o_cmp + g[..., 1:2] * o_slc + g[..., 2:3] * o_swa

@@ -11,8 +11,17 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import allowed_mask, check_scale, check_tensor, expand_kv_heads, masked_softmax
+from attnlab.fastpath.torch._common import (
+    allowed_mask,
+    check_scale,
+    check_tensor,
+    expand_kv_heads,
+    masked_softmax,
+    torch_checked,
+)
 from attnlab.fastpath.torch.softmax import check_qkv
+from attnlab.fastpath.torch.tensor import tensor_max_abs
+from attnlab.reference.prime import check_prime_magnitudes
 
 
 def _filter(name: str, given: Any, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
@@ -29,6 +38,7 @@ def _filter(name: str, given: Any, shape: tuple[int, ...], like: torch.Tensor) -
         ) from None
 
 
+@torch_checked
 def prime_attention(
     q: Any,
     k: Any,
@@ -51,6 +61,8 @@ def prime_attention(
     lead, n, m = tuple(q.shape[:-2]), q.shape[-2], k.shape[-2]
     f = _filter("key_filter", key_filter, (*lead, n, m, q.shape[-1]), q)
     g = _filter("value_filter", value_filter, (*lead, n, m, v.shape[-1]), q)
+    maxima = tuple(1.0 if x is None else tensor_max_abs(x) for x in (q, k, v, f, g))
+    check_prime_magnitudes(maxima, q.shape[-1], m, sigma, q.dtype)
     if f is None:
         scores = sigma * (q @ k.transpose(-1, -2))
     else:

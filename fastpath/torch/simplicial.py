@@ -9,6 +9,7 @@ batched matmul ``(q_i ∘ K1_win) K2_winᵀ``, positions before the sequence sta
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -21,8 +22,10 @@ from attnlab.fastpath.torch._common import (
     check_same_length,
     check_scale,
     masked_softmax,
+    torch_checked,
 )
-from attnlab.fastpath.torch.tensor import BLOCK_ELEMENTS, check_five
+from attnlab.fastpath.torch.tensor import BLOCK_ELEMENTS, check_five, tensor_max_abs
+from attnlab.reference.tensor import check_pair_magnitudes
 
 
 def _windows(x: torch.Tensor, w: int) -> torch.Tensor:
@@ -43,11 +46,12 @@ def _window_block(
     """``q (L, b, d)``, windows ``(L, b, w·, ·)``, ``allowed (b, w1·w2)`` -> ``(L, b, d_v)``."""
     logits = sigma * ((q[..., None, :] * k1) @ k2.transpose(-1, -2))  # (L, b, w1, w2)
     shape = logits.shape
-    probs = masked_softmax(logits.reshape(*shape[:2], -1), allowed).reshape(shape)
+    probs = masked_softmax(logits.reshape(*shape[:2], shape[2] * shape[3]), allowed).reshape(shape)
     mixed = probs.transpose(-1, -2) @ v1  # (L, b, w2, d_v)
     return (mixed * v2).sum(dim=-2)
 
 
+@torch_checked
 def simplicial_attention(
     q: Any,
     k1: Any,
@@ -77,11 +81,13 @@ def simplicial_attention(
     d, n = q.shape[-1], q.shape[-2]
     sigma = check_scale(scale, d**-0.5)
     check_same_length(("q", "k1", "k2"), (q, k1, k2))
+    check_same_length(("q", "v1", "v2"), (q, v1, v2))
     if check_bool("kv_bias", kv_bias):
         k2, v2 = k2 + 1.0 / d, v2 + 1.0
+    check_pair_magnitudes((q, k1, k2, v1, v2), sigma, q.dtype, tensor_max_abs)
     w1, w2 = min(w1, n), min(w2, n)
     lead = q.shape[:-2]
-    q, k1, k2, v1, v2 = (t.reshape(-1, *t.shape[-2:]) for t in (q, k1, k2, v1, v2))
+    q, k1, k2, v1, v2 = (t.reshape(math.prod(lead), *t.shape[-2:]) for t in (q, k1, k2, v1, v2))
     win_k1, win_v1 = _windows(k1, w1), _windows(v1, w1)
     win_k2, win_v2 = _windows(k2, w2), _windows(v2, w2)
     rows = torch.arange(n, device=q.device)[:, None, None]

@@ -14,7 +14,14 @@ from typing import Any
 
 import torch
 
-from attnlab.fastpath.torch._common import allowed_mask, check_scale, check_tensor, expand_kv_heads, masked_softmax
+from attnlab.fastpath.torch._common import (
+    allowed_mask,
+    as_option_tensor,
+    check_scale,
+    expand_kv_heads,
+    masked_softmax,
+    torch_checked,
+)
 from attnlab.fastpath.torch.softmax import check_qkv
 from attnlab.reference.sinkhorn import DEFAULT_ITERATIONS, _check_count, _check_tol
 
@@ -22,7 +29,7 @@ from attnlab.reference.sinkhorn import DEFAULT_ITERATIONS, _check_count, _check_
 def _log_marginal(name: str, given: Any, size: int, like: torch.Tensor) -> torch.Tensor:
     if given is None:
         return torch.full((size,), -math.log(size), dtype=like.dtype, device=like.device)
-    weights = check_tensor(name, torch.as_tensor(given, device=like.device), min_ndim=1).to(like.dtype)
+    weights = as_option_tensor(name, given, like, min_ndim=1)
     if weights.shape[-1:] != (size,):
         raise ValueError(
             f"{name}: expected positive weights broadcastable to (..., {size}), got shape {tuple(weights.shape)}"
@@ -51,6 +58,7 @@ def _step(
     )
 
 
+@torch_checked
 def sinkhorn_attention(
     q: Any,
     k: Any,

@@ -22,6 +22,7 @@ from attnlab.fastpath.torch._common import (
     check_tensor,
     kv_group,
     row_has_key,
+    torch_checked,
 )
 
 
@@ -91,6 +92,7 @@ def sdpa(
     return out
 
 
+@torch_checked
 def softmax_attention(
     q: Any, k: Any, v: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None
 ) -> torch.Tensor:

@@ -20,6 +20,7 @@ from attnlab.fastpath.torch._common import (
     check_scale,
     expand_kv_heads,
     masked_softmax,
+    torch_checked,
 )
 from attnlab.fastpath.torch.softmax import check_qkv
 from attnlab.reference.softplus import DEFAULT_BASE_LENGTH, REWEIGHTS, check_power
@@ -44,6 +45,7 @@ def log_softplus(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x < TAIL, tail - torch.exp(tail) / 2, torch.where(x <= 0, small, large))
 
 
+@torch_checked
 def softplus_attention(
     q: Any,
     k: Any,

@@ -17,11 +17,13 @@ from attnlab.fastpath.torch._common import (
     check_same_dtype,
     check_scale,
     check_tensor,
+    torch_checked,
 )
 from attnlab.fastpath.torch.softmax import sdpa
 from attnlab.reference.sqa import check_weights
 
 
+@torch_checked
 def sqa_attention(
     x: Any,
     context: Any,

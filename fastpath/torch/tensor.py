@@ -10,6 +10,7 @@ one block of logits at a time.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -23,7 +24,9 @@ from attnlab.fastpath.torch._common import (
     check_scale,
     check_tensor,
     masked_softmax,
+    torch_checked,
 )
+from attnlab.reference.tensor import check_pair_magnitudes
 
 #: Largest number of pair logits one query block materialises (over all batch entries).
 BLOCK_ELEMENTS = 1 << 22
@@ -49,6 +52,10 @@ def check_five(q: Any, k1: Any, k2: Any, v1: Any, v2: Any) -> list[torch.Tensor]
     return [t.expand(*lead, *t.shape[-2:]) for t in ts]
 
 
+def tensor_max_abs(t: torch.Tensor) -> float:
+    return float(t.detach().abs().amax()) if t.numel() else 0.0
+
+
 def pair_block(
     q: torch.Tensor,
     k1: torch.Tensor,
@@ -62,7 +69,7 @@ def pair_block(
     logits = sigma * ((q[:, :, None, :] * k1[:, None, :, :]) @ k2[:, None].transpose(-1, -2))  # (L, b, m1, m2)
     shape = logits.shape
     flat_allowed = None if allowed is None else allowed.reshape(shape[1], shape[2] * shape[3])
-    probs = masked_softmax(logits.reshape(*shape[:2], -1), flat_allowed).reshape(shape)
+    probs = masked_softmax(logits.reshape(*shape[:2], shape[2] * shape[3]), flat_allowed).reshape(shape)
     mixed = probs.transpose(-1, -2) @ v1[:, None]  # (L, b, m2, d_v) = P_iᵀ V1
     return (mixed * v2[:, None]).sum(dim=-2)
 
@@ -85,7 +92,7 @@ def run_pair_blocks(
     ``key_range(start, stop) -> (j0, j1, k0, k1)``. Writes into a NaN-poisoned output buffer."""
     lead = q.shape[:-2]
     n, d_v = q.shape[-2], v1.shape[-1]
-    flat = [t.reshape(-1, *t.shape[-2:]) for t in (q, k1, k2, v1, v2)]
+    flat = [t.reshape(math.prod(lead), *t.shape[-2:]) for t in (q, k1, k2, v1, v2)]
     qf, k1f, k2f, v1f, v2f = flat
     batch = qf.shape[0]
     out = torch.full((batch, n, d_v), torch.nan, dtype=q.dtype, device=q.device)
@@ -110,6 +117,7 @@ def run_pair_blocks(
     return out.reshape(*lead, n, d_v)
 
 
+@torch_checked
 def tensor_attention(
     q: Any, k1: Any, k2: Any, v1: Any, v2: Any, *, scale: float | None = None, causal: bool = False
 ) -> torch.Tensor:
@@ -130,6 +138,7 @@ def tensor_attention(
     n, m1, m2 = q.shape[-2], k1.shape[-2], k2.shape[-2]
     if causal and not (n == m1 == m2):
         raise ValueError(f"q/k1/k2: causal tensor attention needs n == m1 == m2, got {n}, {m1}, {m2}")
+    check_pair_magnitudes((q, k1, k2, v1, v2), sigma, q.dtype, tensor_max_abs)
     device = q.device
 
     def key_range(start: int, stop: int) -> tuple[int, int, int, int]:

@@ -18,9 +18,10 @@ from attnlab.fastpath.numba.backward._plumbing import sum_to_shape, upstream_gra
 from attnlab.fastpath.numba.backward.softmax import softmax_grads
 from attnlab.fastpath.numba.diff_v2 import check_heads, gate_of
 from attnlab.fastpath.numba.softmax import softmax_attention
-from attnlab.validation import check_last_dim, check_scale
+from attnlab.validation import check_last_dim, check_scale, gradients_checked
 
 
+@gradients_checked
 def diff_v2_vjp(
     grad_out: Any,
     q: Any,

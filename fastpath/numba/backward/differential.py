@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from attnlab.fastpath.numba._common import attention_maps, fast_dtype, float_arrays
+from attnlab.fastpath.numba._common import attention_maps, fast_dtype, precision
 from attnlab.fastpath.numba.backward._plumbing import sum_to_shape, upstream_gradient
 from attnlab.fastpath.numba.backward.softmax import softmax_grads
-from attnlab.reference.differential import _check_lambda
-from attnlab.validation import broadcast_batch, check_last_dim, check_same_length, check_scale
+from attnlab.reference.differential import check_differential
+from attnlab.validation import broadcast_batch, check_scale, gradients_checked
 
 
+@gradients_checked
 def differential_vjp(
     grad_out: Any,
     q1: Any,
@@ -44,26 +45,17 @@ def differential_vjp(
     Returns:
         ``(dq1, dk1, dq2, dk2, dv)`` shaped and typed like the corresponding inputs.
     """
-    names = ("q1", "k1", "q2", "k2", "v")
     dtype = fast_dtype(q1, k1, q2, k2, v)
-    q1a, k1a, q2a, k2a, va = float_arrays(names, (q1, k1, q2, k2, v), dtype)
-    for name, arr in (("k1", k1a), ("q2", q2a), ("k2", k2a)):
-        check_last_dim(name, arr, q1a.shape[-1], "d, the last axis of q1")
-    check_same_length(("k1", "k2", "v"), (k1a, k2a, va))
-    lam_value = _check_lambda(lam)
+    with precision(dtype):
+        (q1a, k1a, q2a, k2a, va), lam_value, _ = check_differential(
+            q1, k1, q2, k2, v, lam=lam, scale=scale, causal=causal, mask=mask
+        )
     lead1, _, _ = attention_maps(q1a, k1a, va, ("q1", "k1", "v"))
     lead2, _, _ = attention_maps(q2a, k2a, va, ("q2", "k2", "v"))
     lead = broadcast_batch(("q1", "q2"), (np.empty((*lead1, 1, 1)), np.empty((*lead2, 1, 1))))
     n, d, d_v = q1a.shape[-2], q1a.shape[-1], va.shape[-1]
     out_shape = (*lead, n, d_v)
     grad = upstream_gradient(grad_out, out_shape, dtype)
-    try:
-        if np.broadcast_shapes(np.shape(lam_value), out_shape) != out_shape:
-            raise ValueError
-    except ValueError:
-        raise ValueError(
-            f"lam: expected a float or an array broadcastable to {out_shape}, got shape {np.shape(lam_value)}"
-        ) from None
     second = np.ascontiguousarray(-(np.asarray(lam_value, dtype=dtype) * grad), dtype=dtype)
     sigma = check_scale(scale, d**-0.5)
     q1b = np.broadcast_to(q1a, (*lead, n, d))

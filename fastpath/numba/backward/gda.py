@@ -20,7 +20,7 @@ from attnlab.fastpath.numba.backward._plumbing import sum_to_shape, upstream_gra
 from attnlab.fastpath.numba.backward.softmax import softmax_grads
 from attnlab.fastpath.numba.gda import Layout, branches, inverse_rms, prepare
 from attnlab.reference.gda import RMS_EPS, share_noise
-from attnlab.validation import check_last_dim, check_scale
+from attnlab.validation import check_last_dim, check_scale, gradients_checked
 
 
 def _branch_grads(
@@ -34,6 +34,7 @@ def _branch_grads(
     return sum_to_shape(dq, q.shape), dk, dv
 
 
+@gradients_checked
 def gda_vjp(
     grad_out: Any,
     q: Any,

@@ -17,7 +17,8 @@ import numpy as np
 from attnlab.fastpath.numba._common import attention_maps, fast_dtype, float_arrays
 from attnlab.fastpath.numba.backward._plumbing import upstream_gradient
 from attnlab.fastpath.numba.backward.softmax import softmax_grads
-from attnlab.validation import allowed_positions, check_last_dim, check_positive_int, check_scale, expand_kv_heads
+from attnlab.reference.hamming import check_hamming_scale
+from attnlab.validation import allowed_positions, check_last_dim, check_positive_int, expand_kv_heads, gradients_checked
 
 
 def sign_code(x: np.ndarray) -> np.ndarray:
@@ -40,6 +41,7 @@ def top_n_mask(
     return allowed & (scores >= threshold)
 
 
+@gradients_checked
 def hamming_vjp(
     grad_out: Any,
     q: Any,
@@ -66,7 +68,7 @@ def hamming_vjp(
     qa, ka, va = float_arrays(("q", "k", "v"), (q, k, v), dtype)
     check_last_dim("k", ka, qa.shape[-1], "d_k, the last axis of q")
     lead, _, _ = attention_maps(qa, ka, va)
-    sigma = check_scale(scale, qa.shape[-1] ** -0.5)
+    sigma = check_hamming_scale(scale, qa.shape[-1], dtype)
     grad = upstream_gradient(grad_out, (*lead, qa.shape[-2], va.shape[-1]), dtype)
     q_code, k_code = sign_code(qa), sign_code(ka)
     if top_n is not None:

@@ -19,9 +19,10 @@ import numpy as np
 
 from attnlab.fastpath.numba._common import fast_dtype, float_arrays, precision
 from attnlab.fastpath.numba.backward._plumbing import sum_to_shape, upstream_gradient
-from attnlab.validation import as_float_array, broadcast_batch
+from attnlab.validation import as_float_array, broadcast_batch, gradients_checked
 
 
+@gradients_checked
 def interaction_vjp(
     grad_out: Any,
     x: Any,
@@ -48,8 +49,8 @@ def interaction_vjp(
     (xa,) = float_arrays(("x",), (x,), dtype)
     n, d_model = xa.shape[-2:]
     with precision(dtype):
-        coeffs = as_float_array("alpha", alpha, min_ndim=3)
-        ua = as_float_array("u", u, ndim=3)
+        coeffs = as_float_array("alpha", alpha, min_ndim=3, layout=f"(..., H, {n}, {n})")
+        ua = as_float_array("u", u, ndim=3, layout="(H, D, D)")
     if coeffs.shape[-2:] != (n, n):
         raise ValueError(f"alpha: expected shape (..., H, {n}, {n}), got {coeffs.shape}")
     if ua.shape[1:] != (d_model, d_model):

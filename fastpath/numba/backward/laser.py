@@ -28,7 +28,7 @@ from attnlab.fastpath.numba._kernels import BLOCK_COLS, BLOCK_ROWS, NEG_INF, exp
 from attnlab.fastpath.numba.backward._plumbing import fold_slices, upstream_gradient
 from attnlab.fastpath.numba.laser import laser_attention
 from attnlab.fastpath.numba.softmax import softmax_forward_stats
-from attnlab.validation import check_last_dim, check_scale
+from attnlab.validation import check_last_dim, check_scale, gradients_checked
 
 #: Largest ``t_c − O_ic`` for which ``e^{t − O}`` is formed (per dtype): far below overflow, and a weight
 #: ``a E`` lost to underflow next to it is at most ``e^{−87 + 60}`` (float32) of the row's unit mass.
@@ -208,6 +208,7 @@ def laser_backward(
             dq[b, r0:r1] = dqb
 
 
+@gradients_checked
 def laser_vjp(
     grad_out: Any,
     q: Any,

@@ -23,8 +23,8 @@ from numba import njit, prange
 
 from attnlab.fastpath.numba._common import as_slices, attention_maps, fast_dtype, float_arrays
 from attnlab.fastpath.numba.backward._plumbing import fold_slices, upstream_gradient
-from attnlab.reference.linear import DEFAULT_EPS
-from attnlab.validation import check_bool, check_last_dim
+from attnlab.reference.linear import DEFAULT_EPS, check_eps
+from attnlab.validation import check_bool, check_choice, check_last_dim, gradients_checked
 
 #: Feature maps with a closed-form derivative in the kernel (code passed to the kernel).
 FEATURE_CODES = {"elu1": 1, "relu": 2}
@@ -119,6 +119,7 @@ def linear_backward(q3, k3, v3, do3, q_map, kv_map, kind, eps, causal, dq, dk, d
                 dv[b, j, c] = acc
 
 
+@gradients_checked
 def linear_vjp(
     grad_out: Any,
     q: Any,
@@ -141,8 +142,7 @@ def linear_vjp(
     Returns:
         ``(dq, dk, dv)`` shaped and typed like ``q``, ``k``, ``v``.
     """
-    if form not in ("quadratic", "recurrent"):
-        raise ValueError(f"form: expected one of ['quadratic', 'recurrent'], got {form!r}")
+    check_choice("form", form, ("quadratic", "recurrent"))
     if not isinstance(feature_map, str) or feature_map not in FEATURE_CODES:
         raise ValueError(f"feature_map: the VJP supports {sorted(FEATURE_CODES)}, got {feature_map!r}")
     dtype = fast_dtype(q, k, v)
@@ -150,8 +150,7 @@ def linear_vjp(
     check_last_dim("k", ka, qa.shape[-1], "d_k, the last axis of q")
     lead, q_map, kv_map = attention_maps(qa, ka, va)
     causal = check_bool("causal", causal)
-    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not (eps >= 0 and np.isfinite(eps)):
-        raise ValueError(f"eps: expected a non-negative finite float, got {eps!r}")
+    eps = check_eps(eps, feature_map)
     n, m, d, d_v = qa.shape[-2], ka.shape[-2], qa.shape[-1], va.shape[-1]
     if causal and n != m:
         raise ValueError(f"q/k: causal linear attention needs equal query and key lengths, got n={n}, m={m}")

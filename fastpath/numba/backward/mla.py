@@ -20,11 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from attnlab.fastpath.numba._common import fast_dtype, float_arrays
+from attnlab.fastpath.numba._common import fast_dtype, float_arrays, precision
 from attnlab.fastpath.numba.backward._plumbing import upstream_gradient
 from attnlab.fastpath.numba.backward.softmax import softmax_grads
-from attnlab.reference.mla import RMS_EPS, MLAWeights, _heads, rms_norm, rope_interleaved
-from attnlab.validation import check_last_dim, check_scale
+from attnlab.reference.mla import (
+    RMS_EPS,
+    MLAWeights,
+    _heads,
+    check_mla_options,
+    checked_weights,
+    rms_norm,
+    rope_interleaved,
+)
+from attnlab.validation import check_last_dim, check_scale, gradients_checked
 
 
 def rms_norm_vjp(x: np.ndarray, weight: np.ndarray, grad: np.ndarray, eps: float = RMS_EPS) -> np.ndarray:
@@ -46,6 +54,7 @@ def _merge_heads(x: np.ndarray) -> np.ndarray:
     return np.swapaxes(x, -2, -3).reshape(*x.shape[:-3], x.shape[-2], x.shape[-3] * x.shape[-1])
 
 
+@gradients_checked
 def mla_vjp(
     grad_out: Any,
     x: Any,
@@ -68,11 +77,10 @@ def mla_vjp(
     Returns:
         ``(dx,)`` shaped and typed like ``x`` (float32 stays float32).
     """
-    if not isinstance(weights, MLAWeights):
-        raise TypeError(f"weights: expected an MLAWeights, got {type(weights).__name__}")
-    if impl not in ("naive", "absorb"):
-        raise ValueError(f"impl: expected 'naive' or 'absorb', got {impl!r}")
     dtype = fast_dtype(x)
+    with precision(dtype):
+        weights = checked_weights(weights)
+    impl, rope_base = check_mla_options(impl, rope_base)
     (xa,) = float_arrays(("x",), (x,), dtype)
     check_last_dim("x", xa, weights.d_model, "D, the model width of weights")
     grad = upstream_gradient(grad_out, xa.shape, dtype)
@@ -85,7 +93,7 @@ def mla_vjp(
         return np.asarray(a, dtype=dtype)
 
     # Forward activations (as the forward computes them).
-    if weights.w_dq is None:
+    if weights.w_dq is None or weights.q_norm is None:
         q_down, q_latent = None, xa
     else:
         q_down = xa @ w(weights.w_dq)

@@ -18,9 +18,11 @@ import numpy as np
 from attnlab.fastpath.numba.backward._plumbing import upstream_gradient
 from attnlab.fastpath.numba.backward.tensor import pair_attention_grads
 from attnlab.fastpath.numba.tensor import prepare_pair_inputs
-from attnlab.validation import check_bool, check_positive_int, check_same_length, check_scale
+from attnlab.reference.tensor import check_pair_magnitudes
+from attnlab.validation import check_bool, check_positive_int, check_same_length, check_scale, gradients_checked
 
 
+@gradients_checked
 def simplicial_vjp(
     grad_out: Any,
     q: Any,
@@ -52,9 +54,12 @@ def simplicial_vjp(
     sigma = check_scale(scale, d**-0.5)
     kv_bias = check_bool("kv_bias", kv_bias)
     check_same_length(("q", "k1", "k2"), arrays[:3])
+    check_same_length(("q", "v1", "v2"), (qa, arrays[3], arrays[4]))
+    w1, w2 = min(w1, n), min(w2, n)  # a window past the sequence start sees the whole prefix
     grad = upstream_gradient(grad_out, (*lead, n, arrays[3].shape[-1]), qa.dtype)
     if kv_bias:
         arrays[2] = arrays[2] + qa.dtype.type(1.0 / d)
         arrays[4] = arrays[4] + qa.dtype.type(1.0)
+    check_pair_magnitudes(arrays, sigma, qa.dtype)
     dq, dk1, dk2, dv1, dv2 = pair_attention_grads(grad, arrays, maps, scale=sigma, causal=True, window1=w1, window2=w2)
     return dq, dk1, dk2, dv1, dv2

@@ -23,7 +23,7 @@ from attnlab.fastpath.numba._common import as_slices, attention_maps, fast_dtype
 from attnlab.fastpath.numba._kernels import BLOCK_COLS, BLOCK_ROWS, exp_nonpositive, key_end, scaled_rows
 from attnlab.fastpath.numba.backward._plumbing import fold_slices, upstream_gradient
 from attnlab.fastpath.numba.softmax import softmax_forward_stats
-from attnlab.validation import check_last_dim, check_scale
+from attnlab.validation import check_last_dim, check_scale, gradients_checked
 
 
 @njit(cache=True)
@@ -129,6 +129,7 @@ def softmax_grads(
     return fold_slices(dq, q_map, qa.shape), fold_slices(dk, kv_map, ka.shape), fold_slices(dv, kv_map, va.shape)
 
 
+@gradients_checked
 def softmax_vjp(
     grad_out: Any,
     q: Any,

@@ -18,6 +18,7 @@ from attnlab.fastpath.numba.backward._plumbing import sum_to_shape, upstream_gra
 from attnlab.fastpath.numba.backward.softmax import softmax_grads
 from attnlab.fastpath.numba.softmax import softmax_attention
 from attnlab.fastpath.numba.sqa import prepare
+from attnlab.validation import gradients_checked
 
 
 def _weight_grad(inputs: np.ndarray, grads: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -31,6 +32,7 @@ def _input_grad(grads: np.ndarray, w: np.ndarray, shape: tuple[int, ...]) -> np.
     return sum_to_shape(np.matmul(grads, np.swapaxes(w, -1, -2)).sum(axis=-3), shape)
 
 
+@gradients_checked
 def sqa_vjp(
     grad_out: Any,
     x: Any,

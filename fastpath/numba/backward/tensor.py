@@ -29,7 +29,8 @@ from attnlab.fastpath.numba._common import as_slices
 from attnlab.fastpath.numba._kernels import NEG_INF
 from attnlab.fastpath.numba.backward._plumbing import fold_slices, upstream_gradient
 from attnlab.fastpath.numba.tensor import prepare_pair_inputs
-from attnlab.validation import check_bool, check_scale
+from attnlab.reference.tensor import check_pair_magnitudes
+from attnlab.validation import check_bool, check_scale, gradients_checked
 
 
 @njit(cache=True)
@@ -161,6 +162,7 @@ def pair_attention_grads(
     return tuple(fold_slices(g, maps[a], arrays[a].shape).astype(dtype) for a, g in enumerate(per_output))
 
 
+@gradients_checked
 def tensor_vjp(
     grad_out: Any,
     q: Any,
@@ -191,6 +193,7 @@ def tensor_vjp(
     n, m1, m2 = qa.shape[-2], k1a.shape[-2], k2a.shape[-2]
     if causal and not (n == m1 == m2):
         raise ValueError(f"q/k1/k2: causal tensor attention needs n == m1 == m2, got {n}, {m1}, {m2}")
+    check_pair_magnitudes(arrays, sigma, qa.dtype)
     grad = upstream_gradient(grad_out, (*lead, n, v1a.shape[-1]), qa.dtype)
     dq, dk1, dk2, dv1, dv2 = pair_attention_grads(grad, arrays, maps, scale=sigma, causal=causal, window1=n, window2=n)
     return dq, dk1, dk2, dv1, dv2
