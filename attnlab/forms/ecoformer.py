@@ -242,6 +242,28 @@ def _weights_positive(ops: Any, sample: SampleInput) -> None:
     sh.close("row sums", weights.sum(-1), np.any(visible, axis=-1).astype(float))
 
 
+def _slice_by_slice(ops: Any, sample: SampleInput) -> None:
+    qk, v, anchors, hash_weights, kernel_mean = sample.args
+    kw = sample.kwargs
+    batch, heads, n = qk.shape[0], qk.shape[1], qk.shape[-2]
+    # a different mask for every (batch, head) slice, so that each slice must read its own
+    own = np.random.default_rng(4).random((batch, heads, n, n)) < 0.8
+    mask = own & sh.visibility(n, n, kw.get("causal", False), kw.get("mask"), (batch, heads))
+    masked = {**kw, "causal": False, "mask": mask}
+    unmasked = {key: val for key, val in kw.items() if key != "mask"}
+    whole = ops.ecoformer_attention(*sample.args, **masked)
+    whole_linear = ops.ecoformer_attention_linear(*sample.args, **unmasked)
+    for b in range(batch):
+        got = ops.ecoformer_attention(qk[b], v[b], anchors, hash_weights, kernel_mean, **{**masked, "mask": mask[b]})
+        sh.close(f"batch {b} alone as (H, n, d) arrays", got, whole[b])
+        for h in range(heads):
+            one = (qk[b, h], v[b, h], anchors[h], hash_weights[h], kernel_mean[h])
+            got = ops.ecoformer_attention(*one, **{**masked, "mask": mask[b, h]})
+            sh.close(f"slice ({b}, {h}) alone as 2-d arrays (kernel_mean (R,))", got, whole[b, h])
+            got = ops.ecoformer_attention_linear(*one, **unmasked)
+            sh.close(f"linear form, slice ({b}, {h}) alone as 2-d arrays", got, whole_linear[b, h])
+
+
 # ---------------------------------------------------------------------------------------------
 # mutants
 
@@ -275,6 +297,13 @@ def _bandwidth_from_prefix(original: Any) -> Any:
 def _bandwidth_per_token(original: Any) -> Any:
     def mutated(dist: np.ndarray) -> np.ndarray:
         return np.mean(dist, axis=-1, keepdims=True)
+
+    return mutated
+
+
+def _bandwidth_over_batch(original: Any) -> Any:
+    def mutated(dist: np.ndarray) -> np.ndarray:
+        return np.mean(dist, keepdims=True)
 
     return mutated
 
@@ -313,6 +342,11 @@ MUTANTS = (
         "bandwidth_per_token",
         "one bandwidth per token (mean over anchors only)",
         {"kernel_bandwidth": _bandwidth_per_token},
+    ),
+    Mutant(
+        "bandwidth_over_batch",
+        "one bandwidth pooled over every batch and head slice",
+        {"kernel_bandwidth": _bandwidth_over_batch},
     ),
     Mutant("kernel_not_centred", "kernel features not centred by the buffered mean", {"kernel_features": _not_centred}),
     sh.leaky_causal(OP, key_arg=0, query_arg=0),
@@ -360,6 +394,14 @@ INVARIANTS = (
         _weights_positive,
         ("zero_offset",),
     ),
+    Invariant(
+        "slice_by_slice",
+        "each (batch, head) slice computes alone: one batch element as (H, n, d) arrays and one slice as 2-d "
+        "arrays (kernel_mean (R,)) give that slice of the batched output, with a different mask per slice, "
+        "in both the quadratic and the linear-time form",
+        _slice_by_slice,
+        ("bandwidth_over_batch",),
+    ),
     sh.convex_hull(OP, mutants=("zero_offset",), value_arg=1),
     sh.causal_prefix(OP, [0], [1], mutants=("leaky_causal",), applies=_has_bandwidth),
     sh.matches_brute_force(
@@ -380,6 +422,11 @@ def bad_inputs() -> list[BadInput]:
     kw = base.kwargs
     zero_row = qk.copy()
     zero_row[0, 1, 2] = 0.0
+    # every token along e_0 and every anchor at e_0: all squared distances, so the default bandwidth, are 0
+    on_anchor = np.zeros_like(qk)
+    on_anchor[..., 0] = 2.0
+    anchor_at_token = np.zeros_like(anchors)
+    anchor_at_token[..., 0] = 1.0
     return [
         *sh.bad_arrays(ARRAYS[:4], base),
         *sh.bad_options(base, ("causal", "mask")),
@@ -421,7 +468,32 @@ def bad_inputs() -> list[BadInput]:
         BadInput("offset-below-bits", base.args, {**kw, "offset": 2.0}, ValueError, r"\boffset\b.*b = 4"),
         BadInput("offset-equal-bits", base.args, {**kw, "offset": 4.0}, ValueError, r"\boffset\b"),
         BadInput("offset-string", base.args, {**kw, "offset": "b+1"}, TypeError, r"\boffset\b"),
-        BadInput("bandwidth-zero", base.args, {**kw, "bandwidth": 0.0}, ValueError, r"\bbandwidth\b.*positive"),
+        # anchored at the start: the message must come from the bandwidth check, not from the zero-width kernel
+        BadInput("bandwidth-zero", base.args, {**kw, "bandwidth": 0.0}, ValueError, r"^bandwidth: .*positive finite"),
+        BadInput("bandwidth-negative", base.args, {**kw, "bandwidth": -1.0}, ValueError, r"^bandwidth: .*positive"),
+        BadInput("bandwidth-inf", base.args, {**kw, "bandwidth": np.inf}, ValueError, r"^bandwidth: .*finite"),
+        BadInput(
+            "tokens-on-the-anchors",
+            (on_anchor, v, anchor_at_token, hash_weights, kernel_mean),
+            kw,
+            ValueError,
+            r"\bqk/anchors\b.*bandwidth",
+        ),
+        BadInput("v-heads", (qk, np.concatenate([v] * 3, 1)[:, :3], *base.args[2:]), kw, ValueError, r"\bqk\b.*\bv\b"),
+        BadInput(
+            "hash-weights-heads",
+            (qk, v, anchors, np.concatenate([hash_weights] * 3, 0)[:3], kernel_mean),
+            kw,
+            ValueError,
+            r"\bhash_weights\b",
+        ),
+        BadInput(
+            "kernel-mean-heads",
+            (qk, v, anchors, hash_weights, np.concatenate([kernel_mean] * 3, 0)[:3]),
+            kw,
+            ValueError,
+            r"^kernel_mean: .*broadcast",
+        ),
         BadInput("bandwidth-string", base.args, {**kw, "bandwidth": "mean"}, TypeError, r"\bbandwidth\b"),
         BadInput("causal-without-bandwidth", base.args, {**kw, "causal": True}, ValueError, r"\bcausal\b.*bandwidth"),
     ]

@@ -222,8 +222,36 @@ def _levels_add(ops: Any, sample: SampleInput) -> None:
     sh.close("logits of all levels vs the (normalised) sum of one-level logits", total, summed)
 
 
+def _slice_by_slice(ops: Any, sample: SampleInput) -> None:
+    q, k, v = sample.args
+    kw = sample.kwargs
+    batch, heads, n, m = q.shape[0], q.shape[1], q.shape[-2], k.shape[-2]
+    group = heads // k.shape[1]
+    # a different mask for every (batch, head) slice, so that each slice must read its own
+    own = np.random.default_rng(5).random((batch, heads, n, m)) < 0.8
+    mask = own & sh.visibility(n, m, kw.get("causal", False), kw.get("mask"), (batch, heads))
+    options = {**kw, "causal": False, "mask": mask}
+    whole = ops.mlr_attention(q, k, v, **options)
+    for b in range(batch):
+        got = ops.mlr_attention(q[b], k[b], v[b], **{**options, "mask": mask[b]})
+        sh.close(f"batch {b} alone as (H, n, d) arrays", got, whole[b])
+        for h in range(heads):
+            one = (q[b, h], k[b, h // group], v[b, h // group])
+            got = ops.mlr_attention(*one, **{**options, "mask": mask[b, h]})
+            sh.close(f"slice ({b}, {h}) alone as 2-d arrays", got, whole[b, h])
+
+
 # ---------------------------------------------------------------------------------------------
 # mutants
+
+
+def _mask_of_first_head(original: Any) -> Any:
+    def mutated(n: int, m: int, *, causal: bool, mask: Any, lead: tuple[int, ...] = ()) -> np.ndarray:
+        if mask is not None and np.ndim(mask) >= 3:
+            mask = np.asarray(mask)[..., :1, :, :]
+        return original(n, m, causal=causal, mask=mask, lead=lead)
+
+    return mutated
 
 
 def _blocks_off_by_one(original: Any) -> Any:
@@ -264,6 +292,11 @@ MUTANTS = (
         {"coverage": lambda original: lambda n, m, sizes: np.full((n, m), float(len(sizes)))},
     ),
     Mutant("last_level_dropped", "the finest level never contributes", {"level_scales": _last_level_dropped}),
+    Mutant(
+        "mask_of_first_head",
+        "a per-head mask is read from its first head for every head",
+        {"allowed_positions": _mask_of_first_head},
+    ),
     sm.weights_leak(),
     sh.top_left_causal(OP),
     sh.leaky_causal(OP),
@@ -293,6 +326,13 @@ INVARIANTS = (
         _levels_add,
         ("coverage_counts_all", "last_level_dropped"),
     ),
+    Invariant(
+        "slice_by_slice",
+        "each (batch, head) slice computes alone: one batch element as (H, n, d) arrays and one slice as 2-d "
+        "arrays give that slice of the batched output, with a different mask per slice",
+        _slice_by_slice,
+        ("mask_of_first_head",),
+    ),
     sm.rows_sum_to_one(OP),
     sh.causal_prefix(OP, [0], [1, 2], mutants=("leaky_causal",)),
     sh.gqa_equals_mha(OP, [1, 2], mutants=("interleaved_gqa",)),
@@ -311,7 +351,10 @@ def bad_inputs() -> list[BadInput]:
         BadInput("ranks-missing", base.args, no_ranks, TypeError, r"\branks\b"),
         BadInput("ranks-sum", base.args, {**kw, "ranks": (2, 1)}, ValueError, r"\branks\b.*d = 4"),
         BadInput("ranks-zero", base.args, {**kw, "ranks": (4, 0)}, ValueError, r"\branks\[1\]"),
-        BadInput("ranks-string", base.args, {**kw, "ranks": "2|2"}, TypeError, r"\branks\b"),
+        # anchored at the start: a string must be refused whole, not read as a sequence of bad ranks
+        BadInput("ranks-string", base.args, {**kw, "ranks": "2|2"}, TypeError, r"^ranks: .*non-empty sequence"),
+        BadInput("ranks-empty", base.args, {**kw, "ranks": ()}, TypeError, r"^ranks: .*non-empty sequence"),
+        BadInput("block-sizes-empty", base.args, {**kw, "block_sizes": []}, TypeError, r"^block_sizes: .*non-empty"),
         BadInput(
             "block-sizes-length", base.args, {**kw, "block_sizes": (5,)}, ValueError, r"\bblock_sizes\b.*per level"
         ),
