@@ -415,7 +415,13 @@ def _bad_inputs() -> list[BadInput]:
         BadInput("kv-length-mismatch", (q, k, np.concatenate([v, v], -2)), kw, ValueError, r"\bk\b.*\bv\b"),
         BadInput("num-agents-zero", s.args, {**kw, "num_agents": 0}, ValueError, r"\bnum_agents\b.*positive"),
         BadInput("num-agents-float", s.args, {**kw, "num_agents": 2.5}, TypeError, r"\bnum_agents\b"),
-        BadInput("grid-wrong-size", s.args, {**kw, "grid": (2, 2), "num_agents": 4}, ValueError, r"\bgrid\b.*6"),
+        BadInput(
+            "grid-wrong-size", s.args, {**kw, "grid": (2, 2), "num_agents": 4}, ValueError, r"\bgrid\b.*\b6\b.*= 4$"
+        ),
+        BadInput("grid-zero-rows", s.args, {**kw, "grid": (0, 6), "num_agents": 4}, TypeError, r"\bgrid\b.*positive"),
+        BadInput("grid-negative", s.args, {**kw, "grid": (-2, -3), "num_agents": 4}, TypeError, r"\bgrid\b.*positive"),
+        BadInput("grid-floats", s.args, {**kw, "grid": (2.0, 3.0), "num_agents": 4}, TypeError, r"\bgrid\b.*ints"),
+        BadInput("grid-three-sizes", s.args, {**kw, "grid": (2, 3, 1), "num_agents": 4}, TypeError, r"\bgrid\b.*pair"),
         BadInput(
             "grid-not-square-agents",
             s.args,
@@ -433,6 +439,13 @@ def _bad_inputs() -> list[BadInput]:
             {"agents": np.ones((2, q.shape[-1])), "num_agents": 2},
             ValueError,
             r"\bagents\b",
+        ),
+        BadInput(
+            "agents-lead-mismatch",
+            (q[0], k[0], v[0]),
+            {"agents": np.ones((3, 2, q.shape[-1]))},
+            ValueError,
+            rf"\bagents\b.*leading.*of q \({q.shape[1]},\), got shape \(3, 2, {q.shape[-1]}\)",
         ),
         BadInput("agents-nan", s.args, {"agents": np.full((2, q.shape[-1]), np.nan)}, ValueError, r"\bagents\b.*NaN"),
         BadInput(

@@ -44,3 +44,36 @@ def test_pooled_agents_break_query_permutation_equivariance() -> None:
     perm = rng.permutation(12)
     moved = agent_attention(q[perm], k, v, num_agents=4)
     assert np.max(np.abs(moved - agent_attention(q, k, v, num_agents=4)[perm])) > 1e-3
+
+
+def test_a_single_row_grid_pools_as_adaptive_avg_pool2d() -> None:
+    """A 1 × w grid is a valid layout: the p row windows all cover the one row, as AdaptiveAvgPool2d does."""
+    rng = np.random.default_rng(4)
+    q, k, v = rng.standard_normal((2, 8, 4)), rng.standard_normal((2, 5, 4)), rng.standard_normal((2, 5, 3))
+    image = torch.from_numpy(q).reshape(2, 1, 8, 4).permute(0, 3, 1, 2)
+    agents = torch.nn.functional.adaptive_avg_pool2d(image, (2, 2)).reshape(2, 4, 4).permute(0, 2, 1).numpy()
+    want = softmax_attention(q, agents, softmax_attention(agents, k, v))
+    np.testing.assert_allclose(agent_attention(q, k, v, num_agents=4, grid=(1, 8)), want, atol=1e-13)
+
+
+def test_per_head_options_on_three_dim_inputs_match_head_by_head_calls() -> None:
+    """Unbatched ``(H, n, d)`` inputs: a per-head mask and agent bias, agents and a query bias shared by the heads."""
+    rng = np.random.default_rng(5)
+    heads, n, m, n_a, d = 2, 5, 6, 3, 4
+    q, k, v = rng.standard_normal((heads, n, d)), rng.standard_normal((heads, m, d)), rng.standard_normal((heads, m, 3))
+    agents = rng.standard_normal((n_a, d))
+    mask = rng.random((heads, n_a, m)) < 0.6
+    mask[1, 0] = False  # an agent that sees no key carries 0
+    agent_bias = rng.standard_normal((heads, n_a, m))
+    query_bias = rng.standard_normal((n, n_a))
+    got = agent_attention(q, k, v, agents=agents, mask=mask, agent_bias=agent_bias, query_bias=query_bias)
+    for h in range(heads):
+        alone = agent_attention(
+            q[h], k[h], v[h], agents=agents, mask=mask[h], agent_bias=agent_bias[h], query_bias=query_bias
+        )
+        np.testing.assert_allclose(got[h], alone, atol=1e-14)
+        weights = np.where(mask[h], np.exp(agents @ k[h].T / 2 + agent_bias[h]), 0.0)  # σ = d ** -0.5 = 1/2
+        agent_values = (weights @ v[h]) / np.where(weights.any(-1, keepdims=True), weights.sum(-1, keepdims=True), 1.0)
+        logits = np.exp(q[h] @ agents.T / 2 + query_bias)
+        want = (logits / logits.sum(-1, keepdims=True)) @ agent_values
+        np.testing.assert_allclose(alone, want, atol=1e-12)
