@@ -111,6 +111,19 @@ def check_bias(name: str, bias: Any, shape: tuple[int, ...]) -> np.ndarray | Non
     return arr
 
 
+def check_agents_lead(agents_shape: tuple[int, ...], q_shape: tuple[int, ...]) -> None:
+    """Explicit ``agents (..., n_a, d)`` may broadcast to the leading dims of ``q`` but not enlarge them."""
+    try:
+        lead = np.broadcast_shapes(tuple(agents_shape[:-2]), tuple(q_shape[:-2]))
+    except ValueError:
+        lead = None
+    if lead != tuple(q_shape[:-2]):
+        raise ValueError(
+            f"agents: expected leading dims broadcastable to those of q {tuple(q_shape[:-2])}, "
+            f"got shape {tuple(agents_shape)}"
+        )
+
+
 @overflow_checked
 def agent_attention(
     q: Any,
@@ -159,14 +172,7 @@ def agent_attention(
             raise ValueError("agents: given explicitly, so num_agents and grid must be left unset")
         tokens = as_float_array("agents", agents)
         check_last_dim("agents", tokens, q.shape[-1], "d_k, the last axis of q")
-        try:
-            lead = np.broadcast_shapes(tokens.shape[:-2], q.shape[:-2])
-        except ValueError:
-            lead = None
-        if lead != q.shape[:-2]:
-            raise ValueError(
-                f"agents: expected leading dims broadcastable to those of q {q.shape[:-2]}, got shape {tokens.shape}"
-            )
+        check_agents_lead(tokens.shape, q.shape)
         tokens = np.broadcast_to(tokens, (*q.shape[:-2], *tokens.shape[-2:]))
     n_a, lead = tokens.shape[-2], q.shape[:-2]
     b1 = check_bias("agent_bias", agent_bias, (*lead, n_a, m))

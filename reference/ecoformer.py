@@ -91,6 +91,17 @@ def check_bandwidth(value: Any, name: str = "bandwidth") -> float | None:
     return number
 
 
+def check_kernel_mean_lead(mean_shape: tuple[int, ...], qk_shape: tuple[int, ...]) -> None:
+    """``kernel_mean (..., R)`` must broadcast with the leading dims of ``qk (..., n, d)``."""
+    try:
+        np.broadcast_shapes(tuple(qk_shape[:-2]), tuple(mean_shape[:-1]))
+    except ValueError:
+        raise ValueError(
+            f"kernel_mean: leading dims must broadcast with those of qk, "
+            f"got kernel_mean{tuple(mean_shape)} and qk{tuple(qk_shape)}"
+        ) from None
+
+
 def check_hash_inputs(
     qk: Any, anchors: Any, hash_weights: Any, kernel_mean: Any, bandwidth: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float | None]:
@@ -105,13 +116,7 @@ def check_hash_inputs(
     check_last_dim("hash_weights", weights_a, r, "R, the number of anchors (axis -2 of anchors)")
     check_last_dim("kernel_mean", mean_a, r, "R, the number of anchors (axis -2 of anchors)")
     broadcast_batch(("qk", "anchors", "hash_weights"), (qk_a, anchors_a, weights_a))
-    try:
-        np.broadcast_shapes(qk_a.shape[:-2], mean_a.shape[:-1])
-    except ValueError:
-        raise ValueError(
-            f"kernel_mean: leading dims must broadcast with those of qk, "
-            f"got kernel_mean{mean_a.shape} and qk{qk_a.shape}"
-        ) from None
+    check_kernel_mean_lead(mean_a.shape, qk_a.shape)
     if np.any(np.sum(qk_a * qk_a, axis=-1) == 0.0):
         raise ValueError("qk: a token has an all-zero projection; EcoFormer ℓ2-normalises each token of qk")
     return qk_a, anchors_a, weights_a, mean_a, check_bandwidth(bandwidth)

@@ -14,8 +14,8 @@ import numpy as np
 
 from attnlab.fastpath.numba._common import attention_maps, fast_dtype, float_arrays
 from attnlab.fastpath.numba.softmax import softmax_attention
-from attnlab.reference.agent import DEFAULT_AGENTS, check_bias, check_grid, pool_agents
-from attnlab.validation import check_broadcast_to, check_last_dim, check_positive_int, numba_checked
+from attnlab.reference.agent import DEFAULT_AGENTS, check_agents_lead, check_bias, check_grid, pool_agents
+from attnlab.validation import check_last_dim, check_positive_int, numba_checked
 
 
 @numba_checked
@@ -45,7 +45,7 @@ def agent_attention(
             raise ValueError("agents: given explicitly, so num_agents and grid must be left unset")
         (a,) = float_arrays(("agents",), (agents,), dtype)
         check_last_dim("agents", a, qa.shape[-1], "d_k, the last axis of q")
-        check_broadcast_to("agents", a.shape[:-2], qa.shape[:-2], "leading dims")
+        check_agents_lead(a.shape, qa.shape)
         a = np.broadcast_to(a, (*qa.shape[:-2], *a.shape[-2:]))
     lead, n_a, m = a.shape[:-2], a.shape[-2], ka.shape[-2]
     checked = (

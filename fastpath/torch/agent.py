@@ -26,7 +26,7 @@ from attnlab.fastpath.torch._common import (
     torch_checked,
 )
 from attnlab.fastpath.torch.softmax import check_qkv
-from attnlab.reference.agent import DEFAULT_AGENTS, check_grid
+from attnlab.reference.agent import DEFAULT_AGENTS, check_agents_lead, check_grid
 
 
 def pool_agents(q: torch.Tensor, num_agents: int, grid: tuple[int, int] | None) -> torch.Tensor:
@@ -85,6 +85,7 @@ def agent_attention(
             raise ValueError("agents: given explicitly, so num_agents and grid must be left unset")
         a = check_tensor("agents", agents).to(dtype=q.dtype, device=q.device)
         check_last_dim("agents", a, q.shape[-1], "d_k, the last axis of q")
+        check_agents_lead(tuple(a.shape), tuple(q.shape))
         a = a.expand(*q.shape[:-2], *a.shape[-2:])
     n_a = a.shape[-2]
     _, ke, ve = expand_kv_heads(q, k, v)

@@ -30,7 +30,7 @@ from attnlab.fastpath.torch._common import (
     check_tensor,
     torch_checked,
 )
-from attnlab.reference.ecoformer import check_bandwidth, check_offset
+from attnlab.reference.ecoformer import check_bandwidth, check_kernel_mean_lead, check_offset
 
 #: Tokens per chunk of the causal linear-time form.
 CHUNK = 64
@@ -108,8 +108,7 @@ def ecoformer_attention(
         if t.shape[-1] != r:
             raise ValueError(f"{name}: expected last axis of size {r} (R, the number of anchors), got {tuple(t.shape)}")
     broadcast_lead(("qk", "anchors", "hash_weights"), (qk, anchors, hash_weights))
-    if kernel_mean.ndim > 1:
-        broadcast_lead(("qk", "kernel_mean"), (qk, kernel_mean.unsqueeze(-2)))
+    check_kernel_mean_lead(tuple(kernel_mean.shape), tuple(qk.shape))
     if v.shape[-2] != qk.shape[-2]:
         raise ValueError(
             f"qk/v: expected the same number of tokens on axis -2, got qk{tuple(qk.shape)} and v{tuple(v.shape)}"
