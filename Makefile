@@ -56,11 +56,16 @@ lint: install
 # Mutation testing of the references (mutmut) against the form invariants, bad inputs, reference tests
 # and the claims' checks, on the installed layout (mutmut needs file paths that match module names).
 MUTATION_DIR ?= build/mutation
+# A rerun resumes: killed mutants of unchanged functions keep their result, the rest are tried again
+# (MUTATION_FRESH=1 starts over).
 mutation: install
-	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
+	mkdir -p $(MUTATION_DIR)
+	rm -rf $(MUTATION_DIR)/site $(MUTATION_DIR)/attnlab $(MUTATION_DIR)/tests $(MUTATION_DIR)/mutmut-stats.json
+	$(if $(MUTATION_FRESH),rm -rf $(MUTATION_DIR)/mutants)
 	$(PIP) install -q --no-deps --no-build-isolation --target $(MUTATION_DIR)/site .
 	mv $(MUTATION_DIR)/site/attnlab $(MUTATION_DIR)/attnlab && rm -rf $(MUTATION_DIR)/site
 	cp -r tests $(MUTATION_DIR)/tests && cp tests/mutation.toml $(MUTATION_DIR)/pyproject.toml
+	cd $(MUTATION_DIR) && $(abspath $(PY)) $(CURDIR)/tests/mutation_resume.py
 	cd $(MUTATION_DIR) && CI=true $(abspath $(PY)) -m mutmut run > mutmut.log 2>&1 || true
 	cd $(MUTATION_DIR) && $(abspath $(PY)) $(CURDIR)/tests/mutation_report.py
 

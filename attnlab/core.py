@@ -332,6 +332,10 @@ class Form:
             composed-torch math).
         fast_paths: the fast implementations.
         diagnoses: known ways to be wrong, tried on a failing output by ``attnlab check``.
+        batch_args: names of the array arguments (positional or keyword) whose leading axes are the batch
+            axes (None: every array with at least the first argument's rank); the others are parameters
+            every batch element shares (projection maps), left as they are when the batch-axes test
+            slices the batch.
         row_args: positional arguments indexed by query (sliced to the last rows by the benchmark gate,
             which keeps bottom-right causal alignment); empty where rows are not separable.
         order: place in the catalogue (tables list forms by it, then by name).
@@ -365,6 +369,7 @@ class Form:
     fast_paths: tuple[FastPath, ...] = ()
     diagnoses: tuple[Diagnosis, ...] = ()
     row_args: tuple[int, ...] = ()
+    batch_args: tuple[str, ...] | None = None
     scaling: Mapping[str, str] = field(default_factory=dict)
     scaling_options: Mapping[str, Any] = field(default_factory=dict)
     order: float = 100.0

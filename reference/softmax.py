@@ -50,12 +50,6 @@ def _prepare_qk(
     return q, k, v, sigma, allowed
 
 
-def attention_scores(q: Any, k: Any, *, scale: float | None = None) -> np.ndarray:
-    """Logits ``S = σ Q Kᵀ`` of shape ``(..., n, m)`` (GQA head map applied), before masking."""
-    qa, ka, sigma, _ = _prepare_scores(q, k, scale=scale, causal=False, mask=None)
-    return sigma * (qa @ np.swapaxes(ka, -1, -2))
-
-
 @overflow_checked
 def attention_weights(
     q: Any, k: Any, *, scale: float | None = None, causal: bool = False, mask: Any = None

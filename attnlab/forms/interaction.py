@@ -258,6 +258,7 @@ FORM = Form(
     ),
     array_args=("x", "alpha", "u"),
     row_args=(),
+    batch_args=("x", "alpha"),
     sample=sample,
     adapt=adapt,
     shapes=SHAPES,

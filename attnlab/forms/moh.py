@@ -434,6 +434,7 @@ FORM = Form(
     ),
     array_args=("q", "k", "v", "x", "w_shared", "w_routed", "w_mix"),
     row_args=(0, 3),
+    batch_args=("q", "k", "v", "x", "mask"),
     sample=sample,
     adapt=adapt,
     shapes=shapes(),

@@ -282,6 +282,7 @@ FORM = Form(
     ),
     array_args=("x", "context", "w_q", "w_k", "w_v", "w_o"),
     row_args=(0,),
+    batch_args=("x", "context", "mask"),
     sample=sample,
     shapes=shapes(),
     extra_shapes=(
