@@ -88,7 +88,7 @@ def test_each_batch_element_computes_alone(form) -> None:
             continue  # the first axis is not a batch axis shared by the arrays (e.g. a GQA head axis)
         out = _leaves(sample.call(form.reference))
         for b in range(batch):
-            args, kwargs = _map_batched(form, sample, lambda a, b=b: a[b] if a.shape[0] == batch else a[0])
+            args, kwargs = _map_batched(form, sample, lambda a, b=b, size=batch: a[b] if a.shape[0] == size else a[0])
             _close(form.reference(*args, **kwargs), [leaf[b] for leaf in out], f"{sample.label}: element {b} alone")
         checked += 1
     assert checked >= 1
