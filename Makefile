@@ -40,8 +40,10 @@ book: install-book
 test-book: install-book
 	$(VENV)/bin/pytest -q tests/book $(PYTEST_ARGS)
 
+# pytest-xdist spreads the tests over the cores (TEST_WORKERS=0 runs them in one process).
+TEST_WORKERS ?= auto
 test: install
-	$(VENV)/bin/pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -m "not slow" -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-all: install
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
@@ -60,7 +62,7 @@ MUTATION_DIR ?= build/mutation
 # (MUTATION_FRESH=1 starts over).
 mutation: install
 	mkdir -p $(MUTATION_DIR)
-	rm -rf $(MUTATION_DIR)/site $(MUTATION_DIR)/attnlab $(MUTATION_DIR)/tests $(MUTATION_DIR)/mutmut-stats.json
+	rm -rf $(MUTATION_DIR)/site $(MUTATION_DIR)/attnlab $(MUTATION_DIR)/tests $(MUTATION_DIR)/mutants/tests $(MUTATION_DIR)/mutmut-stats.json
 	$(if $(MUTATION_FRESH),rm -rf $(MUTATION_DIR)/mutants)
 	$(PIP) install -q --no-deps --no-build-isolation --target $(MUTATION_DIR)/site .
 	mv $(MUTATION_DIR)/site/attnlab $(MUTATION_DIR)/attnlab && rm -rf $(MUTATION_DIR)/site

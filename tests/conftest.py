@@ -54,8 +54,22 @@ def pytest_configure(config) -> None:  # type: ignore[no-untyped-def]
     if PROFILE == "ci" and getattr(config.option, "hypothesis_seed", None) is None:
         config.option.hypothesis_seed = CI_SEED
     #: ``(form, invariant) -> {"fixed": n, "hypothesis": m}``: samples each invariant checked this run,
-    #: filled by tests/forms/test_invariants.py and summarised at the end of the run.
+    #: reported by tests/forms/test_invariants.py (as user properties, so that pytest-xdist workers'
+    #: counts reach the controller) and summarised at the end of the run.
     config.invariant_samples = {}
+    _CONFIG.append(config)
+
+
+_CONFIG: list = []
+
+
+def pytest_runtest_logreport(report) -> None:  # type: ignore[no-untyped-def]
+    if report.when != "call" or not _CONFIG:
+        return
+    for name, value in report.user_properties:
+        if name == "invariant_samples":
+            form, invariant, kind, count = value
+            _CONFIG[-1].invariant_samples.setdefault((form, invariant), {})[kind] = count
 
 
 def pytest_terminal_summary(terminalreporter, config) -> None:  # type: ignore[no-untyped-def]

@@ -2,7 +2,7 @@
 
 Every fuzzed call is recorded in a session-wide log; the terminal summary prints the number of calls per
 path (and any outcome other than ``ok``), and the same numbers are written as JSON to
-``fuzz_calls.json`` under the pytest base temporary directory (or to ``$ATTNLAB_FUZZ_LOG`` when set).
+``build/fuzz-calls.json`` (or to ``$ATTNLAB_FUZZ_LOG`` when set).
 """
 
 from __future__ import annotations
@@ -10,22 +10,46 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 FUZZ_LOG = pytest.StashKey[dict]()
+_CONFIG: list[pytest.Config] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[FUZZ_LOG] = {"calls": Counter(), "outcomes": defaultdict(Counter), "examples": {}, "dir": None}
+    config.stash[FUZZ_LOG] = {"calls": Counter(), "outcomes": defaultdict(Counter), "examples": {}}
+    _CONFIG.append(config)
 
 
-@pytest.fixture(scope="session")
-def fuzz_log(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    log = pytestconfig.stash[FUZZ_LOG]
-    log["dir"] = tmp_path_factory.getbasetemp()
-    return log
+@pytest.fixture
+def fuzz_log(request: pytest.FixtureRequest) -> Iterator[dict]:
+    """One test's record of fuzzed calls, attached to its report, so the session log (merged from the
+    reports in :func:`pytest_runtest_logreport`) is complete under pytest-xdist too."""
+    log: dict = {"calls": Counter(), "outcomes": defaultdict(Counter), "examples": {}}
+    yield log
+    record = {
+        "calls": dict(log["calls"]),
+        "outcomes": {path: dict(counts) for path, counts in log["outcomes"].items()},
+        "examples": log["examples"],
+    }
+    request.node.user_properties.append(("fuzz_calls", record))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "teardown" or not _CONFIG:
+        return
+    session = _CONFIG[-1].stash[FUZZ_LOG]
+    for name, record in report.user_properties:
+        if name != "fuzz_calls":
+            continue
+        session["calls"].update(record["calls"])
+        for path, counts in record["outcomes"].items():
+            session["outcomes"][path].update(counts)
+        for key, examples in record["examples"].items():
+            session["examples"].setdefault(key, []).extend(examples)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
@@ -50,7 +74,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         "examples": log["examples"],
     }
     target = os.environ.get("ATTNLAB_FUZZ_LOG")
-    out = Path(target) if target else (Path(log["dir"]) / "fuzz_calls.json" if log["dir"] else None)
-    if out is not None:
-        out.write_text(json.dumps(record, indent=1, sort_keys=True))
-        write(f"fuzzer log written to {out}")
+    out = Path(target) if target else Path(config.rootpath) / "build" / "fuzz-calls.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1, sort_keys=True))
+    write(f"fuzzer log written to {out}")

@@ -34,7 +34,7 @@ def test_invariant_on_fixed_samples(form, invariant, request) -> None:
     )
     for sample in samples:
         invariant.check(form.module, sample)
-    request.config.invariant_samples.setdefault((form.name, invariant.name), {})["fixed"] = len(samples)
+    request.node.user_properties.append(("invariant_samples", (form.name, invariant.name, "fixed", len(samples))))
 
 
 @pytest.mark.parametrize(("form", "invariant"), INVARIANTS)
@@ -47,7 +47,7 @@ def test_invariant_on_hypothesis_samples(form, invariant, request) -> None:
         checked.append(sample.label)
 
     check()
-    request.config.invariant_samples.setdefault((form.name, invariant.name), {})["hypothesis"] = len(checked)
+    request.node.user_properties.append(("invariant_samples", (form.name, invariant.name, "hypothesis", len(checked))))
     assert len(checked) >= invariant.min_samples, (
         f"{invariant.name}: hypothesis drew {len(checked)} samples it applies to, fewer than its minimum "
         f"{invariant.min_samples}"
