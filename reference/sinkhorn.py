@@ -57,6 +57,23 @@ def _check_tol(tol: Any) -> float:
     return float(tol)
 
 
+#: Finest spacing (in nats) of the floats near the largest logit that the log-domain iterations tolerate:
+#: each step forms ``L_ij + f_i`` with ``f_i ≈ −L_ij``, so what survives of the logits is their spacing.
+LOGIT_SPACING = 2.0**-4
+
+
+def check_logit_resolution(largest: float, dtype: Any) -> None:
+    """Refuse logits ``σ q·k / ε`` so large that their float spacing exceeds :data:`LOGIT_SPACING`: beyond
+    it the transport plan is decided by rounding, not by the inputs."""
+    limit = LOGIT_SPACING / float(np.finfo(dtype).eps)
+    if not largest < limit:
+        raise ValueError(
+            f"q/k: the logits σ q·k / ε reach {largest:.3g}, beyond {limit:.3g}, the largest whose {np.dtype(dtype)} "
+            "spacing Sinkhorn's log-domain iterations resolve (each step cancels L_ij against a potential of "
+            "the same size); rescale q or k, or raise epsilon"
+        )
+
+
 def _marginal(name: str, given: Any, size: int, lead: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """``log`` of a positive marginal of length ``size`` normalised to sum 1, broadcast to ``(*lead, size)``."""
     if given is None:
@@ -151,6 +168,7 @@ def sinkhorn_attention(
     log_c = _marginal("col_marginal", col_marginal, m, lead, qa.dtype)
     allowed = np.broadcast_to(allowed, (*lead, n, m))
     logits = np.where(allowed, (sigma / eps) * (qa @ np.swapaxes(ka, -1, -2)), -np.inf)
+    check_logit_resolution(float(np.max(np.abs(logits), where=allowed, initial=0.0)), qa.dtype)
     f, g = sinkhorn_potentials(logits, log_r, log_c, iterations, tol)
     weights = np.exp(logits + (f - log_r)[..., :, None] + g[..., None, :])
     return weights @ va

@@ -436,6 +436,15 @@ def _bad_inputs() -> list[BadInput]:
     return [
         *sh.bad_attention_inputs(s),
         BadInput("epsilon-zero", s.args, {**kw, "epsilon": 0.0}, ValueError, r"\bepsilon\b.*positive"),
+        # logits ~1e15: their float64 spacing (~0.1 nat) decides the plan, not the inputs
+        BadInput(
+            "logits-unresolvable",
+            (s.args[0] * 3e7, s.args[1] * 3e7, s.args[2]),
+            kw,
+            ValueError,
+            r"^q/k: the logits .* beyond 2\.8\de\+14",
+        ),
+        BadInput("epsilon-tiny", s.args, {**kw, "epsilon": 1e-16}, ValueError, r"^q/k: the logits .*raise epsilon$"),
         BadInput("epsilon-string", s.args, {**kw, "epsilon": "warm"}, TypeError, r"\bepsilon\b"),
         BadInput("iterations-negative", s.args, {**kw, "iterations": -1}, ValueError, r"\biterations\b.*non-negative"),
         BadInput("iterations-float", s.args, {**kw, "iterations": 2.5}, TypeError, r"\biterations\b"),

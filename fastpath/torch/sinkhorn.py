@@ -23,7 +23,7 @@ from attnlab.fastpath.torch._common import (
     torch_checked,
 )
 from attnlab.fastpath.torch.softmax import check_qkv
-from attnlab.reference.sinkhorn import DEFAULT_ITERATIONS, _check_count, _check_tol
+from attnlab.reference.sinkhorn import DEFAULT_ITERATIONS, _check_count, _check_tol, check_logit_resolution
 
 
 def _log_marginal(name: str, given: Any, size: int, like: torch.Tensor) -> torch.Tensor:
@@ -93,6 +93,8 @@ def sinkhorn_attention(
     allowed = allowed_mask(n, m, causal=causal, mask=mask, lead=tuple(q.shape[:-2]), device=q.device)
     if allowed is not None:
         allowed = allowed.expand(logits.shape)
+    visible = logits.detach().abs() if allowed is None else logits.detach().abs().masked_fill(~allowed, 0.0)
+    check_logit_resolution(float(visible.max()) if visible.numel() else 0.0, str(work).removeprefix("torch."))
     # a row offset is absorbed exactly by the row potential: removing each row's max keeps the potentials
     # (and the rounding of logits + f + g) small
     peak = (logits if allowed is None else logits.masked_fill(~allowed, -math.inf)).amax(dim=-1, keepdim=True).detach()
