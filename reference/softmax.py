@@ -114,7 +114,8 @@ def softmax_attention_lse(
 def merge_partial_attention(
     out_a: np.ndarray, lse_a: np.ndarray, out_b: np.ndarray, lse_b: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Merge two normalised partial results by their lse (the online-softmax monoid, §0.6).
+    """Merge two normalised partial results by their lse: the online-softmax monoid (Milakov &
+    Gimelshein 2018, arXiv 1805.02867).
 
     ``o = (e^{lse_a} o_a + e^{lse_b} o_b) / (e^{lse_a} + e^{lse_b})``, ``lse = logaddexp``.
     An empty side (``lse = -inf``) is the identity.

@@ -115,3 +115,58 @@ def test_torch_elu1_feature_map_keeps_tiny_features() -> None:
     got = torch_linear(q, k, v, eps=1e-20)
     want = linear_attention(q.double().numpy(), k.double().numpy(), v.double().numpy(), eps=1e-20)
     assert abs(got.item() - want.item()) < 1e-5, (got.item(), want.item())
+
+
+_STATE_Q = rng.standard_normal((2, 3, 5, 4))
+_STATE_V = rng.standard_normal((2, 3, 5, 2))
+
+
+@pytest.mark.parametrize(
+    ("state", "error", "message"),
+    [
+        (np.zeros((4, 2)), TypeError, "initial_state: expected a pair (S, z), got ndarray"),
+        ((np.zeros((4, 2)), np.zeros(4), np.zeros(4)), TypeError, "initial_state: expected a pair (S, z), got tuple"),
+        ((np.zeros(4), np.zeros(4)), ValueError, "initial_state[0]: expected at least 2 dims laid out (..., d_φ, d_v)"),
+        (
+            (np.zeros((4, 2)), np.float64(0.0)),
+            ValueError,
+            "initial_state[1]: expected at least 1 dims laid out (..., d_φ)",
+        ),
+        ((np.zeros((4, 2)), np.zeros((3, 0))), ValueError, "initial_state[1]: expected non-empty last axis"),
+        (
+            (np.zeros((2, 4)), np.zeros(4)),
+            ValueError,
+            "initial_state: expected S (..., 4, 2) and z (..., 4), got (2, 4)",
+        ),
+        (
+            (np.zeros((4, 2)), np.zeros(3)),
+            ValueError,
+            "initial_state: expected S (..., 4, 2) and z (..., 4), got (4, 2) and (3,)",
+        ),
+        (
+            (np.zeros((4, 3, 4, 2)), np.zeros(4)),
+            ValueError,
+            "initial_state: leading dims must broadcast to (2, 3), got",
+        ),
+        (("S", np.zeros(4)), TypeError, "initial_state[0]: expected a float NumPy array of shape (..., d_φ, d_v)"),
+    ],
+    ids=["not-a-pair", "triple", "S-1d", "z-0d", "z-empty", "S-transposed", "z-length", "lead", "S-string"],
+)
+def test_a_bad_initial_state_is_named_part_by_part(state, error, message) -> None:
+    with pytest.raises(error) as caught:
+        linear_attention_recurrent(_STATE_Q, _STATE_Q, _STATE_V, initial_state=state)
+    assert str(caught.value).startswith(message)
+
+
+def test_an_initial_state_broadcasts_over_the_leading_dims() -> None:
+    """A per-head state ``(H, d_φ, d_v)`` with ``(H, d_φ)`` for ``(B, H, n, d)`` inputs equals the same
+    state repeated over the batch."""
+    state = (np.abs(rng.standard_normal((3, 4, 2))), np.abs(rng.standard_normal((3, 4))))
+    full = tuple(np.broadcast_to(part, (2, *part.shape)) for part in state)
+    args = (_STATE_Q, _STATE_Q, _STATE_V)
+    np.testing.assert_allclose(
+        linear_attention_recurrent(*args, initial_state=state),
+        linear_attention_recurrent(*args, initial_state=full),
+        rtol=0,
+        atol=1e-14,
+    )

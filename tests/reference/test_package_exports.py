@@ -35,4 +35,6 @@ def test_dir_lists_every_family_module() -> None:
     families = {m.name for m in pkgutil.iter_modules(reference.__path__) if not m.name.startswith("_")}
     assert {"softmax", "laser", "hamming"} <= families
     assert families <= set(dir(reference))
+    # and the package's own names, as a module's dir() would list them
+    assert {"__getattr__", "_family_modules", "__name__"} <= set(dir(reference))
     assert reference._family_modules() == sorted(families)

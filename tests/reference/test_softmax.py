@@ -75,3 +75,23 @@ def test_mask_shape_is_checked(bad_mask: np.ndarray) -> None:
         softmax_attention(
             rng.standard_normal((4, 2)), rng.standard_normal((7, 2)), rng.standard_normal((7, 1)), mask=bad_mask
         )
+
+
+def test_merging_with_an_empty_side_is_the_identity() -> None:
+    """``merge_partial_attention`` is a monoid with the empty partial result (``lse = −inf``) as identity,
+    on either side; two empty sides stay empty."""
+    from attnlab.reference.softmax import merge_partial_attention
+
+    rng = np.random.default_rng(8)
+    out, lse = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3))
+    junk = rng.standard_normal((2, 3, 4))  # whatever an empty side holds, it must not leak
+    empty = np.full((2, 3), -np.inf)
+    for merged, merged_lse in (
+        merge_partial_attention(out, lse, junk, empty),
+        merge_partial_attention(junk, empty, out, lse),
+    ):
+        np.testing.assert_allclose(merged, out, rtol=0, atol=1e-15)
+        np.testing.assert_array_equal(merged_lse, lse)
+    both, both_lse = merge_partial_attention(junk, empty, junk, empty)
+    np.testing.assert_array_equal(both, np.zeros_like(junk))
+    assert np.all(both_lse == -np.inf)
