@@ -125,7 +125,7 @@ def test_rank_summary_is_consistent() -> None:
 
 
 def test_accepts_torch_tensors() -> None:
-    torch = pytest.importorskip("torch")
+    import torch  # a hard dependency: never skipped
     a = matrix_with_spectrum([2.0, 1.0], 4, 3, seed=6)
     assert energy_rank(torch.tensor(a, dtype=torch.float64, requires_grad=True), 0.99) == 2
 
