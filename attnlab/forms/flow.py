@@ -237,7 +237,7 @@ def _flows_by_definition(ops: Any, s: SampleInput) -> None:
     if _is_causal(s):
         sum_q, sum_k, count = np.cumsum(fq, -2), np.cumsum(fk, -2), np.arange(1, fq.shape[-2] + 1)
     else:
-        sum_q, sum_k, count = fq.sum(-2, keepdims=True), fk.sum(-2, keepdims=True), 1
+        sum_q, sum_k, count = fq.sum(-2, keepdims=True), fk.sum(-2, keepdims=True), np.ones(1)
     sh.close("incoming flow I", parts.incoming, np.sum((fq + eps) * (sum_k + eps), -1) / count)
     sh.close("outgoing flow O", parts.outgoing, np.sum((fk + eps) * (sum_q + eps), -1) / count)
 
