@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+from attnlab.forms.nsa import selection_loop
 from attnlab.reference.nsa import nsa_attention, nsa_branches, nsa_selection
 from attnlab.validation import reference_precision
 
@@ -121,3 +122,14 @@ def test_the_selection_rejects_bad_input_by_name(change: dict, error: type, mess
         k = k[..., opts.pop("k"), :]
     with pytest.raises(error, match=f"^{re.escape(message)}$"):
         nsa_selection(q, k, **opts)
+
+
+def test_the_selection_uses_its_scale() -> None:
+    """A KV group ranks blocks by the mean of its heads' softmax probabilities, which depends on σ (a temperature
+    reorders a mean of softmaxes): the selection at σ = 3 follows the scalar-loop definition and differs here
+    from the one at the default σ."""
+    q, k, _ = _qkv(0, 4, 2, n=16, d=4)
+    opts = {"block_size": 2, "top_n": 4}
+    sharp = nsa_selection(q, k, scale=3.0, **opts)
+    assert np.array_equal(sharp, selection_loop(q, k, scale=3.0, **opts))
+    assert not np.array_equal(sharp, nsa_selection(q, k, **opts))
