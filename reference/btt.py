@@ -34,6 +34,7 @@ from attnlab.validation import (
     as_float_array,
     broadcast_batch,
     check_bool,
+    check_int,
     check_scale,
     overflow_checked,
 )
@@ -46,7 +47,8 @@ LINKS = ("softmax", "identity")
 
 
 def factor_pair(dim: int) -> tuple[int, int]:
-    """``(dim / b, b)`` with ``b`` the smallest divisor of ``dim`` strictly greater than ``√dim``."""
+    """``(dim / b, b)`` with ``b`` the smallest divisor of ``dim`` strictly greater than ``√dim`` (``dim >= 2``)."""
+    dim = check_int("dim", dim, minimum=2, what="an int >= 2 (D = a·b with b > √D)")
     bigger = next(f for f in range(1, dim + 1) if dim % f == 0 and f > math.sqrt(dim))
     return dim // bigger, bigger
 

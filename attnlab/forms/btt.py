@@ -344,7 +344,18 @@ def bad_inputs() -> list[BadInput]:
         BadInput("yv-length", (x, y, v[..., :-1, :], w_q, w_k), kw, ValueError, r"\by\b.*\bv\b"),
         BadInput("v-no-head-axis", (x, y, v[0, 0], w_q, w_k), kw, ValueError, r"\bv\b.*head"),
         BadInput("y-per-head", (x, np.concatenate([y, y], -3), v, w_q, w_k), kw, ValueError, r"\by\b.*shared"),
+        BadInput(
+            "y-per-head-unbatched", (x, np.concatenate([y[0], y[0]]), v, w_q, w_k), kw, ValueError, r"\by\b.*shared"
+        ),
+        BadInput(
+            "batch-mismatch",
+            (np.concatenate([x] * 3), y, np.concatenate([v] * 2), w_q, w_k),
+            kw,
+            ValueError,
+            r"\bv/x/y\b.*broadcast",
+        ),
         BadInput("w_q-shape", (x, y, v, w_q[:-1], w_k), kw, ValueError, r"\bw_q\b.*H·b"),
+        BadInput("w_q-a-axis", (x, y, v, w_q[:, :-1], w_k), kw, ValueError, r"\bw_q\b.*H·b"),
         BadInput("w_k-rank", (x, y, v, w_q, w_k[..., :-1]), kw, ValueError, r"\bw_k\b.*rank"),
         BadInput("link-unknown", base.args, {**kw, "link": "relu"}, ValueError, r"\blink\b"),
         BadInput("layer-norm-string", base.args, {**kw, "layer_norm_keys": "yes"}, TypeError, r"\blayer_norm_keys\b"),

@@ -226,6 +226,22 @@ def _conserved_flow(ops: Any, s: SampleInput) -> None:
     sh.close("allocation vs logistic(Î·n/m)", parts.allocation, _logistic(parts.conserved_sink * ratio))
 
 
+def _flows_by_definition(ops: Any, s: SampleInput) -> None:
+    """``I_i = (φ(q_i) + ε)·(S_k + ε)`` and ``O_j = (φ(k_j) + ε)·(S_q + ε)`` with SciPy's logistic as φ; causally
+    the sums are prefix sums and each flow is divided by its position count ``t + 1``."""
+    q, k, _ = s.args
+    flows = {key: s.kwargs[key] for key in ("causal", "eps", "clamp", "form") if key in s.kwargs}
+    parts = ops.flow_parts(q, k, **flows)
+    fq, fk = (_logistic(x) for x in sh.repeat_kv(q, k))
+    eps = s.kwargs.get("eps", 0.0)
+    if _is_causal(s):
+        sum_q, sum_k, count = np.cumsum(fq, -2), np.cumsum(fk, -2), np.arange(1, fq.shape[-2] + 1)
+    else:
+        sum_q, sum_k, count = fq.sum(-2, keepdims=True), fk.sum(-2, keepdims=True), np.ones(1)
+    sh.close("incoming flow I", parts.incoming, np.sum((fq + eps) * (sum_k + eps), -1) / count)
+    sh.close("outgoing flow O", parts.outgoing, np.sum((fk + eps) * (sum_q + eps), -1) / count)
+
+
 def _reduces_to_linear_attention(ops: Any, s: SampleInput) -> None:
     q, k, v = s.args
     causal = _is_causal(s)
@@ -296,6 +312,16 @@ def _mean_incoming(original: Any) -> Any:
     return mutated
 
 
+def _outgoing_from_keys(original: Any) -> Any:
+    def mutated(fq: np.ndarray, fk: np.ndarray, eps: float, causal: bool) -> tuple[np.ndarray, ...]:
+        incoming, _, sink, source = original(fq, fk, eps, causal)
+        total = np.cumsum(fk, axis=-2) if causal else fk.sum(axis=-2, keepdims=True)
+        count = np.arange(1, fk.shape[-2] + 1) if causal else 1.0
+        return incoming, np.sum((fk + eps) * (total + eps), axis=-1) / count, sink, source
+
+    return mutated
+
+
 def _competition_unscaled(original: Any) -> Any:
     def mutated(source: np.ndarray, causal: bool) -> np.ndarray:
         return original(source, causal) / source.shape[-1]
@@ -337,6 +363,11 @@ MUTANTS = (
     Mutant("leaky_prefix", "the causal linear product also sees key t + 1", {"linear_product": _leaky_prefix}),
     Mutant("mean_incoming", "the incoming flow uses m/(m+1) of the key sum", {"linear_flows": _mean_incoming}),
     Mutant(
+        "outgoing_from_keys",
+        "the outgoing flow sums the keys' features (S_k) where it should sum the queries' (S_q)",
+        {"linear_flows": _outgoing_from_keys},
+    ),
+    Mutant(
         "competition_unscaled",
         "the competition is softmax(Ô) without the factor m (or t+1)",
         {"competition_weights": _competition_unscaled},
@@ -365,6 +396,13 @@ INVARIANTS = (
         "and the allocation is the logistic of Î·n/m (Î alone causally), in [0, 1]",
         _conserved_flow,
         ("mean_incoming", "competition_unscaled", "allocation_unbounded"),
+    ),
+    Invariant(
+        "flows_by_definition",
+        "the incoming and outgoing flows are (φ(q_i) + ε)·(S_k + ε) and (φ(k_j) + ε)·(S_q + ε), prefix sums over "
+        "the position count t + 1 when causal",
+        _flows_by_definition,
+        ("outgoing_from_keys", "mean_incoming"),
     ),
     Invariant(
         "reduces_to_linear_attention",
@@ -419,11 +457,15 @@ def _bad_inputs() -> list[BadInput]:
         BadInput("k-head-dim", (q, k[..., :-1], v), kw, ValueError, r"\bk\b.*d_k"),
         BadInput("kv-length-mismatch", (q, k, np.concatenate([v, v], -2)), kw, ValueError, r"\bk\b.*\bv\b"),
         BadInput("causal-n-ne-m", s.args, {**kw, "causal": True}, ValueError, r"\bq/k\b.*causal"),
+        # no batch axis: (H, n, d) against (H, m, d), so a message reading another axis shows d or H
+        BadInput("causal-n-ne-m-unbatched", (q[0], k[0], v[0]), {**kw, "causal": True}, ValueError, r"n=5, m=6"),
         BadInput("causal-string", s.args, {**kw, "causal": "yes"}, TypeError, r"\bcausal\b"),
         BadInput("eps-negative", s.args, {**kw, "eps": -1e-6}, ValueError, r"\beps\b"),
+        BadInput("eps-bool", s.args, {**kw, "eps": True}, ValueError, r"\beps\b"),
         BadInput("clamp-zero", s.args, {**kw, "clamp": 0.0}, ValueError, r"\bclamp\b"),
         BadInput("clamp-string", s.args, {**kw, "clamp": "1"}, ValueError, r"\bclamp\b"),
         BadInput("competition-int", s.args, {**kw, "competition": 1}, TypeError, r"\bcompetition\b"),
+        BadInput("allocation-int", s.args, {**kw, "allocation": 1}, TypeError, r"\ballocation\b"),
         BadInput("form-unknown", s.args, {**kw, "form": "chunked"}, ValueError, r"\bform\b"),
         BadInput("mask-not-taken", s.args, {**kw, "mask": np.ones((5, 6), bool)}, TypeError, r"\bmask\b"),
     ]
