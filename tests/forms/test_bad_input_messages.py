@@ -28,27 +28,30 @@ def _message(form, bad) -> str:
     return "(no error)"
 
 
-def _observed() -> dict[str, dict[str, str]]:
-    return {form.name: {bad.label: _message(form, bad) for bad in form.bad_inputs()} for form in FORMS}
+def _observed(form) -> dict[str, str]:
+    return {bad.label: _message(form, bad) for bad in form.bad_inputs()}
 
 
-@pytest.fixture(scope="module")
-def observed() -> dict[str, dict[str, str]]:
-    messages = _observed()
+def _update_record(name: str, messages: dict[str, str]) -> None:
+    record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+    record[name] = messages
+    RECORD.write_text(json.dumps(record, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+# Each test calls its own form's reference (no shared fixture), so a test fails exactly when its form's
+# messages change, and tools that map tests to the code they run (mutation testing) see which one does.
+@pytest.mark.parametrize("form", FORMS, ids=[f.name for f in FORMS])
+def test_every_bad_input_gets_its_recorded_message(form) -> None:
+    observed = _observed(form)
     if os.environ.get("ATTNLAB_UPDATE_MESSAGES"):
-        RECORD.write_text(json.dumps(messages, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
-    return messages
+        _update_record(form.name, observed)
+    recorded = json.loads(RECORD.read_text()).get(form.name)
+    assert recorded is not None, f"no recorded messages for {form.name}; regenerate {RECORD.name} (see module doc)"
+    assert observed == recorded
 
 
 @pytest.mark.parametrize("form", FORMS, ids=[f.name for f in FORMS])
-def test_every_bad_input_gets_its_recorded_message(form, observed) -> None:
-    recorded = json.loads(RECORD.read_text()).get(form.name)
-    assert recorded is not None, f"no recorded messages for {form.name}; regenerate {RECORD.name} (see module doc)"
-    assert observed[form.name] == recorded
-
-
-def test_messages_are_distinct_enough_to_tell_the_cases_apart(observed) -> None:
+def test_messages_are_distinct_enough_to_tell_the_cases_apart(form) -> None:
     # The same message for most of a form's cases would mean they do not say what is wrong.
-    for form in FORMS:
-        messages = list(observed[form.name].values())
-        assert len(set(messages)) >= len(messages) // 2, form.name
+    messages = list(_observed(form).values())
+    assert len(set(messages)) >= len(messages) // 2, form.name
