@@ -210,16 +210,10 @@ def _empty_state(q: np.ndarray, v: np.ndarray) -> LLAState:
     )
 
 
-def rescale(state: LLAState, factor: np.ndarray, peak: np.ndarray) -> LLAState:
-    """The state with its weights multiplied by ``factor`` (moving the reference max to ``peak``)."""
-    return LLAState(
-        peak,
-        factor * state.total,
-        state.offset,
-        factor[..., None, None] * state.spread,
-        state.v_mean,
-        factor[..., None, None] * state.cross,
-    )
+def rescale(state: LLAState, factor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The weight-carrying moments ``(W, Σ, C)`` of ``state`` multiplied by ``factor`` (moving them to a new
+    reference max; the means do not carry weight)."""
+    return factor * state.total, factor[..., None, None] * state.spread, factor[..., None, None] * state.cross
 
 
 def advance_state(
@@ -230,23 +224,23 @@ def advance_state(
     masked = np.where(allowed, logits, -np.inf)
     peak = np.maximum(state.peak, np.max(masked, axis=-1))
     ref = np.where(np.isfinite(peak), peak, 0.0)
-    state = rescale(state, np.where(np.isfinite(state.peak), np.exp(state.peak - ref), 0.0), peak)
+    old_total, old_spread, old_cross = rescale(state, np.where(np.isfinite(state.peak), np.exp(state.peak - ref), 0.0))
     w = np.where(allowed, np.exp(masked - ref[..., None]), 0.0)
     block_total = w.sum(-1)
     a = w / np.where(block_total > 0, block_total, 1.0)[..., None]
     cov, cross, offset = local_moments(a, k, v, q)
-    total = state.total + block_total
+    total = old_total + block_total
     f = np.where(total > 0, block_total / np.where(total > 0, total, 1.0), 0.0)
-    g = (state.total * f)[..., None, None]
+    g = (old_total * f)[..., None, None]
     delta = state.offset - offset
     v_delta = a @ v - state.v_mean
     return LLAState(
         peak,
         total,
         state.offset - f[..., None] * delta,
-        state.spread + block_total[..., None, None] * cov + g * (delta[..., :, None] * delta[..., None, :]),
+        old_spread + block_total[..., None, None] * cov + g * (delta[..., :, None] * delta[..., None, :]),
         state.v_mean + f[..., None] * v_delta,
-        state.cross + block_total[..., None, None] * cross + g * (v_delta[..., :, None] * delta[..., None, :]),
+        old_cross + block_total[..., None, None] * cross + g * (v_delta[..., :, None] * delta[..., None, :]),
     )
 
 
@@ -256,8 +250,7 @@ def finish_state(state: LLAState, lam: float, convention: str) -> np.ndarray:
     total = np.where(seen, state.total, 1.0)
     cov = state.spread / total[..., None, None]
     cross = state.cross / total[..., None, None]
-    with np.errstate(divide="ignore"):
-        lse = np.where(seen, state.peak + np.log(total), -np.inf)
+    lse = np.where(seen, state.peak + np.log(total), -np.inf)  # total is 1 where unseen: no log(0)
     out = state.v_mean + fit_correction(
         0.5 * (cov + np.swapaxes(cov, -1, -2)), cross, state.offset, effective_ridge(lam, convention, lse)
     )

@@ -284,8 +284,8 @@ def _softmax_only(original: Any) -> Any:
 
 
 def _no_rescale(original: Any) -> Any:
-    def stale(state: Any, factor: np.ndarray, peak: np.ndarray) -> Any:
-        return original(state, np.ones_like(factor), peak)  # old sums stay on the previous running max
+    def stale(state: Any, factor: np.ndarray) -> Any:
+        return original(state, np.ones_like(factor))  # old sums stay on the previous running max
 
     return stale
 

@@ -9,6 +9,7 @@ from attnlab.reference._core import masked_logsumexp
 from attnlab.reference.lla import lla_attention, lla_attention_blocked
 from attnlab.testing.parity import Implementation, assert_forward
 from attnlab.testing.samples import fixed_samples
+from attnlab.validation import reference_precision
 
 
 def test_objective_convention_is_the_normalised_one_with_a_per_query_ridge() -> None:
@@ -59,3 +60,37 @@ def test_torch_path_matches_the_reference_in_float64_without_a_ridge() -> None:
     assert len(samples) >= 3
     for sample in samples:
         assert_forward(form, path, sample, "float64")
+
+
+def test_the_streamed_form_matches_the_parallel_one_under_the_objective_convention() -> None:
+    """λ'_i = 2λ / Σ_j w_ij needs the streamed log-sum-exp (running max + log of the rescaled total); a
+    query with no visible key still returns zeros."""
+    rng = np.random.default_rng(6)
+    q, k, v = 2 * rng.standard_normal((2, 7, 3)), 2 * rng.standard_normal((2, 11, 3)), rng.standard_normal((2, 11, 2))
+    mask = rng.random((2, 7, 11)) < 0.7
+    mask[0, 3] = False
+    options = {"lam": 0.8, "lam_convention": "objective", "mask": mask}
+    blocked = lla_attention_blocked(q, k, v, block_size=4, **options)
+    np.testing.assert_allclose(blocked, lla_attention(q, k, v, **options), rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(blocked[0, 3], 0.0)
+
+
+def test_the_streamed_form_computes_in_the_reference_precision() -> None:
+    """Under ``reference_precision(float32)`` every moment of the stream is float32, so is the output."""
+    rng = np.random.default_rng(7)
+    q, k, v = (rng.standard_normal(shape).astype(np.float32) for shape in ((2, 5, 3), (2, 9, 3), (2, 9, 2)))
+    with reference_precision(np.float32):
+        out, state = lla_attention_blocked(q, k, v, block_size=4, return_state=True)
+    assert out.dtype == np.float32
+    assert {np.asarray(part).dtype for part in state} == {np.dtype(np.float32)}
+
+
+def test_a_bad_block_size_is_named() -> None:
+    q = np.ones((3, 2))
+    for size, error in ((0, ValueError), (2.5, TypeError)):
+        try:
+            lla_attention_blocked(q, q, q, block_size=size)
+        except error as caught:
+            assert str(caught).startswith("block_size: ")
+        else:
+            raise AssertionError(f"block_size={size!r} was accepted")
