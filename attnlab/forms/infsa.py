@@ -412,6 +412,14 @@ def _bad_inputs() -> list[BadInput]:
         BadInput("series-without-terms", s.args, {"mode": "series"}, TypeError, r"\bterms\b"),
         BadInput("terms-without-series", s.args, {"terms": 3}, ValueError, r"\bterms\b"),
         BadInput("neumann-cross", cross, {}, ValueError, r"\bq/k\b.*n == m"),
+        # without a batch axis (H, n, d): the message's n and m are the token axes, not axis 2 (d = 8 here)
+        BadInput(
+            "series-cross-without-batch-axis",
+            tuple(a[0] for a in cross),
+            {"mode": "series", "terms": 2},
+            ValueError,
+            r"\bq/k\b.*n == m.*n=5, m=10",
+        ),
         BadInput("scale-negative", s.args, {"scale": -1.0}, ValueError, r"\bscale\b"),
         BadInput("eps-negative", s.args, {"eps": -1.0}, ValueError, r"\beps\b"),
     ]
