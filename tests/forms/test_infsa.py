@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from attnlab.forms.infsa import brute_force
-from attnlab.reference.infsa import affinity, check_options, infsa_attention, neumann
+from attnlab.reference.infsa import MAX_TERMS, affinity, check_options, infsa_attention, neumann
 from attnlab.validation import reference_precision
 
 
@@ -71,6 +71,7 @@ def test_check_options_returns_no_terms_outside_the_series_mode() -> None:
     for mode in ("neumann", "pure", "pooled"):
         assert check_options(0.5, 1e-6, mode, None) == (0.5, 1e-6, mode, 0)
     assert check_options(0.5, 1e-6, "series", 4) == (0.5, 1e-6, "series", 4)
+    assert check_options(0.5, 1e-6, "series", MAX_TERMS)[3] == MAX_TERMS  # the limit itself is allowed
 
 
 def test_the_neumann_solve_needs_a_square_token_graph() -> None:
