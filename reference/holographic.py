@@ -95,6 +95,10 @@ def check_holographic_options(q: np.ndarray, alpha: Any, eps: Any, cosine: Any) 
             raise TypeError(f"alpha: expected a floating dtype (float16/float32/float64), got dtype {decay.dtype}")
         decay = decay.astype(np.float64)
         heads = q.shape[-3] if q.ndim >= 3 else None
+        if decay.ndim == 1 and heads is None:
+            raise ValueError(
+                f"alpha: q has no head axis (shape {q.shape}), so alpha must be a scalar, got {decay.shape}"
+            )
         if decay.ndim > 1 or (decay.ndim == 1 and decay.shape[0] != heads):
             raise ValueError(
                 f"alpha: expected a scalar or one value per query head, shape ({heads},), got {decay.shape}"

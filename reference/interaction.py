@@ -127,8 +127,8 @@ def interaction_matrices(alpha: np.ndarray, u: np.ndarray) -> np.ndarray:
 def softmax_coefficients(x: Any, w_q: Any, w_k: Any, *, scale: float | None = None, causal: bool = False) -> np.ndarray:
     """``α^h = softmax(σ (X W_Q^h)(X W_K^h)ᵀ)`` for ``w_q, w_k`` of shape ``(H, D, d_k)``."""
     x = as_float_array("x", x)
-    w_q = as_float_array("w_q", w_q, ndim=3)
-    w_k = as_float_array("w_k", w_k, ndim=3)
+    w_q = as_float_array("w_q", w_q, ndim=3, layout="(H, D, d_k)")
+    w_k = as_float_array("w_k", w_k, ndim=3, layout="(H, D, d_k)")
     q = np.einsum("...nd,hdk->...hnk", x, w_q)
     k = np.einsum("...nd,hdk->...hnk", x, w_k)
     return attention_weights(q, k, scale=scale, causal=causal)

@@ -30,7 +30,7 @@ def _filter(name: str, given: Any, shape: tuple[int, ...]) -> np.ndarray | None:
     """``given`` broadcast to ``shape = (*lead, n, m, d)`` (None: the neutral all-ones filter)."""
     if given is None:
         return None
-    arr = as_float_array(name, given, min_ndim=3)
+    arr = as_float_array(name, given, min_ndim=3, layout="(..., n, m, d)")
     try:
         return np.broadcast_to(arr, shape)
     except ValueError:

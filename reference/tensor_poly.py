@@ -137,7 +137,7 @@ def monomial_features(x: np.ndarray, degree: int) -> np.ndarray:
 
 
 def taylor_exp(x: Any, degree: int) -> np.ndarray:
-    """``P_g(x) = Σ_{t≤g} xᵗ/t!`` evaluated by Horner's rule (elementwise)."""
+    """``P_g(x) = Σ_{t≤g} xᵗ/t!`` evaluated by Horner's rule (elementwise, in float64)."""
     g = _check_degree(degree)
     x = np.asarray(x, dtype=np.float64)
     result = np.ones_like(x)

@@ -512,6 +512,7 @@ def _bad_inputs() -> list[BadInput]:
         BadInput("causal-cross", (q, k[..., :-1, :], v[..., :-1, :]), kw, ValueError, r"\bq/k\b.*equal"),
         BadInput("window-zero", w.args, {**w.kwargs, "window": 0}, ValueError, r"\bwindow\b.*positive"),
         BadInput("window-non-causal", w.args, {**w.kwargs, "causal": False}, ValueError, r"\bcausal\b"),
+        BadInput("window-causal-string", w.args, {**w.kwargs, "causal": "yes"}, TypeError, r"\bcausal\b"),
         BadInput("window-option-on-linear", s.args, {**kw, "window": 3}, ValueError, r"\bwindow\b.*layer='window'"),
         BadInput(
             "linear-option-on-window",

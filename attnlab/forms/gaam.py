@@ -440,6 +440,8 @@ def _bad_inputs() -> list[BadInput]:
         BadInput("axis-float", s.args, {"axis": -1.0}, TypeError, r"\baxis\b"),
         BadInput("too-many-heads", (x, np.zeros((4, 2)), np.ones((4, 2))), {}, ValueError, r"\bx\b.*per head"),
         BadInput("eps-zero", s.args, {"eps": 0.0}, ValueError, r"\beps\b.*positive"),
+        BadInput("eps-bool", s.args, {"eps": True}, ValueError, r"\beps\b.*positive"),
+        BadInput("eps-string", s.args, {"eps": "1e-8"}, ValueError, r"\beps\b.*positive"),
         BadInput("combine-unknown", s.args, {"combine": "max"}, ValueError, r"\bcombine\b"),
         BadInput("padding-string", s.args, {"padding_value": "pad"}, TypeError, r"\bpadding_value\b"),
     ]

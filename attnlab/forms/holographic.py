@@ -341,6 +341,19 @@ def bad_inputs() -> list[BadInput]:
         BadInput("alpha-negative", base.args, {**kw, "alpha": -0.1}, ValueError, r"\balpha\b"),
         BadInput("alpha-per-head-length", base.args, {**kw, "alpha": np.ones(3)}, ValueError, r"\balpha\b.*head"),
         BadInput("alpha-string", base.args, {**kw, "alpha": "learned"}, TypeError, r"\balpha\b"),
+        BadInput("alpha-bool", base.args, {**kw, "alpha": True}, TypeError, r"\balpha\b.*bool"),
+        BadInput("alpha-callable", base.args, {**kw, "alpha": abs}, TypeError, r"\balpha\b"),
+        BadInput(
+            "alpha-int-array", base.args, {**kw, "alpha": np.ones(2, dtype=np.int64)}, TypeError, r"\balpha\b.*dtype"
+        ),
+        BadInput("alpha-column", base.args, {**kw, "alpha": np.full((2, 1), 0.5)}, ValueError, r"\balpha\b.*head"),
+        BadInput(
+            "alpha-per-head-without-head-axis",
+            (q[0, 0], k[0, 0], v[0, 0]),
+            {**kw, "alpha": np.array([0.5])},
+            ValueError,
+            r"\balpha\b.*head",
+        ),
         BadInput("eps-negative", base.args, {**kw, "eps": -1e-8}, ValueError, r"\beps\b"),
         BadInput("cosine-string", base.args, {**kw, "cosine": "yes"}, TypeError, r"\bcosine\b"),
         BadInput("zero-key-with-eps-0", (q, np.zeros_like(k), v), {**kw, "eps": 0.0}, ValueError, r"\bk\b.*zero"),

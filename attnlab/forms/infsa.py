@@ -13,7 +13,7 @@ import attnlab.reference.infsa as module
 from attnlab.core import BadInput, BenchCase, FastPath, Form, Invariant, Mutant, SampleInput, Shape
 from attnlab.forms import _shared as sh
 from attnlab.papers import Source, paper
-from attnlab.reference.infsa import DEFAULT_EPS, DEFAULT_RHO, infsa_attention
+from attnlab.reference.infsa import DEFAULT_EPS, DEFAULT_RHO, MAX_TERMS, infsa_attention
 
 OP = "infsa_attention"
 
@@ -411,7 +411,18 @@ def _bad_inputs() -> list[BadInput]:
         BadInput("mode-unknown", s.args, {"mode": "katz"}, ValueError, r"\bmode\b"),
         BadInput("series-without-terms", s.args, {"mode": "series"}, TypeError, r"\bterms\b"),
         BadInput("terms-without-series", s.args, {"terms": 3}, ValueError, r"\bterms\b"),
+        BadInput(
+            "terms-above-limit", s.args, {"mode": "series", "terms": MAX_TERMS + 1}, ValueError, r"\bterms\b.*at most"
+        ),
         BadInput("neumann-cross", cross, {}, ValueError, r"\bq/k\b.*n == m"),
+        # without a batch axis (H, n, d): the message's n and m are the token axes, not axis 2 (d = 8 here)
+        BadInput(
+            "series-cross-without-batch-axis",
+            tuple(a[0] for a in cross),
+            {"mode": "series", "terms": 2},
+            ValueError,
+            r"\bq/k\b.*n == m.*n=5, m=10",
+        ),
         BadInput("scale-negative", s.args, {"scale": -1.0}, ValueError, r"\bscale\b"),
         BadInput("eps-negative", s.args, {"eps": -1.0}, ValueError, r"\beps\b"),
     ]

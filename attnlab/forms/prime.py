@@ -312,6 +312,8 @@ def _bad_inputs() -> list[BadInput]:
             ValueError,
             r"\bvalue_filter\b.*broadcastable",
         ),
+        # a filter is a map per (query, key) pair: (m, d) has no query axis and is not broadcast into one
+        BadInput("key-filter-2d", (q, k, v, f[0, 0, 0], g), s.kwargs, ValueError, r"\bkey_filter\b.*3 dims"),
         BadInput("k-head-dim", (q, k[..., :-1], v, f, g), s.kwargs, ValueError, r"\bk\b.*d_k"),
         BadInput("kv-length-mismatch", (q, k, v[..., :-1, :], f, g), s.kwargs, ValueError, r"\bk\b.*\bv\b"),
     ]

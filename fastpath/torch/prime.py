@@ -27,7 +27,7 @@ from attnlab.reference.prime import check_prime_magnitudes
 def _filter(name: str, given: Any, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
     if given is None:
         return None
-    f = check_tensor(name, given, min_ndim=3)
+    f = check_tensor(name, given, min_ndim=3, layout="(..., n, m, d)")
     if f.dtype != like.dtype or f.device != like.device:
         raise TypeError(f"{name}: expected {like.dtype} on {like.device} like q, got {f.dtype} on {f.device}")
     try:

@@ -52,3 +52,16 @@ def test_claim_holds_and_its_mutants_are_caught(claim) -> None:
     assert result.verdict == claim.verdict, result.evidence
     for mutant in claim.mutants:
         assert claim.quick(**mutant.overrides).verdict != claim.verdict, f"mutant {mutant.name} survived"
+
+
+@pytest.mark.parametrize("form", ["scan", "recurrent", "parallel"])
+def test_outputs_and_state_keep_the_reference_precision(form: str) -> None:
+    from attnlab.validation import reference_precision
+
+    rng = np.random.default_rng(7)
+    q, k, v = rng.normal(size=(2, 1, 4)), rng.normal(size=(2, 6, 4)), rng.normal(size=(2, 6, 3))
+    with reference_precision(np.float32):
+        out, state = aaren_attention(*(x.astype(np.float32) for x in (q, k, v)), form=form, return_state=True)
+    assert out.dtype == np.float32
+    assert [part.dtype for part in state] == [np.float32] * 3
+    np.testing.assert_allclose(out, aaren_attention(q, k, v, form=form), atol=1e-5)

@@ -26,6 +26,9 @@ STATELESS = {"initial_state": None, "return_state": False, "window": None, "scal
         ({"window": 4}, ValueError, "window: applies to layer='window' only"),
         ({"layer": "window", "form": "chunked"}, ValueError, "form: applies to layer='linear' only"),
         ({"layer": "dense"}, ValueError, "layer: expected one of"),
+        # the window layer has no state at all: the layer check speaks before the stateless-path one
+        ({"layer": "window", "initial_state": 0.0}, ValueError, "initial_state: applies to layer='linear' only"),
+        ({"layer": "window", "return_state": True}, ValueError, "return_state: applies to layer='linear' only"),
     ],
 )
 def test_stateless_fast_path_options_refused_by_name(changes, error, message) -> None:

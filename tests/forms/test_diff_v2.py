@@ -65,3 +65,10 @@ def test_torch_lambda_gets_a_gradient_and_bad_lambda_is_named() -> None:
         torch_diff_v2(q, k, v, lam.detach()[..., :1, :, :].expand(1, 2, 7, 2))
     with pytest.raises(TypeError, match=r"\blam\b"):
         torch_diff_v2(q, k, v, lam.detach().float())
+
+
+def test_the_default_is_non_causal() -> None:
+    rng = np.random.default_rng(9)
+    q, k, v, lam = (rng.standard_normal(s) for s in ((4, 5, 3), (2, 5, 3), (2, 5, 2), (2, 5, 1)))
+    np.testing.assert_array_equal(diff_v2_attention(q, k, v, lam), diff_v2_attention(q, k, v, lam, causal=False))
+    assert not np.allclose(diff_v2_attention(q, k, v, lam), diff_v2_attention(q, k, v, lam, causal=True))

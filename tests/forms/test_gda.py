@@ -69,10 +69,20 @@ def test_numba_vjp_across_kernel_tiles(dtype: str) -> None:
 def test_lambda_helpers_follow_diff_v1() -> None:
     assert lambda_init(0) == pytest.approx(0.2)
     assert lambda_init(1000) == pytest.approx(0.8)
+    assert lambda_init(1) == pytest.approx(0.355509, abs=1e-6)  # 0.8 − 0.6 e^{−0.3}: the decay rate 0.3
     zeros = np.zeros(4)
     assert reparameterised_lambda(zeros, zeros, zeros, zeros, 0.35) == pytest.approx(0.35)
     a, b = np.full(4, 0.5), np.full(4, 0.25)
     assert reparameterised_lambda(a, a, b, b, 0.1) == pytest.approx(np.exp(1.0) - np.exp(0.25) + 0.1)
+
+
+@pytest.mark.parametrize("position", range(4))
+def test_reparameterised_lambda_names_the_bad_vector(position: int) -> None:
+    vectors: list = [np.zeros(4)] * 4
+    vectors[position] = "0.5"
+    name = ("lam_q1", "lam_k1", "lam_q2", "lam_k2")[position]
+    with pytest.raises(TypeError, match=rf"^{name}: expected a float NumPy array"):
+        reparameterised_lambda(*vectors, 0.2)
 
 
 def test_reference_keeps_the_compute_dtype() -> None:

@@ -4,8 +4,14 @@ by 1/Z(k_j); the query normaliser cancels, the key normaliser does not."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from attnlab.reference.hedgehog import feature_attention, hedgehog_attention, hedgehog_features
+from attnlab.reference.hedgehog import (
+    feature_attention,
+    hedgehog_attention,
+    hedgehog_fast_path_options,
+    hedgehog_features,
+)
 
 
 def test_fla_is_the_paper_map_with_keys_reweighted() -> None:
@@ -18,3 +24,28 @@ def test_fla_is_the_paper_map_with_keys_reweighted() -> None:
     np.testing.assert_allclose(got, want, rtol=1e-12)
     unweighted = feature_attention(paper_q, paper_k, v, causal=True, eps=0.0)
     assert np.abs(got - unweighted).max() > 1e-3  # the key normaliser matters
+
+
+STATELESS = {"variant": "paper", "form": "quadratic", "causal": True, "eps": 1e-6, "chunk_size": 16}
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        ({"initial_state": 0.0}, ValueError, "initial_state: the Numba path carries no recurrent state"),
+        ({"return_state": True}, ValueError, "return_state: the Numba path carries no recurrent state"),
+        ({"initial_state": 0.0, "return_state": True}, ValueError, "initial_state: the Numba path carries no"),
+        ({"return_state": "yes"}, TypeError, "return_state: expected True or False, got str 'yes'"),
+        ({"eps": -1.0}, ValueError, "eps: expected a non-negative finite float"),
+    ],
+)
+def test_stateless_fast_path_options_refused_by_name(changes, error, message) -> None:
+    options = {"initial_state": None, "return_state": False, **STATELESS, **changes}
+    with pytest.raises(error) as caught:
+        hedgehog_fast_path_options("Numba", **options)
+    assert str(caught.value).startswith(message)
+
+
+def test_stateless_fast_path_options_return_causal_and_eps() -> None:
+    got = hedgehog_fast_path_options("torch", initial_state=None, return_state=False, **{**STATELESS, "causal": False})
+    assert got == (False, 1e-6)

@@ -33,3 +33,14 @@ def test_constant_values_give_equality_with_softmax() -> None:
     q, k = rng.standard_normal((3, 4)), rng.standard_normal((5, 4))
     v = np.tile(rng.standard_normal((1, 2)), (5, 1))
     np.testing.assert_allclose(laser_attention(q, k, v), softmax_attention(q, k, v), atol=1e-13)
+
+
+def test_the_global_shift_is_per_value_column_and_batch_element() -> None:
+    # columns (and batch elements) 1000 apart: one shift for all of them would underflow the lower ones
+    rng = np.random.default_rng(3)
+    q, k = rng.standard_normal((2, 5, 4)), rng.standard_normal((2, 6, 4))
+    v = rng.standard_normal((2, 6, 2)) + np.array([0.0, 1000.0])
+    v[1] += 3000.0
+    shifted = laser_attention_global_shift(q, k, v)
+    np.testing.assert_allclose(shifted, laser_attention(q, k, v), rtol=0, atol=1e-9)
+    assert not np.allclose(shifted, laser_attention(q, k, v, causal=True), atol=1e-3), "the default is non-causal"

@@ -144,6 +144,17 @@ def test_taylor_bound_dominates_the_true_error():
             assert actual <= taylor_relative_error_bound(radius, degree)
 
 
+def test_taylor_exp_evaluates_in_float64_whatever_the_input_dtype() -> None:
+    x32 = np.array([0.3, -1.7, 2.2], dtype=np.float32)
+    got = taylor_exp(x32, 12)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, taylor_exp(x32.astype(np.float64), 12))
+    # the power sum term by term in float64; float32 Horner would be off by ~1e-7 relative
+    power_sum = [math.fsum(float(x) ** t / math.factorial(t) for t in range(13)) for x in x32]
+    np.testing.assert_allclose(got, power_sum, rtol=1e-14)
+    assert taylor_exp([1, 2], 3).tolist() == [1 + 1 + 1 / 2 + 1 / 6, 1 + 2 + 2 + 8 / 6]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
