@@ -63,15 +63,20 @@ def series(graph: np.ndarray, v: np.ndarray, rho: float, terms: int) -> np.ndarr
     return total
 
 
+def _positive(total: np.ndarray) -> np.ndarray:
+    """A normaliser that is 0 only where everything it divides is 0 (``eps = 0``): those stay 0."""
+    return np.where(total > 0, total, 1.0)
+
+
 def pooled(q: np.ndarray, k: np.ndarray, v: np.ndarray, sigma: float, rho: float, eps: float) -> np.ndarray:
     """Linear-InfSA: one energy-pooled query, one ReLU attention over the keys, broadcast to every position."""
     root = math.sqrt(sigma)
     qs, ks = root * q, root * k
     energy = np.sqrt(np.sum(qs * qs, axis=-1))
-    weights = energy / (energy.sum(axis=-1, keepdims=True) + eps)
+    weights = energy / _positive(energy.sum(axis=-1, keepdims=True) + eps)
     summary = np.einsum("...n,...nd->...d", weights, qs)
     scores = np.maximum(np.einsum("...md,...d->...m", ks, summary), 0.0)
-    scores = scores / (scores.sum(axis=-1, keepdims=True) + eps)
+    scores = scores / _positive(scores.sum(axis=-1, keepdims=True) + eps)
     out = rho * np.einsum("...m,...mc->...c", scores, v)
     return np.broadcast_to(out[..., None, :], (*v.shape[:-2], q.shape[-2], v.shape[-1])).copy()
 

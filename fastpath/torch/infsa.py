@@ -18,6 +18,12 @@ from attnlab.reference.infsa import DEFAULT_EPS, DEFAULT_RHO, check_options
 from attnlab.validation import InputOverflow
 
 
+def _positive(total: torch.Tensor) -> torch.Tensor:
+    """A normaliser that is 0 only where everything it divides is 0 (``eps = 0``): those stay 0, as in
+    the reference."""
+    return torch.where(total > 0, total, torch.ones_like(total))
+
+
 @torch_checked
 def infsa_attention(
     q: Any,
@@ -39,14 +45,14 @@ def infsa_attention(
         root = sigma**0.5
         qs, ks = q * root, k * root
         energy = torch.linalg.vector_norm(qs, dim=-1)
-        summary = torch.einsum("...n,...nd->...d", energy / (energy.sum(-1, keepdim=True) + eps), qs)
+        summary = torch.einsum("...n,...nd->...d", energy / _positive(energy.sum(-1, keepdim=True) + eps), qs)
         scores = torch.relu(torch.einsum("...md,...d->...m", ks, summary))
-        pooled = rho * torch.einsum("...m,...mc->...c", scores / (scores.sum(-1, keepdim=True) + eps), v)
+        pooled = rho * torch.einsum("...m,...mc->...c", scores / _positive(scores.sum(-1, keepdim=True) + eps), v)
         return pooled[..., None, :].expand(*v.shape[:-2], q.shape[-2], v.shape[-1])
     raw = torch.relu(sigma * (q @ k.transpose(-1, -2)))
     if not bool(torch.isfinite((raw.detach() ** 2).sum((-2, -1))).all()):  # the reference's Frobenius range
         raise InputOverflow(("q", "k", "scale"), raw.dtype, "the affinity's squared Frobenius norm overflows")
-    graph = raw / (torch.linalg.matrix_norm(raw)[..., None, None] + eps)
+    graph = raw / _positive(torch.linalg.matrix_norm(raw)[..., None, None] + eps)
     one_hop = rho * (graph @ v)
     if mode == "pure":
         return one_hop

@@ -78,3 +78,21 @@ def test_the_neumann_solve_needs_a_square_token_graph() -> None:
     # (I − ρÂ) is n × n: a graph of n queries over one key is no token graph, and no identity fits it
     with pytest.raises(np.linalg.LinAlgError, match="square"):
         neumann(np.full((3, 1), 0.1), np.ones((1, 2)), 0.5)
+
+
+@pytest.mark.parametrize("mode", ["pure", "neumann", "series", "pooled"])
+def test_eps_zero_with_no_positive_score_gives_zeros_on_every_path(mode: str) -> None:
+    """With ``eps = 0`` and every score ≤ 0 (the ReLU leaves nothing) each normaliser is 0 over an all-zero
+    numerator: the output is 0 on the reference and the torch path alike, never 0/0."""
+    import torch
+
+    from attnlab.fastpath.torch.infsa import infsa_attention as torch_infsa
+
+    q = np.ones((2, 5, 4))
+    k = -np.ones((2, 5, 4))  # every q·k < 0: the pooled scores and the graph are all zero
+    v = np.arange(2 * 5 * 2, dtype=float).reshape(2, 5, 2)
+    options = {"eps": 0.0, "mode": mode, **({"terms": 3} if mode == "series" else {})}
+    want = infsa_attention(q, k, v, **options)
+    np.testing.assert_array_equal(want, np.zeros((2, 5, 2)))
+    got = torch_infsa(*(torch.from_numpy(a) for a in (q, k, v)), **options)
+    np.testing.assert_array_equal(got.numpy(), want)
