@@ -9,12 +9,21 @@ Profiles (``HYPOTHESIS_PROFILE``, default ``ci`` when ``CI`` is set, else ``dev`
 * ``thorough`` — forty times as many examples, for a deeper hunt.
 
 No test sets its own example counts: the profile decides.
+
+The terminal summary reports the samples each invariant checked (``build/invariant-samples.json``) and
+the bad-input fuzzer's calls per path and outcomes per class (``build/fuzz-calls.json``, or
+``$ATTNLAB_FUZZ_LOG``); both travel as report user properties, so they are complete under pytest-xdist.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 # One thread per library: CI has 2 cores, and BLAS/Numba thread pools oversubscribe them (batched small
 # matrix products ran ~10x slower with OpenBLAS's default threads on a loaded 2-core machine).
@@ -57,22 +66,54 @@ def pytest_configure(config) -> None:  # type: ignore[no-untyped-def]
     #: reported by tests/forms/test_invariants.py (as user properties, so that pytest-xdist workers'
     #: counts reach the controller) and summarised at the end of the run.
     config.invariant_samples = {}
+    #: the bad-input fuzzer's calls per path and outcomes per class (tests/forms/test_fuzz.py)
+    config.stash[FUZZ_LOG] = {"calls": Counter(), "outcomes": defaultdict(Counter), "examples": {}}
     _CONFIG.append(config)
 
 
 _CONFIG: list = []
+FUZZ_LOG = pytest.StashKey[dict]()
+
+
+@pytest.fixture
+def fuzz_log(request: pytest.FixtureRequest) -> Iterator[dict]:
+    """One test's record of fuzzed calls, attached to its report, so the session log (merged from the
+    reports in :func:`pytest_runtest_logreport`) is complete under pytest-xdist too."""
+    log: dict = {"calls": Counter(), "outcomes": defaultdict(Counter), "examples": {}}
+    yield log
+    record = {
+        "calls": dict(log["calls"]),
+        "outcomes": {path: dict(counts) for path, counts in log["outcomes"].items()},
+        "examples": log["examples"],
+    }
+    request.node.user_properties.append(("fuzz_calls", record))
 
 
 def pytest_runtest_logreport(report) -> None:  # type: ignore[no-untyped-def]
-    if report.when != "call" or not _CONFIG:
+    # Counts travel as report user properties, so that pytest-xdist workers' numbers reach the controller
+    # (which loads only this root conftest).
+    if not _CONFIG:
         return
-    for name, value in report.user_properties:
-        if name == "invariant_samples":
-            form, invariant, kind, count = value
-            _CONFIG[-1].invariant_samples.setdefault((form, invariant), {})[kind] = count
+    if report.when == "call":
+        for name, value in report.user_properties:
+            if name == "invariant_samples":
+                form, invariant, kind, count = value
+                _CONFIG[-1].invariant_samples.setdefault((form, invariant), {})[kind] = count
+    if report.when != "teardown":
+        return
+    for name, record in report.user_properties:
+        if name != "fuzz_calls":
+            continue
+        session = _CONFIG[-1].stash[FUZZ_LOG]
+        session["calls"].update(record["calls"])
+        for path, counts in record["outcomes"].items():
+            session["outcomes"][path].update(counts)
+        for key, examples in record["examples"].items():
+            session["examples"].setdefault(key, []).extend(examples)
 
 
 def pytest_terminal_summary(terminalreporter, config) -> None:  # type: ignore[no-untyped-def]
+    _fuzz_summary(terminalreporter, config)
     counts = getattr(config, "invariant_samples", {})
     if not counts:
         return
@@ -89,8 +130,34 @@ def pytest_terminal_summary(terminalreporter, config) -> None:  # type: ignore[n
     terminalreporter.write_line("fewest: " + ", ".join(f"{form}.{inv} {dict(c)}" for (form, inv), c in fewest))
     report = Path(config.rootpath) / "build" / "invariant-samples.json"
     report.parent.mkdir(exist_ok=True)
-    import json
-
     rows = [{"form": form, "invariant": inv, **c} for (form, inv), c in sorted(counts.items())]
     report.write_text(json.dumps({"profile": PROFILE, "invariants": rows}, indent=1))
     terminalreporter.write_line(f"per invariant: {report}")
+
+
+def _fuzz_summary(terminalreporter, config) -> None:  # type: ignore[no-untyped-def]
+    log = config.stash.get(FUZZ_LOG, None)
+    if not log or not log["calls"]:
+        return
+    calls: Counter = log["calls"]
+    outcomes = log["outcomes"]
+    write = terminalreporter.write_line
+    terminalreporter.section("bad-input fuzzer: calls per path")
+    for path in sorted(calls):
+        bad = {k: v for k, v in sorted(outcomes[path].items()) if k != "ok"}
+        write(f"{path:32s} {calls[path]:6d}" + (f"   {bad}" if bad else ""))
+    totals: Counter = Counter()
+    for counts in outcomes.values():
+        totals.update(counts)
+    write(f"{'total':32s} {sum(calls.values()):6d}   {dict(sorted(totals.items()))}")
+    record = {
+        "calls": dict(sorted(calls.items())),
+        "outcomes": {path: dict(counts) for path, counts in sorted(outcomes.items())},
+        "totals": dict(sorted(totals.items())),
+        "examples": log["examples"],
+    }
+    target = os.environ.get("ATTNLAB_FUZZ_LOG")
+    out = Path(target) if target else Path(config.rootpath) / "build" / "fuzz-calls.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1, sort_keys=True))
+    write(f"fuzzer log written to {out}")
