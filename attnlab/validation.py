@@ -465,9 +465,10 @@ Problem = tuple[Any, str] | None
 def guarded(fn: F, *, fp_errors: bool, check: Callable[[Any], Problem] | None = None) -> F:
     """Wrap an operator so that an overflow raises ``ValueError`` naming the arguments of the call.
 
-    ``fp_errors``: run it with NumPy's ``over``/``invalid`` floating-point errors raised (unless the
-    caller ignores them) and report a ``FloatingPointError``; ``check(out)`` returns ``(dtype, detail)``
-    for an output that must not be returned. Only the outermost checked call reports.
+    ``fp_errors``: run it with NumPy's ``over``/``invalid``/``divide`` floating-point errors raised (unless
+    the caller ignores them; a division by zero from finite inputs is a quantity that under- or
+    overflowed) and report a ``FloatingPointError``; ``check(out)`` returns ``(dtype, detail)`` for an
+    output that must not be returned. Only the outermost checked call reports.
     """
     signature = inspect.signature(fn)
 
@@ -478,9 +479,10 @@ def guarded(fn: F, *, fp_errors: bool, check: Callable[[Any], Problem] | None = 
         current = np.geterr()
         over: Any = "ignore" if current["over"] == "ignore" or not fp_errors else "raise"
         invalid: Any = "ignore" if current["invalid"] == "ignore" or not fp_errors else "raise"
+        divide: Any = "ignore" if current["divide"] == "ignore" or not fp_errors else "raise"
         token = _CHECKING.set(True)
         try:
-            with np.errstate(over=over, invalid=invalid) if fp_errors else contextlib.nullcontext():
+            with np.errstate(over=over, invalid=invalid, divide=divide) if fp_errors else contextlib.nullcontext():
                 out = fn(*args, **kwargs)
         except FloatingPointError as exc:
             raise overflow_error(call_arguments(signature, args, kwargs), compute_dtype(), str(exc)) from None

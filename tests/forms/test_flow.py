@@ -117,3 +117,12 @@ def test_flow_parts_rejects_an_unknown_form_by_name() -> None:
     q = np.zeros((2, 3, 2))
     with pytest.raises(ValueError, match=r"^form: expected one of \('linear_time', 'quadratic'\), got 'chunked'$"):
         flow_parts(q, q, form="chunked")
+
+
+def test_flows_that_underflow_to_zero_are_reported_by_name() -> None:
+    """At |q|, |k| ~ 1e150 of opposite signs the sigmoid features of the keys underflow to 0, so the outgoing
+    flow is 0 and its ratio divides by zero: the call names its arguments instead of warning or returning inf."""
+    q = np.array([-0.7, -1.3]).reshape(1, 2, 1, 1) * 1e150
+    k, v = np.full((1, 1, 1, 1), 0.9e150), np.full((1, 1, 1, 1), -1e150)
+    with pytest.raises(ValueError, match=r"^q/k/v: .*float64"):
+        flow_attention(q, k, v, allocation=False, competition=False)
