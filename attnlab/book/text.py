@@ -14,22 +14,13 @@ import re
 import textwrap
 from typing import Any
 
-#: Planning documents the lab's code sometimes names; the book never cites them.
-_NOTES = r"(?:``)?(?:claims|operators|tasks|engineering)\.md(?:``)?"
-#: A note reference with its section locator: "claims.md F5.1 item 2", "operators.md §4 invariant (a)".
-_NOTE_REF = re.compile(
-    _NOTES + r"(?:\s*(?:§|F|\bsection\s)?\s*[0-9](?:[\w.]*\w)?)?"
-    r"(?:\s*\([a-z]\))?(?:\s+(?:items?|invariant|criterion|caveat)\s+(?:\([0-9a-z]+\)|[0-9a-z]+\b))?(?:\s+restated)?"
-)
-
-#: The notes' labels of generic property tests, "(G1)" or "(G5, G7)", meaningless to a reader.
+#: Internal labels of generic property tests, "(G1)" or "(G5, G7)", meaningless to a reader.
 _TEST_LABEL = re.compile(r"\s*\((?:G\d+(?:[,;]\s*)?)+\)")
 
 
 def scrub(text: str) -> str:
-    """``text`` without references to the lab's planning notes, and without the punctuation they leave."""
-    out = _NOTE_REF.sub("", text)
-    out = _TEST_LABEL.sub("", out)
+    """``text`` without internal property-test labels, and without the punctuation they leave."""
+    out = _TEST_LABEL.sub("", text)
     out = re.sub(r"\(\s*(?:[;,]\s*)*\)", "", out)  # "( )" or "(; )" left where a note was the only content
     out = re.sub(r"\(\s*[;,]\s*", "(", out)
     out = re.sub(r"\s*[;,]\s*\)", ")", out)
