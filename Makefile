@@ -62,7 +62,7 @@ MUTATION_DIR ?= build/mutation
 # (MUTATION_FRESH=1 starts over).
 mutation: install
 	mkdir -p $(MUTATION_DIR)
-	rm -rf $(MUTATION_DIR)/site $(MUTATION_DIR)/attnlab $(MUTATION_DIR)/tests $(MUTATION_DIR)/mutants/tests $(MUTATION_DIR)/mutmut-stats.json
+	rm -rf $(MUTATION_DIR)/site $(MUTATION_DIR)/attnlab $(MUTATION_DIR)/tests $(MUTATION_DIR)/mutants/tests
 	$(if $(MUTATION_FRESH),rm -rf $(MUTATION_DIR)/mutants)
 	$(PIP) install -q --no-deps --no-build-isolation --target $(MUTATION_DIR)/site .
 	mv $(MUTATION_DIR)/site/attnlab $(MUTATION_DIR)/attnlab && rm -rf $(MUTATION_DIR)/site

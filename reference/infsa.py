@@ -41,11 +41,15 @@ DEFAULT_RHO = 0.95
 DEFAULT_EPS = 1e-6
 
 
+def _positive(total: np.ndarray) -> np.ndarray:
+    """A normaliser that is 0 only where everything it divides is 0 (``eps = 0``): those stay 0."""
+    return np.where(total > 0, total, 1.0)
+
+
 def affinity(q: np.ndarray, k: np.ndarray, sigma: float, eps: float) -> np.ndarray:
     """``Â = ReLU(σ Q Kᵀ) / (‖·‖_F + ε)`` per slice; an all-zero affinity stays zero."""
     raw = np.maximum(sigma * (q @ np.swapaxes(k, -1, -2)), 0.0)
-    norm = np.sqrt(np.sum(raw * raw, axis=(-2, -1), keepdims=True)) + eps
-    return raw / np.where(norm > 0, norm, 1.0)
+    return raw / _positive(np.sqrt(np.sum(raw * raw, axis=(-2, -1), keepdims=True)) + eps)
 
 
 def neumann(graph: np.ndarray, v: np.ndarray, rho: float) -> np.ndarray:
@@ -61,11 +65,6 @@ def series(graph: np.ndarray, v: np.ndarray, rho: float, terms: int) -> np.ndarr
         hop = rho * (graph @ hop)
         total = total + hop
     return total
-
-
-def _positive(total: np.ndarray) -> np.ndarray:
-    """A normaliser that is 0 only where everything it divides is 0 (``eps = 0``): those stay 0."""
-    return np.where(total > 0, total, 1.0)
 
 
 def pooled(q: np.ndarray, k: np.ndarray, v: np.ndarray, sigma: float, rho: float, eps: float) -> np.ndarray:
