@@ -531,19 +531,20 @@ def overflow_checked(fn: F) -> F:
     return guarded(fn, fp_errors=True, check=_infinite_output)
 
 
-def check_logits(names: Sequence[str], q_max: float, k_max: float, d: int, sigma: float, dtype: Any) -> None:
+def check_logits(q_max: float, k_max: float, d: int, sigma: float, dtype: Any) -> None:
     """The logits ``σ q·k`` must stay finite: ``σ·d·max|q|·max|k|`` below the overflow threshold (fast
     kernels set no floating-point flag, and a row of logits overflowed to ``-inf`` would pass for an
     empty row)."""
-    check_magnitude((*names, "scale"), sigma * d * q_max * k_max, dtype, "a logit σ q·k")
+    check_magnitude(sigma * d * q_max * k_max, dtype, "a logit σ q·k")
 
 
-def check_magnitude(names: Sequence[str], bound: float, dtype: Any, what: str) -> None:
+def check_magnitude(bound: float, dtype: Any, what: str) -> None:
     """Reject inputs for which ``bound`` on an intermediate (``σ·d·max|q|·max|k1|·max|k2|`` for the
-    logits of a triple product, say) reaches the overflow threshold of ``dtype``."""
+    logits of a triple product, say) reaches the overflow threshold of ``dtype``. Called inside a
+    checked operator, whose wrapper names the arguments of the call in the error."""
     limit = largest_finite(dtype) / 16
     if not bound < limit:
-        raise overflow_error(names, dtype, f"{what} can reach {bound:.3g}")
+        raise overflow_error((), dtype, f"{what} can reach {bound:.3g}")
 
 
 def largest_finite(dtype: Any) -> float:

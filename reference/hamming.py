@@ -28,7 +28,7 @@ def check_hamming_scale(scale: Any, d: int, dtype: Any = np.float64) -> float:
     """σ, and the largest logit ``σ·d`` must be finite in ``dtype`` (ties between distinct distances would
     otherwise merge at ±Inf)."""
     sigma = check_scale(scale, d**-0.5)
-    check_magnitude(("scale",), sigma * d, dtype, "the largest logit σ·d")
+    check_magnitude(sigma * d, dtype, "the largest logit σ·d")
     return sigma
 
 

@@ -34,11 +34,11 @@ def check_interaction_magnitudes(
     floating-point flag). Shared by the reference and the fast paths (``magnitude``: ``max |·|``)."""
     heads, n, d_model = coeffs.shape[-3], x.shape[-2], x.shape[-1]
     if dense is not None:
-        maps_bound, maps_name = magnitude(dense) * d_model, "u"
+        maps_bound = magnitude(dense) * d_model
     else:
-        maps_bound, maps_name = magnitude(maps[0]) * magnitude(maps[1]) * d_model * maps[0].shape[-1], "w_v/w_o"
+        maps_bound = magnitude(maps[0]) * magnitude(maps[1]) * d_model * maps[0].shape[-1]
     bound = heads * n * magnitude(coeffs) * magnitude(x) * maps_bound
-    check_magnitude(("x", "alpha", maps_name), bound, x.dtype, "an output Σ_h α_h X U_hᵀ")
+    check_magnitude(bound, x.dtype, "an output Σ_h α_h X U_hᵀ")
 
 
 def check_value_maps_given(u: Any, w_v: Any, w_o: Any) -> None:

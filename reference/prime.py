@@ -44,8 +44,8 @@ def check_prime_magnitudes(maxima: tuple[float, ...], d: int, m: int, sigma: flo
     (``einsum`` sets no floating-point flag); ``maxima`` are ``max |·|`` of q, k, v, F, G (1 for no filter).
     Shared by the reference and the torch path."""
     q, k, v, f, g = maxima
-    check_magnitude(("q", "k", "key_filter", "scale"), sigma * d * q * f * k, dtype, "a logit σ Σ q F k")
-    check_magnitude(("v", "value_filter"), m * g * v, dtype, "an output Σ_j P_j G_j v_j")
+    check_magnitude(sigma * d * q * f * k, dtype, "a logit σ Σ q F k")
+    check_magnitude(m * g * v, dtype, "an output Σ_j P_j G_j v_j")
 
 
 @overflow_checked

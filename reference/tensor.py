@@ -56,8 +56,8 @@ def check_pair_magnitudes(arrays: Any, sigma: float, dtype: Any, magnitude: Call
     ``magnitude(a)`` is ``max |a|`` for the path's array type)."""
     q, k1, k2, v1, v2 = (magnitude(a) for a in arrays)
     d = arrays[0].shape[-1]
-    check_magnitude((*NAMES[:3], "scale"), sigma * d * q * k1 * k2, dtype, "a pair logit σ·Σ q k1 k2")
-    check_magnitude(NAMES[3:], v1 * v2, dtype, "an output Σ P (v1 ∘ v2)")
+    check_magnitude(sigma * d * q * k1 * k2, dtype, "a pair logit σ·Σ q k1 k2")
+    check_magnitude(v1 * v2, dtype, "an output Σ P (v1 ∘ v2)")
 
 
 def _pair_attention(

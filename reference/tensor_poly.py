@@ -62,9 +62,7 @@ __all__ = [
 
 def _check_degree(degree: Any) -> int:
     if isinstance(degree, (bool, np.bool_)) or not isinstance(degree, (int, np.integer)):
-        raise TypeError(
-            f"degree: expected a non-negative int (the Taylor degree g), got {type(degree).__name__}"
-        )
+        raise TypeError(f"degree: expected a non-negative int (the Taylor degree g), got {type(degree).__name__}")
     if int(degree) < 0:
         raise ValueError(f"degree: expected a non-negative int (the Taylor degree g), got {degree}")
     return int(degree)
@@ -212,9 +210,7 @@ def _prepare_qk(q: Any, k1: Any, k2: Any) -> tuple[np.ndarray, np.ndarray, np.nd
     return q, k1, k2
 
 
-def tensor_poly_factors(
-    q: Any, k1: Any, k2: Any, *, degree: int, scale: float | None = None
-) -> TensorPolyFactors:
+def tensor_poly_factors(q: Any, k1: Any, k2: Any, *, degree: int, scale: float | None = None) -> TensorPolyFactors:
     """Rank-``C(d+g, g)`` factors ``U, W₁, W₂`` of the Taylor approximation ``Ã`` of ``exp(σ Q(K₁⊘K₂)ᵀ)``.
 
     Args:

@@ -585,6 +585,16 @@ def bad_arrays(names: Sequence[str], sample: SampleInput) -> list[BadInput]:
     return cases
 
 
+def too_large(label: str, sample: SampleInput, peaks: Mapping[int, float], match: str) -> BadInput:
+    """Finite inputs too large for float64: argument ``i`` rescaled so that ``max |·|`` is ``peaks[i]``.
+    The operator must reject them with a ``ValueError`` (an intermediate would overflow) and say which
+    bound it hit, in ``match``."""
+    args = list(sample.args)
+    for index, peak in peaks.items():
+        args[index] = np.asarray(args[index], dtype=np.float64) * (peak / np.max(np.abs(args[index])))
+    return BadInput(label, tuple(args), sample.kwargs, ValueError, match)
+
+
 def bad_weights(name: str, sample: SampleInput, fields: Mapping[str, str]) -> list[BadInput]:
     """For each array field of the weights dataclass argument ``name`` (``fields`` maps the field to the
     regex its error must match): a NaN entry, an integer dtype, and a missing last row."""

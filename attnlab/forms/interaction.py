@@ -232,6 +232,16 @@ def _bad_inputs() -> list[BadInput]:
             ValueError,
             r"\bw_o\b",
         ),
+        # H·n·max|α|·max|x|·D·max|U| = 2·4·1·1e306·3·1 = 2.4e307 reaches float64's max / 16
+        sh.too_large("outputs-overflow-u", base, {0: 1e306, 1: 1.0, 2: 1.0}, r"\bx\b.*can reach 2.4e\+307"),
+        # with factored maps D·d_v·max|W_v|·max|W_o| replaces D·max|U|: 2·4·1·1e306·3·2·1·1 = 4.8e307
+        BadInput(
+            "outputs-overflow-factored",
+            (np.full((1, 4, 3), 1e306), np.ones((1, 2, 4, 4))),
+            {"w_v": np.ones((2, 3, 2)), "w_o": np.ones((2, 2, 3))},
+            ValueError,
+            r"\bx\b.*can reach 4.8e\+307",
+        ),
     ]
 
 

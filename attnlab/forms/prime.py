@@ -316,6 +316,10 @@ def _bad_inputs() -> list[BadInput]:
         BadInput("key-filter-2d", (q, k, v, f[0, 0, 0], g), s.kwargs, ValueError, r"\bkey_filter\b.*3 dims"),
         BadInput("k-head-dim", (q, k[..., :-1], v, f, g), s.kwargs, ValueError, r"\bk\b.*d_k"),
         BadInput("kv-length-mismatch", (q, k, v[..., :-1, :], f, g), s.kwargs, ValueError, r"\bk\b.*\bv\b"),
+        # σ·d·max|q|·max|F|·max|k| = 0.5·4·1e153·8·1e153 = 1.6e307 reaches float64's max / 16
+        sh.too_large("logits-overflow", s, {0: 1e153, 1: 1e153, 3: 8.0}, r"\bq\b.*logit σ Σ q F k can reach 1.6e\+307"),
+        # m·max|G|·max|v| = 5·8·1e306 = 4e307
+        sh.too_large("outputs-overflow", s, {2: 1e306, 4: 8.0}, r"\bv\b.*output Σ_j P_j G_j v_j can reach 4e\+307"),
     ]
 
 

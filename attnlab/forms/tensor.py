@@ -274,6 +274,12 @@ def _bad_inputs() -> list[BadInput]:
             ValueError,
             r"\bq/k1/k2\b",
         ),
+        # σ·d·max|q|·max|k1|·max|k2| = (1/8)·8·2e103·1e102·1e102 = 2e307 reaches float64's max / 16
+        sh.too_large(
+            "pair-logits-overflow", base, {0: 2e103, 1: 1e102, 2: 1e102}, r"\bq\b.*pair logit.*can reach 2e\+307"
+        ),
+        # max|v1|·max|v2| = 1e154·1e154 = 1e308
+        sh.too_large("outputs-overflow", base, {3: 1e154, 4: 1e154}, r"\bv1\b.*output.*can reach 1e\+308"),
     ]
 
 

@@ -116,8 +116,8 @@ def differential_attention(
     else:
         lam3 = np.full((1, 1, 1), lam_value, dtype=dtype)
     sigma = check_scale(scale, q1a.shape[-1] ** -0.5)
-    check_logits(("q1", "k1"), max_abs(q1a), max_abs(k1a), q1a.shape[-1], sigma, dtype)
-    check_logits(("q2", "k2"), max_abs(q2a), max_abs(k2a), q1a.shape[-1], sigma, dtype)
+    check_logits(max_abs(q1a), max_abs(k1a), q1a.shape[-1], sigma, dtype)
+    check_logits(max_abs(q2a), max_abs(k2a), q1a.shape[-1], sigma, dtype)
     mask3, mask_map, has_mask, causal = mask_slices(mask, n, m, lead, causal=causal)
     out = poisoned((len(pick1), n, dv), dtype)
     _differential_forward(

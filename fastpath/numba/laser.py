@@ -172,7 +172,7 @@ def laser_attention(
     check_last_dim("k", ka, qa.shape[-1], "d_k, the last axis of q")
     lead, q_map, kv_map = attention_maps(qa, ka, va)
     sigma = check_scale(scale, qa.shape[-1] ** -0.5)
-    check_logits(("q", "k"), max_abs(qa), max_abs(ka), qa.shape[-1], sigma, dtype)
+    check_logits(max_abs(qa), max_abs(ka), qa.shape[-1], sigma, dtype)
     n, m, dv = qa.shape[-2], ka.shape[-2], va.shape[-1]
     mask3, mask_map, has_mask, causal = mask_slices(mask, n, m, lead, causal=causal)
     out = poisoned((len(q_map), n, dv), dtype)
