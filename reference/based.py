@@ -75,6 +75,12 @@ def _check_eps(eps: Any) -> float:
     return float(eps)
 
 
+def check_chunked_is_causal(form: str, causal: bool) -> None:
+    """The chunked evaluation is a causal prefix scan: a non-causal call names another form (every path)."""
+    if not causal and form == "chunked":
+        raise ValueError("form: the 'chunked' evaluation is causal; a non-causal call uses 'quadratic' or 'recurrent'")
+
+
 def _linear(
     q: Any,
     k: Any,
@@ -100,8 +106,7 @@ def _linear(
     n, m = qa.shape[-2], ka.shape[-2]
     if causal and n != m:
         raise ValueError(f"q/k: causal linear attention needs equal query and key lengths, got n={n}, m={m}")
-    if not causal and form == "chunked":
-        raise ValueError("form: the 'chunked' evaluation is causal; a non-causal call uses 'quadratic' or 'recurrent'")
+    check_chunked_is_causal(form, causal)
     if (initial_state is not None or return_state) and form != "recurrent":
         name = "initial_state" if initial_state is not None else "return_state"
         raise ValueError(f"{name}: state is carried by the 'recurrent' form only")
@@ -147,9 +152,12 @@ def check_layer_options(layer: Any, **options: Any) -> None:
             raise ValueError(f"{name}: applies to layer='linear' only; the window layer has no {name}")
 
 
-def based_fast_path_options(path: str, *, layer: Any, initial_state: Any, return_state: Any, **options: Any) -> None:
-    """Validate a stateless fast path's options (``path`` names it in the message)."""
+def based_fast_path_options(
+    path: str, *, layer: Any, causal: Any, initial_state: Any, return_state: Any, **options: Any
+) -> bool:
+    """Validate a stateless fast path's options (``path`` names it in the message); returns ``causal``."""
     check_layer_options(layer, initial_state=initial_state, return_state=return_state, **options)
+    causal = check_bool("causal", causal)
     if initial_state is not None or check_bool("return_state", return_state):
         name = "initial_state" if initial_state is not None else "return_state"
         raise ValueError(f"{name}: the {path} path carries no recurrent state; use the reference's 'recurrent' form")
@@ -159,6 +167,8 @@ def based_fast_path_options(path: str, *, layer: Any, initial_state: Any, return
         if options["layout"] not in LAYOUTS:
             raise ValueError(f"layout: expected one of {LAYOUTS}, got {options['layout']!r}")
         check_positive_int("chunk_size", options["chunk_size"])
+        check_chunked_is_causal(options["form"], causal)
+    return causal
 
 
 def window_band(n: int, m: int, window: int) -> np.ndarray:

@@ -522,6 +522,32 @@ def _bad_inputs() -> list[BadInput]:
             r"\blayout\b.*layer='linear'",
         ),
         BadInput("chunk-size-zero", s.args, {**kw, "form": "chunked", "chunk_size": 0}, ValueError, r"\bchunk_size\b"),
+        BadInput("linear-causal-string", s.args, {**kw, "causal": "yes"}, TypeError, r"\bcausal\b"),
+        BadInput(
+            "return-state-string",
+            s.args,
+            {**kw, "form": "recurrent", "return_state": "yes"},
+            TypeError,
+            r"\breturn_state\b",
+        ),
+        BadInput("k-head-dim", (q, k[..., :-1], v), kw, ValueError, r"\bk\b.*d_k"),
+        BadInput(
+            "chunked-non-causal", s.args, {**kw, "causal": False, "form": "chunked"}, ValueError, r"\bform\b.*causal"
+        ),
+        BadInput(
+            "initial-state-not-recurrent",
+            s.args,
+            {**kw, "initial_state": np.zeros((1, 2, 1 + 4 + 16, 3))},
+            ValueError,
+            r"\binitial_state\b.*recurrent",
+        ),
+        BadInput(
+            "return-state-not-recurrent",
+            s.args,
+            {**kw, "return_state": True},
+            ValueError,
+            r"\breturn_state\b.*recurrent",
+        ),
     ]
 
 

@@ -16,7 +16,7 @@ from attnlab.fastpath.numba._common import fast_dtype, float_arrays
 from attnlab.fastpath.numba.gna import windowed_attention
 from attnlab.fastpath.numba.linear import linear_attention
 from attnlab.reference.based import DEFAULT_EPS, DEFAULT_WINDOW, _check_eps, based_fast_path_options, taylor_features
-from attnlab.validation import check_bool, check_positive_int, numba_checked
+from attnlab.validation import check_last_dim, check_positive_int, numba_checked
 
 
 def _identity(x: np.ndarray) -> np.ndarray:
@@ -45,9 +45,10 @@ def based_attention(
 
     Returns ``(..., H, n, d_v)`` in the input float dtype.
     """
-    based_fast_path_options(
+    causal = based_fast_path_options(
         "Numba",
         layer=layer,
+        causal=causal,
         form=form,
         layout=layout,
         chunk_size=chunk_size,
@@ -60,7 +61,7 @@ def based_attention(
     )
     dtype = fast_dtype(q, k, v)
     q, k, v = float_arrays(("q", "k", "v"), (q, k, v), dtype)
-    causal = check_bool("causal", causal)
+    check_last_dim("k", k, q.shape[-1], "d_k, the last axis of q")
     if layer == "window":
         if not causal:
             raise ValueError("causal: BASED's sliding-window layer is causal; expected causal=True")

@@ -58,9 +58,10 @@ def based_attention(
 ) -> torch.Tensor:
     """BASED's linear or window layer (same call as the reference; ``form`` and ``chunk_size`` are
     validated, every form is evaluated by chunks; no recurrent state here)."""
-    based_fast_path_options(
+    causal = based_fast_path_options(
         "torch",
         layer=layer,
+        causal=causal,
         form=form,
         layout=layout,
         chunk_size=chunk_size,
@@ -72,7 +73,6 @@ def based_attention(
         return_state=return_state,
     )
     q, k, v = check_qkv(q, k, v)
-    causal = check_bool("causal", causal)
     dtype = q.dtype
     if layer == "window":
         if not causal:
