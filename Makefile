@@ -68,7 +68,9 @@ mutation: install
 	mv $(MUTATION_DIR)/site/attnlab $(MUTATION_DIR)/attnlab && rm -rf $(MUTATION_DIR)/site
 	cp -r tests $(MUTATION_DIR)/tests && cp tests/mutation.toml $(MUTATION_DIR)/pyproject.toml
 	cd $(MUTATION_DIR) && $(abspath $(PY)) $(CURDIR)/tests/mutation_resume.py
-	cd $(MUTATION_DIR) && CI=true $(abspath $(PY)) -m mutmut run > mutmut.log 2>&1 || true
+	# mutmut forks each mutant's test run from a process that has already run Numba kernels; Numba's
+	# OpenMP threading layer refuses a fork (it raises SIGTERM in the child), its workqueue layer does not.
+	cd $(MUTATION_DIR) && CI=true NUMBA_THREADING_LAYER=workqueue $(abspath $(PY)) -m mutmut run > mutmut.log 2>&1 || true
 	cd $(MUTATION_DIR) && $(abspath $(PY)) $(CURDIR)/tests/mutation_report.py
 
 bench: install
