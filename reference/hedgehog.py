@@ -56,7 +56,7 @@ def hedgehog_project(name: str, x: np.ndarray, weight: Any, bias: Any) -> np.nda
     """``y = x W + b`` with ``W`` ``(..., d_k, d')`` and ``b`` ``(..., d')`` broadcast over ``x``'s leading dims."""
     y = x
     if weight is not None:
-        w = as_float_array(f"{name}weight", weight, min_ndim=2)
+        w = as_float_array(f"{name}weight", weight, min_ndim=2, layout="(..., d_k, d')")
         if w.shape[-2] != x.shape[-1]:
             raise ValueError(
                 f"{name}weight: expected shape (..., {x.shape[-1]}, d') matching d_k = {x.shape[-1]}, got {w.shape}"
@@ -68,7 +68,7 @@ def hedgehog_project(name: str, x: np.ndarray, weight: Any, bias: Any) -> np.nda
                 f"{name}weight: leading dims {w.shape[:-2]} do not broadcast against {x.shape[:-2]}"
             ) from None
     if bias is not None:
-        b = as_float_array(f"{name}bias", bias, min_ndim=1)
+        b = as_float_array(f"{name}bias", bias, min_ndim=1, layout="(..., d')")
         if b.shape[-1] != y.shape[-1]:
             raise ValueError(f"{name}bias: expected last axis d' = {y.shape[-1]}, got shape {b.shape}")
         try:
@@ -109,9 +109,8 @@ def check_paper_exponents(yq_max: float, yk_max: float) -> None:
     """Reject projections for which the paper's feature products ``e^{|y_q| + |y_k|}`` overflow float64 (the
     reference's range; the fast paths evaluate shifted features, but stay within it)."""
     if not yq_max + yk_max < PAPER_EXPONENT_LIMIT:
-        raise InputOverflow(
-            ("q", "k", "weight", "bias"), "float64", f"the features e^(y_q + y_k) reach e^{yq_max + yk_max:.4g}"
-        )
+        # the checked operator's wrapper names the arguments of the call
+        raise InputOverflow((), "float64", f"the features e^(y_q + y_k) reach e^{yq_max + yk_max:.4g}")
 
 
 def check_options(*, variant: Any, form: Any, causal: Any, eps: Any, chunk_size: Any) -> tuple[bool, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import replace
 from typing import Any
@@ -459,6 +460,19 @@ def _bad_inputs() -> list[BadInput]:
             "chunked-non-causal", s.args, {**kw, "causal": False, "form": "chunked"}, ValueError, r"\bform\b.*causal"
         ),
         BadInput("state-without-recurrent", s.args, {**kw, "return_state": True}, ValueError, r"\breturn_state\b"),
+        BadInput(
+            "weight-heads-mismatch", s.args, {**kw, "weight": np.ones((3, 4, 4))}, ValueError, r"\bweight\b.*broadcast"
+        ),
+        BadInput("weight-1d", s.args, {**kw, "weight": np.ones(4)}, ValueError, r"\bweight\b"),
+        BadInput("bias-heads-mismatch", s.args, {**kw, "bias": np.ones((3, 4))}, ValueError, r"\bbias\b.*broadcast"),
+        BadInput("bias-string", s.args, {**kw, "bias": "zero"}, TypeError, r"\bbias\b"),
+        BadInput("key-bias-nan", s.args, {**kw, "key_bias": np.full(4, np.nan)}, ValueError, r"\bkey_bias\b.*NaN"),
+        # with W = I, b = 0: |y_q| + |y_k| = 400 + 400 puts e^(y_q + y_k) beyond float64 (the paper's map is
+        # evaluated unshifted)
+        dataclasses.replace(
+            sh.too_large("paper-exponents-overflow", s, {0: 400.0, 1: 400.0}, r"\bq\b.*e\^\(y_q \+ y_k\) reach e\^800"),
+            kwargs={**kw, "weight": np.eye(4), "bias": np.zeros(4)},
+        ),
     ]
 
 

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from attnlab.reference.hedgehog import (
+    PAPER_EXPONENT_LIMIT,
+    check_paper_exponents,
     feature_attention,
     hedgehog_attention,
     hedgehog_fast_path_options,
@@ -49,3 +51,31 @@ def test_stateless_fast_path_options_refused_by_name(changes, error, message) ->
 def test_stateless_fast_path_options_return_causal_and_eps() -> None:
     got = hedgehog_fast_path_options("torch", initial_state=None, return_state=False, **{**STATELESS, "causal": False})
     assert got == (False, 1e-6)
+
+
+def test_paper_shift_divides_every_feature_by_e_to_the_shift() -> None:
+    # [e^{y − μ}, e^{−y − μ}] = e^{−μ} [e^{y}, e^{−y}]: the shift the fast paths use to stay finite
+    rng = np.random.default_rng(11)
+    y = rng.standard_normal((2, 5, 3))
+    shift = rng.standard_normal((2, 5, 1))
+    shifted = hedgehog_features(y, variant="paper", shift=shift)
+    np.testing.assert_allclose(shifted, np.exp(-shift) * hedgehog_features(y, variant="paper"), rtol=1e-14)
+
+
+@pytest.mark.parametrize("variant", ["softmax_dim", "exp_dim"])
+def test_row_normalised_variants_ignore_a_per_token_offset_of_any_size(variant) -> None:
+    # each softmax (and each max/min-shifted exponential) is taken over one token's d' features, so adding
+    # a constant to one token's projection changes nothing, even an offset of ±800 next to a token near 0
+    rng = np.random.default_rng(12)
+    y = rng.standard_normal((4, 3))
+    offset = np.array([[800.0], [-800.0], [0.0], [30.0]])
+    np.testing.assert_allclose(
+        hedgehog_features(y + offset, variant=variant), hedgehog_features(y, variant=variant), rtol=1e-12, atol=1e-15
+    )
+
+
+def test_paper_exponent_limit_is_strict() -> None:
+    # e^{y_q + y_k} is accepted strictly below the limit and refused at it
+    check_paper_exponents(PAPER_EXPONENT_LIMIT / 2, PAPER_EXPONENT_LIMIT / 2 - 1e-9)
+    with pytest.raises(ValueError, match=r"reach e\^700"):
+        check_paper_exponents(PAPER_EXPONENT_LIMIT / 2, PAPER_EXPONENT_LIMIT / 2)
