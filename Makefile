@@ -59,10 +59,13 @@ lint: install
 # and the claims' checks, on the installed layout (mutmut needs file paths that match module names).
 MUTATION_DIR ?= build/mutation
 # A rerun resumes: killed mutants of unchanged functions keep their result, the rest are tried again
-# (MUTATION_FRESH=1 starts over).
+# (MUTATION_FRESH=1 starts over). The map from functions to the tests that reach them is collected anew
+# each run: a map kept from older tests would leave out tests added since, and a mutant they kill would
+# count as a survivor.
 mutation: install
 	mkdir -p $(MUTATION_DIR)
 	rm -rf $(MUTATION_DIR)/site $(MUTATION_DIR)/attnlab $(MUTATION_DIR)/tests $(MUTATION_DIR)/mutants/tests
+	rm -f $(MUTATION_DIR)/mutants/mutmut-stats.json
 	$(if $(MUTATION_FRESH),rm -rf $(MUTATION_DIR)/mutants)
 	$(PIP) install -q --no-deps --no-build-isolation --target $(MUTATION_DIR)/site .
 	mv $(MUTATION_DIR)/site/attnlab $(MUTATION_DIR)/attnlab && rm -rf $(MUTATION_DIR)/site

@@ -228,6 +228,8 @@ def _scale_invariance(ops: Any, s: SampleInput) -> None:
     kw = {**{key: val for key, val in s.kwargs.items() if key != "eps"}, "eps": 0.0}
     base = ops.infsa_attention(q, k, v, **kw)
     sh.close("output after Q <- 3.7 Q, K <- 0.2 K", ops.infsa_attention(3.7 * q, 0.2 * k, v, **kw), base, atol=1e-9)
+    # far below 1 every normaliser (‖·‖_F, the pooled sums) is < 1: dividing by it must still undo the scale
+    sh.close("output after Q <- 1e-3 Q, K <- 1e-2 K", ops.infsa_attention(1e-3 * q, 1e-2 * k, v, **kw), base, atol=1e-9)
     w = np.random.default_rng(5).standard_normal(v.shape)
     sh.close(
         "linearity in V",
@@ -238,9 +240,9 @@ def _scale_invariance(ops: Any, s: SampleInput) -> None:
 
 
 def _scale_applies(s: SampleInput) -> bool:
-    """Some positive affinity (an all-zero graph is invariant trivially), and not the pooled mode."""
+    """Some positive affinity (an all-zero graph or pooled score is invariant trivially)."""
     q, k = sh.repeat_kv(*s.args[:2])
-    return _mode(s) != "pooled" and bool(np.any(np.einsum("...id,...jd->...ij", q, k) > 0))
+    return bool(np.any(np.einsum("...id,...jd->...ij", q, k) > 0))
 
 
 def _pooled_rows_identical(ops: Any, s: SampleInput) -> None:
@@ -369,7 +371,8 @@ INVARIANTS = (
     ),
     Invariant(
         "scale_invariance",
-        "with ε = 0 the Frobenius normalisation makes Y invariant to Q <- cQ, K <- c'K; Y is linear in V",
+        "with ε = 0 the normalisations (Frobenius; the pooled mode's sums) make Y invariant to Q <- cQ, K <- c'K, "
+        "for scales above and far below 1; Y is linear in V",
         _scale_invariance,
         ("softplus_affinity",),
         _scale_applies,
