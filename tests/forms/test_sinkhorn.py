@@ -3,10 +3,14 @@ while its mutants are caught."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
+import torch
 
-from attnlab.reference.sinkhorn import sinkhorn_attention
+from attnlab.fastpath.torch.sinkhorn import sinkhorn_attention as torch_sinkhorn
+from attnlab.reference.sinkhorn import LOGIT_SPACING, check_logit_resolution, sinkhorn_attention
 from attnlab.theory import claims
 
 
@@ -41,3 +45,24 @@ def test_claim_holds_and_its_mutants_are_caught(claim) -> None:
     assert result.verdict == claim.verdict, result.evidence
     for mutant in claim.mutants:
         assert claim.quick(**mutant.overrides).verdict != claim.verdict, f"mutant {mutant.name} survived"
+
+
+def test_logit_resolution_limit_is_the_dtypes_spacing_and_strict() -> None:
+    # logits are refused once their float spacing would exceed 2^-4: from 2^-4 / eps(dtype) on, not before
+    for dtype in (np.float32, np.float64):
+        limit = LOGIT_SPACING / float(np.finfo(dtype).eps)
+        check_logit_resolution(float(np.nextafter(limit, 0.0)), dtype)
+        with pytest.raises(
+            ValueError, match=re.escape(f"beyond {limit:.3g}, the largest whose {np.dtype(dtype).name} spacing")
+        ):
+            check_logit_resolution(limit, dtype)
+
+
+def test_torch_float32_path_refuses_logits_its_dtype_cannot_resolve() -> None:
+    # 2^-4 / eps(float32) = 5.2e5: logits ~1e7 are fine in float64 but decided by float32 rounding
+    rng = np.random.default_rng(2)
+    q, k, v = (rng.standard_normal((1, 1, 4, 4)) for _ in range(3))
+    q, k = q * 1e4 / np.abs(q).max(), k * 1e4 / np.abs(k).max()
+    sinkhorn_attention(q, k, v)  # float64 resolves them
+    with pytest.raises(ValueError, match=r"float32 spacing"):
+        torch_sinkhorn(*(torch.from_numpy(x).float() for x in (q, k, v)))
