@@ -360,6 +360,26 @@ def bad_inputs() -> list[BadInput]:
         BadInput("base-zero", base.args, {**kw, "base": 0.0}, ValueError, r"\bbase\b.*positive"),
         BadInput("eps-negative", base.args, {**kw, "eps": -1e-9}, ValueError, r"\beps\b"),
         BadInput("eps-string", base.args, {**kw, "eps": "tiny"}, TypeError, r"\beps\b"),
+        BadInput("eps-bool", base.args, {**kw, "eps": True}, TypeError, r"\beps\b"),
+        # phases |β| + 2π|δ| + (n + m)·base^(−(d−2)/d) beyond 2^20 rad, from δ, from β and from a base below 1
+        # (its top frequency grows)
+        BadInput(
+            "delta-phases-too-large",
+            base.args,
+            {**kw, "delta": np.array([2e5, 1.0])},
+            ValueError,
+            r"\bdelta/beta/base\b.*phases up to 1\.26e\+06",
+        ),
+        BadInput(
+            "beta-phases-too-large",
+            base.args,
+            {**kw, "beta": np.array([1.1e6, 0.0])},
+            ValueError,
+            r"\bdelta/beta/base\b.*phases up to 1\.1e\+06",
+        ),
+        BadInput(
+            "base-phases-too-large", base.args, {**kw, "base": 1e-30}, ValueError, r"\bdelta/beta/base\b.*phases up to"
+        ),
     ]
 
 

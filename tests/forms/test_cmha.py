@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
+import pytest
 import torch
 
 from attnlab.core import Shape
 from attnlab.fastpath.torch.cmha import cmha_attention as torch_cmha
 from attnlab.forms.cmha import rope_half, sample
-from attnlab.reference.cmha import cmha_attention
+from attnlab.reference.cmha import check_cmha_angles, check_cmha_options, cmha_attention
 from attnlab.reference.softmax import softmax_attention
 
 
@@ -40,3 +44,59 @@ def test_fewer_queries_read_the_last_positions() -> None:
     full = cmha_attention(q, k, v, **{**s.kwargs, "causal": True})
     tail = cmha_attention(q[..., -3:, :], k, v, **{**s.kwargs, "causal": True})
     np.testing.assert_allclose(tail, full[..., -3:, :], rtol=0, atol=1e-12)
+
+
+def _phases_refused(delta: float, beta: float, base: float, d: int, span: int) -> bool:
+    try:
+        check_cmha_angles(np.array([delta]), np.array([beta]), base, d, span)
+    except ValueError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("term", "delta", "beta", "base", "d"),
+    [
+        ("2π|δ| = 2^19", 2.0**18 / math.pi, 0.0, 1e4, 4),
+        ("|β| = 2^19", 0.0, 2.0**19, 1e4, 4),
+        # base < 1: the top frequency base^(−(d−2)/d) is 2 at base = 1/4, d = 4, so (n + m)·2 = 2^20 at 2^19
+        ("(n + m)·base^(−1/2) = 2^20", 0.0, 0.0, 0.25, 4),
+        # d = 2 has one frequency, base^0 = 1, whatever the base
+        ("(n + m)·1 at d = 2, next to 2^19", 0.0, 2.0**19, 0.25, 2),
+    ],
+)
+def test_phase_bound_adds_every_term_and_is_strict(term, delta, beta, base, d) -> None:
+    # |β| + 2π|δ| + (n + m)·max_t g_t against 2^20: refused when it reaches 2^20, accepted one below
+    span = 2**19
+    assert _phases_refused(delta, beta, base, d, span), term
+    assert not _phases_refused(delta, beta, base, d, span - 1), term
+
+
+def test_phase_bound_reports_a_finite_size_for_an_overflowing_frequency() -> None:
+    # base = 5e-324 at d = 1000: log max_t g_t = (998/1000)·744.4 > 709; the bound caps the exponent at 700
+    with pytest.raises(ValueError, match=re.escape(f"phases up to {math.exp(700.0):.3g}")):
+        check_cmha_angles(np.zeros(1), np.zeros(1), 5e-324, 1000, 1)
+
+
+def test_default_parameters_come_in_the_inputs_dtype() -> None:
+    # δ = 1 and β = 0 built for a float32 call are float32, so a float32 path computes its angles in float32
+    q32 = np.ones((1, 2, 3, 4), dtype=np.float32)
+    delta, beta, base, _ = check_cmha_options(q32, None, None, None, 0.0)
+    assert delta.dtype == beta.dtype == np.float32 and base == 10000.0
+
+
+def test_two_dimensional_inputs_take_shared_parameters_only() -> None:
+    rng = np.random.default_rng(9)
+    q, k, v = (rng.standard_normal((5, 4)) for _ in range(3))
+    delta = np.array([0.5, 2.0])
+    np.testing.assert_allclose(
+        cmha_attention(q, k, v, delta=delta), cmha_attention(q[None], k[None], v[None], delta=delta)[0], rtol=1e-13
+    )
+    with pytest.raises(ValueError, match=re.escape("delta: expected shape (2,) shared by every head, got (1, 2)")):
+        cmha_attention(q, k, v, delta=delta[None])
+
+
+def test_base_none_is_the_default_base() -> None:
+    rng = np.random.default_rng(10)
+    q, k, v = (rng.standard_normal((1, 2, 5, 4)) for _ in range(3))
+    np.testing.assert_array_equal(cmha_attention(q, k, v, base=None), cmha_attention(q, k, v, base=10000.0))
