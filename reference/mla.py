@@ -83,42 +83,6 @@ class MLAWeights:
     def d_latent(self) -> int:
         return int(self.kv_norm.shape[0])
 
-    @classmethod
-    def random(
-        cls,
-        seed: int,
-        *,
-        d_model: int = 32,
-        n_heads: int = 4,
-        d_latent: int = 16,
-        d_q_latent: int = 0,
-        d_nope: int = 8,
-        d_rope: int = 4,
-        d_v: int = 8,
-    ) -> MLAWeights:
-        """Gaussian weights scaled ``1/√fan_in``; ``d_q_latent = 0`` skips the query LoRA."""
-        if d_rope % 2:
-            raise ValueError(f"d_rope: expected an even size for interleaved RoPE, got {d_rope}")
-        rng = np.random.default_rng(seed)
-
-        def mat(rows: int, cols: int) -> np.ndarray:
-            return rng.standard_normal((rows, cols)) / np.sqrt(rows)
-
-        q_in = d_q_latent if d_q_latent else d_model
-        return cls(
-            w_dq=mat(d_model, d_q_latent) if d_q_latent else None,
-            q_norm=1.0 + 0.1 * rng.standard_normal(d_q_latent) if d_q_latent else None,
-            w_uq=mat(q_in, n_heads * (d_nope + d_rope)),
-            w_dkv=mat(d_model, d_latent + d_rope),
-            kv_norm=1.0 + 0.1 * rng.standard_normal(d_latent),
-            w_ukv=mat(d_latent, n_heads * (d_nope + d_v)),
-            w_o=mat(n_heads * d_v, d_model),
-            n_heads=n_heads,
-            d_nope=d_nope,
-            d_rope=d_rope,
-            d_v=d_v,
-        )
-
 
 def _heads(x: np.ndarray, n_heads: int) -> np.ndarray:
     """``(..., n, H·c) -> (..., H, n, c)``."""

@@ -128,10 +128,44 @@ def adapt(shape: Shape) -> Shape | None:
     )
 
 
+def random_weights(
+    seed: int,
+    *,
+    d_model: int = 32,
+    n_heads: int = 4,
+    d_latent: int = 16,
+    d_q_latent: int = 0,
+    d_nope: int = 8,
+    d_rope: int = 4,
+    d_v: int = 8,
+) -> MLAWeights:
+    """Gaussian MLA weights scaled ``1/√fan_in`` (norm weights ``1 + 0.1·N(0, 1)``); ``d_q_latent = 0`` skips
+    the query LoRA."""
+    rng = np.random.default_rng(seed)
+
+    def mat(rows: int, cols: int) -> np.ndarray:
+        return rng.standard_normal((rows, cols)) / np.sqrt(rows)
+
+    q_in = d_q_latent if d_q_latent else d_model
+    return MLAWeights(
+        w_dq=mat(d_model, d_q_latent) if d_q_latent else None,
+        q_norm=1.0 + 0.1 * rng.standard_normal(d_q_latent) if d_q_latent else None,
+        w_uq=mat(q_in, n_heads * (d_nope + d_rope)),
+        w_dkv=mat(d_model, d_latent + d_rope),
+        kv_norm=1.0 + 0.1 * rng.standard_normal(d_latent),
+        w_ukv=mat(d_latent, n_heads * (d_nope + d_v)),
+        w_o=mat(n_heads * d_v, d_model),
+        n_heads=n_heads,
+        d_nope=d_nope,
+        d_rope=d_rope,
+        d_v=d_v,
+    )
+
+
 def sample(seed: int, shape: Shape) -> SampleInput:
     rng = np.random.default_rng(seed)
     options = shape.option_dict
-    weights = MLAWeights.random(
+    weights = random_weights(
         seed,
         d_model=D_MODEL,
         n_heads=shape.heads,
@@ -303,6 +337,68 @@ def _bad_inputs() -> list[BadInput]:
         *sh.bad_weights("weights", base, {"w_o": r"weights\.w_o", "kv_norm": r"weights\.kv_norm"}),
         BadInput("weights-heads", (x, replace(weights, n_heads=weights.n_heads + 1)), {}, ValueError, r"weights\."),
         BadInput("weights-odd-d_rope", (x, replace(weights, d_rope=3)), {}, ValueError, r"weights\.d_rope"),
+        *(
+            BadInput(
+                f"weights-{field}-{label}", (x, replace(weights, **{field: value})), {}, error, rf"weights\.{field}\b"
+            )
+            for field, label, value, error in (
+                ("n_heads", "zero", 0, ValueError),
+                ("n_heads", "float", 2.0, TypeError),
+                ("d_nope", "negative", -1, ValueError),
+                ("d_rope", "negative", -2, ValueError),
+                ("d_v", "zero", 0, ValueError),
+                ("d_v", "string", "8", TypeError),
+            )
+        ),
+        BadInput(
+            "weights-no-query-key-dims",
+            (x, replace(weights, d_nope=0, d_rope=0)),
+            {},
+            ValueError,
+            r"weights\.d_nope/weights\.d_rope",
+        ),
+        BadInput(
+            "weights-w_dkv-without-latent",
+            (x, replace(weights, w_dkv=weights.w_dkv[:, : weights.d_rope])),
+            {},
+            ValueError,
+            r"weights\.w_dkv\b.*d_c >= 1",
+        ),
+        BadInput(
+            "weights-q_norm-without-w_dq", (x, replace(weights, q_norm=np.ones(4))), {}, ValueError, r"weights\.q_norm"
+        ),
+        BadInput(
+            "weights-w_dq-without-q_norm",
+            (x, replace(weights, w_dq=np.ones((D_MODEL, 4)))),
+            {},
+            ValueError,
+            r"weights\.q_norm\b.*required",
+        ),
+        BadInput(
+            "weights-w_dq-rows",
+            (x, replace(weights, w_dq=np.ones((D_MODEL - 1, 4)), q_norm=np.ones(4))),
+            {},
+            ValueError,
+            r"weights\.w_dq\b",
+        ),
+        BadInput(
+            "weights-q_norm-length",
+            (x, replace(weights, w_dq=np.ones((D_MODEL, 4)), q_norm=np.ones(3))),
+            {},
+            ValueError,
+            r"weights\.q_norm\b",
+        ),
+        BadInput(
+            "weights-w_ukv-short", (x, replace(weights, w_ukv=weights.w_ukv[:-1])), {}, ValueError, r"weights\.w_ukv"
+        ),
+        BadInput(
+            "weights-kv_norm-2d",
+            (x, replace(weights, kv_norm=weights.kv_norm[None])),
+            {},
+            ValueError,
+            r"weights\.kv_norm",
+        ),
+        BadInput("weights-w_uq-1d", (x, replace(weights, w_uq=weights.w_uq[0])), {}, ValueError, r"weights\.w_uq"),
         BadInput("rope-base-zero", base.args, {**base.kwargs, "rope_base": 0.0}, ValueError, r"\brope_base\b"),
         BadInput("rope-base-nan", base.args, {**base.kwargs, "rope_base": float("nan")}, ValueError, r"\brope_base\b"),
     ]

@@ -14,6 +14,7 @@ from attnlab.fastpath.torch.interaction import factorized_interaction as torch_i
 from attnlab.fastpath.torch.mla import TorchMLAWeights
 from attnlab.fastpath.torch.mla import mla_attention as torch_mla
 from attnlab.forms import get_form
+from attnlab.forms.mla import random_weights
 from attnlab.reference.interaction import factorized_interaction
 from attnlab.reference.mla import MLAWeights, mla_attention, rms_norm, rope_interleaved
 from attnlab.testing import check_path
@@ -22,7 +23,7 @@ torch.set_num_threads(1)
 
 
 def test_mla_absorbed_equals_naive_with_query_lora_and_causal() -> None:
-    weights = MLAWeights.random(3, d_model=24, n_heads=3, d_latent=10, d_q_latent=12, d_nope=6, d_rope=4, d_v=5)
+    weights = random_weights(3, d_model=24, n_heads=3, d_latent=10, d_q_latent=12, d_nope=6, d_rope=4, d_v=5)
     x = np.random.default_rng(10).standard_normal((2, 11, 24))
     np.testing.assert_allclose(
         mla_attention(x, weights, impl="absorb", causal=True), mla_attention(x, weights, causal=True), atol=1e-12
@@ -42,7 +43,7 @@ def test_rope_scores_depend_only_on_the_offset() -> None:
 
 def _mla(case: tuple, seed: int = 0) -> tuple[np.ndarray, MLAWeights]:
     batch, n, heads, d_q_latent = case
-    weights = MLAWeights.random(
+    weights = random_weights(
         seed, d_model=16, n_heads=heads, d_latent=6, d_q_latent=d_q_latent, d_nope=4, d_rope=4, d_v=5
     )
     return np.random.default_rng(seed + 1).standard_normal((batch, n, 16)), weights
