@@ -118,3 +118,37 @@ def test_value_gradient_ignores_query_magnitude() -> None:
     np.testing.assert_array_equal(
         hamming_vjp(grad, q, k, v, causal=True)[2], hamming_vjp(grad, q * 7.5, k, v, causal=True)[2]
     )
+
+
+_Q, _K = np.ones((1, 3, 4, 4)), np.ones((1, 3, 5, 4))
+
+
+@pytest.mark.parametrize(
+    ("q", "k", "error", "message"),
+    [
+        ("codes", _K, TypeError, "q: expected a float {kind} of shape (..., n, d), got str"),
+        (_Q, "codes", TypeError, "k: expected a float {kind} of shape (..., n, d), got str"),
+        (
+            _Q,
+            _K[..., :3],
+            ValueError,
+            "k: expected last axis of size 4 (d_k, the last axis of q), got shape (1, 3, 5, 3)",
+        ),
+        (
+            _Q,
+            _K[:, :2],
+            ValueError,
+            "k: expected a KV head count that divides the 3 query heads of q on axis -3 (GQA/MQA), got 2 heads in "
+            "shape (1, 2, 5, 4)",
+        ),
+    ],
+)
+@pytest.mark.parametrize("path", ["reference", "torch"])
+def test_scores_helper_names_the_bad_argument_on_both_paths(q, k, error, message, path) -> None:
+    # hamming_scores is public on both paths: the same call gets the same message
+    scores, kind = (hamming_scores, "NumPy array") if path == "reference" else (torch_scores, "torch.Tensor")
+    if path == "torch":
+        q, k = (torch.from_numpy(x) if isinstance(x, np.ndarray) else x for x in (q, k))
+    with pytest.raises(error) as caught:
+        scores(q, k)
+    assert str(caught.value) == message.format(kind=kind)
