@@ -1,7 +1,10 @@
 """Summarise a ``mutmut`` run of ``make mutation``: killed, survived and untested mutants per module,
 and the score.
 
-The score is killed / (all mutants − listed equivalents); a mutant no test reaches counts as surviving.
+The score is detected / (all mutants − listed equivalents), where a mutant is detected when a test fails
+on it or when the tests do not finish within mutmut's time limit (a mutant that makes an operator loop
+forever; these are listed with their diffs so each can be checked); a mutant no test reaches, or one not
+run, counts as surviving.
 An equivalent mutant (one no test could kill, because the program means the same) is listed in
 ``tests/mutation_equivalents.toml`` with the reason; a listed mutant that no longer exists or that the
 run killed is reported as stale, so the list cannot silently hide a real survivor.
@@ -60,19 +63,27 @@ def main() -> int:
         counts[module][status] += 1
         if status not in ("killed", "equivalent"):
             not_killed.append({"mutant": name, "status": status, "diff": _diff(name)})
+    timeouts = [entry for entry in not_killed if entry["status"] == "timeout"]
+    for entry in timeouts:
+        print(f"timeout (counted as detected): {entry['mutant']}\n{entry['diff']}")
     stale = [name for name in equivalents if results.get(name, "missing") in ("killed", "missing")]
     total = len(results)
     equivalent = sum(c["equivalent"] for c in counts.values())
     killed = sum(c["killed"] for c in counts.values())
+    detected = killed + len(timeouts)
     for module, c in sorted(counts.items()):
         print(f"{module:40s} " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
-    score = killed / (total - equivalent) if total > equivalent else 0.0
-    print(f"score: {killed}/{total - equivalent} mutants killed = {100 * score:.1f} % ({equivalent} equivalent listed)")
+    score = detected / (total - equivalent) if total > equivalent else 0.0
+    print(
+        f"score: {detected}/{total - equivalent} mutants detected = {100 * score:.1f} % "
+        f"({killed} killed, {len(timeouts)} timed out; {equivalent} equivalent listed)"
+    )
     for name in stale:
         print(f"stale equivalent (killed or gone; remove it from {EQUIVALENTS.name}): {name}")
     with open("mutation-report.json", "w") as fh:
         report = {
             "killed": killed,
+            "timed_out": len(timeouts),
             "total": total,
             "equivalent": equivalent,
             "score": score,
