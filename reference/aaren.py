@@ -43,9 +43,8 @@ def aaren_combine(a: State, b: State) -> State:
     mu_b, ell_b, acc_b = b
     mu = np.maximum(mu_a, mu_b)
     safe = np.where(np.isfinite(mu), mu, 0.0)
-    with np.errstate(invalid="ignore"):
-        wa = np.where(np.isfinite(mu_a), np.exp(mu_a - safe), 0.0)
-        wb = np.where(np.isfinite(mu_b), np.exp(mu_b - safe), 0.0)
+    wa = np.where(np.isfinite(mu_a), np.exp(mu_a - safe), 0.0)
+    wb = np.where(np.isfinite(mu_b), np.exp(mu_b - safe), 0.0)
     return mu, wa * ell_a + wb * ell_b, wa[..., None] * acc_a + wb[..., None] * acc_b
 
 
@@ -72,12 +71,18 @@ def _scan(elements: State) -> State:
     return mu, ell, acc
 
 
-def _check_state(initial_state: Any, lead: tuple[int, ...], d_v: int) -> State | None:
+def check_state(initial_state: Any, lead: tuple[int, ...], d_v: int) -> State | None:
+    """A resumed call's ``(max, sum, acc)``, validated against the call's leading axes and ``d_v`` (every path)."""
     if initial_state is None:
         return None
     if not isinstance(initial_state, (tuple, list)) or len(initial_state) != 3:
         raise TypeError("initial_state: expected a (max, sum, acc) triple from return_state=True, or None")
-    mu = np.asarray(initial_state[0], dtype=float)
+    try:  # the running max may be -inf (an empty prefix), so it is not checked as a finite array
+        mu = np.asarray(initial_state[0], dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"initial_state[0]: expected float running maxima, got {type(initial_state[0]).__name__}"
+        ) from None
     ell = as_float_array("initial_state[1]", initial_state[1], min_ndim=0)
     acc = as_float_array("initial_state[2]", initial_state[2], min_ndim=1)
     if mu.shape != lead or ell.shape != lead or acc.shape != (*lead, d_v):
@@ -86,6 +91,8 @@ def _check_state(initial_state: Any, lead: tuple[int, ...], d_v: int) -> State |
         )
     if np.any(np.isnan(mu)) or np.any(mu == np.inf) or np.any(ell < 0):
         raise ValueError("initial_state: expected max in [-inf, inf) and a non-negative sum")
+    if np.any(np.isneginf(mu) & ((ell != 0) | np.any(acc != 0, axis=-1))):
+        raise ValueError("initial_state: a max of -inf (an empty prefix) needs a sum and an acc of 0")
     return mu.astype(ell.dtype), ell, acc
 
 
@@ -126,7 +133,7 @@ def aaren_attention(
     if qa.shape[-2] != 1:
         raise ValueError(f"q: expected one query token, shape (..., H, 1, d_k), got shape {np.shape(q)}")
     lead, m, d_v = ka.shape[:-2], ka.shape[-2], va.shape[-1]
-    state = _check_state(initial_state, lead, d_v)
+    state = check_state(initial_state, lead, d_v)
     scores = sigma * np.einsum("...d,...md->...m", qa[..., 0, :], ka)
     if form == "parallel":
         visible = np.tril(np.ones((m, m), dtype=bool))

@@ -267,7 +267,7 @@ MUTANTS = (
         "exclusive_scan", "o_t from the exclusive prefix (keys < t) instead of the inclusive one", OP, _exclusive
     ),
     cat.wrapping("anticausal", "o_t also sees key t + 1", OP, _anticausal),
-    cat.wrapping("resume_ignores_state", "a resumed call drops its initial state", "_check_state", _ignores_state),
+    cat.wrapping("resume_ignores_state", "a resumed call drops its initial state", "check_state", _ignores_state),
     sh.interleaved_gqa(OP, (1, 2)),
     sh.wrong_default_scale(OP),
 )
@@ -350,6 +350,30 @@ def _bad_inputs() -> list[BadInput]:
             {"initial_state": (state[0], -state[1], state[2])},
             ValueError,
             r"\binitial_state\b",
+        ),
+        *(
+            BadInput(f"state-{label}", s.args, {"initial_state": parts}, error, match)
+            for label, parts, error, match in (
+                ("max-string", ("max", state[1], state[2]), TypeError, r"\binitial_state\[0\]"),
+                ("sum-string", (state[0], "sum", state[2]), TypeError, r"\binitial_state\[1\]"),
+                ("acc-string", (state[0], state[1], "acc"), TypeError, r"\binitial_state\[2\]"),
+                ("acc-0d", (state[0], state[1], 1.0), ValueError, r"\binitial_state\[2\]"),
+                ("max-wrong-shape", (state[0][..., :1], state[1], state[2]), ValueError, r"\binitial_state\b.*shapes"),
+                ("acc-wrong-shape", (state[0], state[1], state[2][..., :1]), ValueError, r"\binitial_state\b.*shapes"),
+                ("max-nan", (np.full_like(state[0], np.nan), state[1], state[2]), ValueError, r"\binitial_state\b"),
+                (
+                    "max-plus-inf",
+                    (np.full_like(state[0], np.inf), state[1], state[2]),
+                    ValueError,
+                    r"\binitial_state\b",
+                ),
+                (
+                    "empty-max-with-mass",
+                    (np.full_like(state[0], -np.inf), state[1], state[2]),
+                    ValueError,
+                    r"\binitial_state\b.*empty prefix",
+                ),
+            )
         ),
     ]
 

@@ -15,6 +15,7 @@ import torch
 
 from attnlab.fastpath.torch._common import check_bool, check_scale, expand_kv_heads, torch_checked
 from attnlab.fastpath.torch.softmax import check_qkv
+from attnlab.reference.aaren import check_state
 
 FORMS = ("scan", "recurrent", "parallel")
 
@@ -46,6 +47,20 @@ def _scan(mu: torch.Tensor, ell: torch.Tensor, acc: torch.Tensor) -> State:
 
 
 @torch_checked
+def _on_host(state: Any) -> Any:
+    """A state's tensors as NumPy arrays (bfloat16 widened to float32), anything else unchanged."""
+    if not isinstance(state, (tuple, list)):
+        return state
+
+    def host(x: Any) -> Any:
+        if not torch.is_tensor(x):
+            return x
+        x = x.detach().cpu()
+        return (x.float() if x.dtype == torch.bfloat16 else x).numpy()
+
+    return tuple(host(x) for x in state)
+
+
 def aaren_attention(
     q: Any,
     k: Any,
@@ -76,16 +91,10 @@ def aaren_attention(
     scores = sigma * (k @ q.transpose(-1, -2))[..., 0]
     mu, ell, acc = scores, torch.ones_like(scores), v
     if initial_state is not None:
-        if not isinstance(initial_state, (tuple, list)) or len(initial_state) != 3:
-            raise TypeError("initial_state: expected a (max, sum, acc) triple from return_state=True, or None")
+        # checked on host copies by the reference's check, so both paths describe a bad state alike; the
+        # given tensors are used (a gradient reaches them)
+        check_state(_on_host(initial_state), tuple(mu.shape[:-1]), acc.shape[-1])
         mu0, ell0, acc0 = (torch.as_tensor(x, device=q.device).to(work) for x in initial_state)
-        if mu0.shape != mu.shape[:-1] or ell0.shape != mu.shape[:-1] or acc0.shape != acc.shape[:-2] + acc.shape[-1:]:
-            raise ValueError(
-                f"initial_state: expected shapes {tuple(mu.shape[:-1])}, {tuple(mu.shape[:-1])}, "
-                f"{tuple(acc.shape[:-2] + acc.shape[-1:])}"
-            )
-        if bool(torch.isnan(mu0).any() | (mu0 == torch.inf).any() | (ell0 < 0).any()):
-            raise ValueError("initial_state: expected max in [-inf, inf) and a non-negative sum")
         mu = torch.cat([mu0[..., None], mu], dim=-1)
         ell = torch.cat([ell0[..., None], ell], dim=-1)
         acc = torch.cat([acc0[..., None, :], acc], dim=-2)

@@ -11,6 +11,7 @@ from attnlab.fastpath.torch.aaren import aaren_attention as torch_aaren
 from attnlab.reference.aaren import aaren_attention, aaren_combine
 from attnlab.reference.softmax import merge_partial_attention
 from attnlab.theory import claims
+from attnlab.validation import reference_precision
 
 
 def test_combine_is_the_lse_merge_of_normalised_partials() -> None:
@@ -65,3 +66,38 @@ def test_outputs_and_state_keep_the_reference_precision(form: str) -> None:
     assert out.dtype == np.float32
     assert [part.dtype for part in state] == [np.float32] * 3
     np.testing.assert_allclose(out, aaren_attention(q, k, v, form=form), atol=1e-5)
+
+
+def _qkv(seed: int, lead: tuple[int, ...], m: int = 6) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((*lead, 1, 4)), rng.standard_normal((*lead, m, 4)), rng.standard_normal((*lead, m, 3))
+
+
+@pytest.mark.parametrize("form", ["scan", "parallel", "recurrent"])
+def test_two_dimensional_call_resumes_from_its_state(form) -> None:
+    # without batch or head axes the state is a 0-d max and sum and a (d_v,) accumulator
+    q, k, v = _qkv(1, ())
+    whole = aaren_attention(q, k, v, form=form)
+    head, state = aaren_attention(q, k[:2], v[:2], form=form, return_state=True)
+    assert state[0].shape == state[1].shape == () and state[2].shape == (3,)
+    tail = aaren_attention(q, k[2:], v[2:], form=form, initial_state=state)
+    np.testing.assert_allclose(np.concatenate([head, tail], -2), whole, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("form", ["scan", "parallel", "recurrent"])
+def test_the_empty_prefix_state_is_the_identity(form) -> None:
+    # (-inf, 0, 0) is the state of no keys: resuming from it is starting afresh
+    q, k, v = _qkv(2, (2,))
+    empty = (np.full(2, -np.inf), np.zeros(2), np.zeros((2, 3)))
+    np.testing.assert_allclose(
+        aaren_attention(q, k, v, form=form, initial_state=empty), aaren_attention(q, k, v, form=form), rtol=1e-14
+    )
+
+
+def test_a_resumed_call_computes_in_the_reference_precision() -> None:
+    # the oracle's float32 rerun of the same math: a state given in float64 is cast to float32 with the rest
+    q, k, v = _qkv(3, (2,))
+    _, state = aaren_attention(q, k[..., :3, :], v[..., :3, :], return_state=True)
+    with reference_precision(np.float32):
+        out, final = aaren_attention(q, k[..., 3:, :], v[..., 3:, :], initial_state=state, return_state=True)
+    assert out.dtype == np.float32 and all(part.dtype == np.float32 for part in final)
