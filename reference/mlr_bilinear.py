@@ -89,33 +89,42 @@ def level_scale(rank: int, chunks: int, mup: bool) -> float:
     return width**-0.5 * (8.0 * width**-0.5 if mup else 1.0)
 
 
+def check_bilinear_mlr_shapes(
+    x: tuple[int, ...], y: tuple[int, ...], v: tuple[int, ...], w_q: tuple[int, ...], w_k: tuple[int, ...], ranks: Any
+) -> tuple[int, ...]:
+    """The shapes of a call (every path): per-head ``v``, shared tokens ``x``/``y`` of one width ``D``, as many
+    keys as values, packed weights ``(D, H·Σr)``; returns the validated ranks."""
+    x, y, v = tuple(x), tuple(y), tuple(v)
+    if len(v) < 3:
+        raise ValueError(f"v: expected per-head values (..., H, m, d_v) with a head axis, got shape {v}")
+    dim, heads = x[-1], v[-3]
+    if y[-1] != dim:
+        raise ValueError(f"y: expected last axis of size {dim} (D, the last axis of x), got shape {y}")
+    if y[-2] != v[-2]:
+        raise ValueError(f"y/v: expected the same number of keys on axis -2, got y{y} and v{v}")
+    for name, tokens in (("x", x), ("y", y)):
+        if len(tokens) >= 3 and tokens[-3] != 1:
+            raise ValueError(
+                f"{name}: tokens are shared by the heads (each head projects them with its own level weights); "
+                f"expected size 1 on axis -3, as in (B, 1, n, D); got {tokens}"
+            )
+    rank_tuple = check_ranks(ranks, dim)
+    expected = (dim, heads * sum(rank_tuple))
+    for name, w in (("w_q", tuple(w_q)), ("w_k", tuple(w_k))):
+        if w != expected:
+            raise ValueError(
+                f"{name}: expected packed weights (D, H·Σr) = {expected} for H = {heads} (the heads of v), got {w}"
+            )
+    return rank_tuple
+
+
 def check_bilinear_mlr_inputs(
     x: Any, y: Any, v: Any, w_q: Any, w_k: Any, ranks: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, ...], tuple[int, ...]]:
     """Validated arrays (``x``, ``y`` without their head axis), ranks and the output's leading dims ``(..., H)``."""
     xa, ya, va = as_float_array("x", x), as_float_array("y", y), as_float_array("v", v)
-    wq, wk = as_float_array("w_q", w_q, ndim=2), as_float_array("w_k", w_k, ndim=2)
-    if va.ndim < 3:
-        raise ValueError(f"v: expected per-head values (..., H, m, d_v) with a head axis, got shape {va.shape}")
-    dim, heads = xa.shape[-1], va.shape[-3]
-    if ya.shape[-1] != dim:
-        raise ValueError(f"y: expected last axis of size {dim} (D, the last axis of x), got shape {ya.shape}")
-    if ya.shape[-2] != va.shape[-2]:
-        raise ValueError(f"y/v: expected the same number of keys on axis -2, got y{ya.shape} and v{va.shape}")
-    for name, tokens in (("x", xa), ("y", ya)):
-        if tokens.ndim >= 3 and tokens.shape[-3] != 1:
-            raise ValueError(
-                f"{name}: tokens are shared by the heads (each head projects them with its own level weights); "
-                f"expected size 1 on axis -3, as in (B, 1, n, D); got {tokens.shape}"
-            )
-    rank_tuple = check_ranks(ranks, dim)
-    expected = (dim, heads * sum(rank_tuple))
-    for name, w in (("w_q", wq), ("w_k", wk)):
-        if w.shape != expected:
-            raise ValueError(
-                f"{name}: expected packed weights (D, H·Σr) = {expected} for H = {heads} (the heads of v), "
-                f"got {w.shape}"
-            )
+    wq, wk = (as_float_array(name, w, ndim=2, layout="(D, H·Σr)") for name, w in (("w_q", w_q), ("w_k", w_k)))
+    rank_tuple = check_bilinear_mlr_shapes(xa.shape, ya.shape, va.shape, wq.shape, wk.shape, ranks)
     lead = broadcast_batch(("v", "x", "y"), (va, xa, ya))
 
     def shared(tokens: np.ndarray) -> np.ndarray:

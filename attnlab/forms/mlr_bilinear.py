@@ -363,6 +363,8 @@ def bad_inputs() -> list[BadInput]:
             "ranks-too-many-levels", base.args, {**kw, "ranks": (1, 1, 1, 1, 1)}, ValueError, r"\branks\b.*divide D"
         ),
         BadInput("ranks-zero", base.args, {**kw, "ranks": (2, 0)}, ValueError, r"\branks\[1\]"),
+        BadInput("ranks-empty", base.args, {**kw, "ranks": ()}, TypeError, r"\branks\b.*non-empty"),
+        BadInput("ranks-string", base.args, {**kw, "ranks": "21"}, TypeError, r"\branks\b.*sequence"),
         BadInput("w_q-columns", (x, y, v, w_q[:, :-1], w_k), kw, ValueError, r"\bw_q\b.*packed"),
         BadInput("w_k-3d", (x, y, v, w_q, w_k[None]), kw, ValueError, r"\bw_k\b.*2-d"),
         BadInput("x-per-head", (np.concatenate([x, x], -3), y, v, w_q, w_k), kw, ValueError, r"\bx\b.*shared"),
@@ -370,6 +372,18 @@ def bad_inputs() -> list[BadInput]:
         BadInput("normalize-coverage", base.args, {**kw, "normalize": "coverage"}, ValueError, r"\bnormalize\b"),
         BadInput("mup-string", base.args, {**kw, "mup": "yes"}, TypeError, r"\bmup\b"),
         BadInput("link-unknown", base.args, {**kw, "link": "relu"}, ValueError, r"\blink\b"),
+        BadInput("v-no-head-axis", (x, y, v[0, 0], w_q, w_k), kw, ValueError, r"\bv\b.*head axis"),
+        BadInput("y-width", (x, y[..., :-1], v, w_q, w_k), kw, ValueError, r"\by\b.*last axis of x"),
+        BadInput("y-per-head", (x, np.concatenate([y, y], -3), v, w_q, w_k), kw, ValueError, r"\by\b.*shared"),
+        BadInput("x-3d-per-head", (np.concatenate([x, x], -3)[0], y, v, w_q, w_k), kw, ValueError, r"\bx\b.*shared"),
+        BadInput("w_k-columns", (x, y, v, w_q, w_k[:, :-1]), kw, ValueError, r"\bw_k\b.*packed"),
+        BadInput(
+            "batch-mismatch",
+            (np.concatenate([x, x]), np.concatenate([y, y, y]), v, w_q, w_k),
+            kw,
+            ValueError,
+            r"\bv/x/y\b",
+        ),
     ]
 
 

@@ -28,7 +28,8 @@ from attnlab.fastpath.torch._common import (
 from attnlab.fastpath.torch.btt import rms_cap
 from attnlab.fastpath.torch.softmax import softmax_attention
 from attnlab.reference.btt import LN_EPS, check_link
-from attnlab.reference.mlr_bilinear import NORMALIZATIONS, check_ranks, level_scale
+from attnlab.reference.mlr_bilinear import NORMALIZATIONS, check_bilinear_mlr_shapes, level_scale
+from attnlab.validation import broadcast_batch
 
 
 def level_features(tokens: torch.Tensor, weight: torch.Tensor, heads: int, rank: int) -> torch.Tensor:
@@ -90,22 +91,11 @@ def bilinear_mlr_attention(
     x, y, v = (check_tensor(name, t) for name, t in (("x", x), ("y", y), ("v", v)))
     w_q, w_k = check_tensor("w_q", w_q, ndim=2), check_tensor("w_k", w_k, ndim=2)
     check_same_dtype(("x", "y", "v", "w_q", "w_k"), (x, y, v, w_q, w_k))
-    if v.ndim < 3:
-        raise ValueError(f"v: expected per-head values (..., H, m, d_v) with a head axis, got shape {tuple(v.shape)}")
-    for name, tokens in (("x", x), ("y", y)):
-        if tokens.shape[-1] != x.shape[-1] or (tokens.ndim >= 3 and tokens.shape[-3] != 1):
-            raise ValueError(f"{name}: expected tokens (..., 1, n, D) shared by the heads, got {tuple(tokens.shape)}")
-    if y.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"y/v: expected the same number of keys on axis -2, got y{tuple(y.shape)} and v{tuple(v.shape)}"
-        )
-    heads, dim = v.shape[-3], x.shape[-1]
-    rank_tuple = check_ranks(ranks, dim)
-    for name, w in (("w_q", w_q), ("w_k", w_k)):
-        if tuple(w.shape) != (dim, heads * sum(rank_tuple)):
-            raise ValueError(
-                f"{name}: expected packed weights (D, H·Σr) = {(dim, heads * sum(rank_tuple))}, got {tuple(w.shape)}"
-            )
+    rank_tuple = check_bilinear_mlr_shapes(
+        tuple(x.shape), tuple(y.shape), tuple(v.shape), tuple(w_q.shape), tuple(w_k.shape), ranks
+    )
+    broadcast_batch(("v", "x", "y"), (v, x, y))  # named before the projections rename them q and k
+    heads = v.shape[-3]
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize: expected one of {NORMALIZATIONS}, got {normalize!r}")
     kind = check_link(link)
