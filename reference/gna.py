@@ -36,17 +36,18 @@ from attnlab.reference.softmax import _prepare_qk
 from attnlab.validation import overflow_checked
 
 
-def _per_axis(name: str, value: Any, axes: int, kind: type) -> tuple[Any, ...]:
+def _per_axis(name: str, value: Any, axes: int, *, flags: bool = False) -> tuple[Any, ...]:
+    """``value`` (one, or one per axis) as a tuple of ints, or of bools with ``flags``."""
     values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * axes
     if len(values) != axes:
         raise ValueError(f"{name}: expected one value or one per axis of spatial_shape ({axes}), got {len(values)}")
     for v in values:
-        if kind is bool:
+        if flags:
             if not isinstance(v, (bool, np.bool_)):
                 raise TypeError(f"{name}: expected True/False (or one per axis), got {v!r}")
         elif isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
             raise TypeError(f"{name}: expected a positive int (or one per axis), got {v!r}")
-    return tuple(bool(v) if kind is bool else int(v) for v in values)
+    return tuple(bool(v) if flags else int(v) for v in values)
 
 
 def check_window(
@@ -60,16 +61,16 @@ def check_window(
             spatial_shape = (spatial_shape,)
         if not isinstance(spatial_shape, (tuple, list)) or not spatial_shape:
             raise TypeError(f"spatial_shape: expected a tuple of positive ints, got {spatial_shape!r}")
-        spatial = _per_axis("spatial_shape", tuple(spatial_shape), len(spatial_shape), int)
+        spatial = _per_axis("spatial_shape", tuple(spatial_shape), len(spatial_shape))
         if any(x < 1 for x in spatial) or math.prod(spatial) != n:
             raise ValueError(
                 f"spatial_shape: expected positive sizes whose product is the token count {n}, got {spatial}"
             )
     axes = len(spatial)
-    kernel = _per_axis("kernel_size", kernel_size, axes, int)
-    strides = _per_axis("stride", stride, axes, int)
-    dilations = _per_axis("dilation", dilation, axes, int)
-    causal_axes = _per_axis("causal", causal, axes, bool)
+    kernel = _per_axis("kernel_size", kernel_size, axes)
+    strides = _per_axis("stride", stride, axes)
+    dilations = _per_axis("dilation", dilation, axes)
+    causal_axes = _per_axis("causal", causal, axes, flags=True)
     for a, (length, k, s, d) in enumerate(zip(spatial, kernel, strides, dilations)):
         if k < 1 or d < 1 or k * d > length:
             raise ValueError(
@@ -93,7 +94,7 @@ def axis_visibility(length: int, kernel: int, stride: int, dilation: int, causal
         leader = np.minimum((ip // stride) * stride + stride - 1, group - 1)
         return same & (jp <= ip) & (leader - jp < kernel)
     left, right = kernel // 2, kernel // 2 + kernel % 2 - 1
-    leader = np.minimum((ip // stride) * stride + stride // 2, group - 1)
+    leader = (ip // stride) * stride + stride // 2
     centre = np.minimum(np.maximum(leader, left), group - 1 - right)
     return same & (jp - centre >= -left) & (jp - centre <= right)
 

@@ -536,6 +536,12 @@ def _bad_inputs() -> list[BadInput]:
         BadInput("causal-string", s.args, {**kw, "causal": "yes"}, TypeError, r"\bcausal\b"),
         BadInput("cross-attention", (q, k[..., :-1, :], v[..., :-1, :]), kw, ValueError, r"\bq/k\b.*one token grid"),
         BadInput("k-head-dim", (q, k[..., :-1], v), kw, ValueError, r"\bk\b.*d_k"),
+        BadInput("spatial-string", s.args, {**kw, "spatial_shape": "3x4"}, TypeError, r"\bspatial_shape\b.*tuple"),
+        BadInput("spatial-empty", s.args, {**kw, "spatial_shape": ()}, TypeError, r"\bspatial_shape\b.*tuple"),
+        BadInput("spatial-float", s.args, {**kw, "spatial_shape": (3.0, 4)}, TypeError, r"\bspatial_shape\b.*int"),
+        BadInput("stride-float", s.args, {**kw, "kernel_size": 3, "stride": 1.0}, TypeError, r"\bstride\b.*int"),
+        BadInput("dilation-bool", s.args, {**kw, "dilation": True}, TypeError, r"\bdilation\b.*int"),
+        BadInput("causal-per-axis-int", s.args, {**kw, "causal": (1,)}, TypeError, r"\bcausal\b.*True/False"),
     ]
 
 

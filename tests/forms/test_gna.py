@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from attnlab.fastpath.numba.gna import gna_attention as numba_gna
-from attnlab.reference.gna import axis_visibility, gna_attention
+from attnlab.reference.gna import axis_visibility, gna_attention, gna_visibility
 
 
 def _rows(table: np.ndarray) -> list[list[int]]:
@@ -49,3 +49,24 @@ def test_numba_on_a_dilated_mixed_causal_2d_grid() -> None:
         "causal": (False, True),
     }
     np.testing.assert_allclose(numba_gna(q, k, v, **opts), gna_attention(q, k, v, **opts), atol=1e-12)
+
+
+def test_visibility_defaults_are_the_plain_neighbourhood() -> None:
+    # stride 1, dilation 1, not causal: each token sees the kernel_size tokens of its clamped window
+    np.testing.assert_array_equal(
+        gna_visibility((4, 5), kernel_size=3),
+        gna_visibility((4, 5), kernel_size=3, stride=1, dilation=1, causal=False),
+    )
+    row = gna_visibility((7,), kernel_size=3)
+    assert [np.flatnonzero(r).tolist() for r in row] == [[0, 1, 2], [0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5]] + [
+        [4, 5, 6]
+    ] * 2
+
+
+def test_an_int_spatial_shape_is_a_one_axis_grid() -> None:
+    rng = np.random.default_rng(13)
+    q, k, v = (rng.standard_normal((1, 2, 12, 4)) for _ in range(3))
+    np.testing.assert_array_equal(
+        gna_attention(q, k, v, kernel_size=5, spatial_shape=12),
+        gna_attention(q, k, v, kernel_size=5, spatial_shape=(12,)),
+    )
