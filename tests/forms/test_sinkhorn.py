@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import attnlab.reference.sinkhorn as sinkhorn_module
 from attnlab.fastpath.torch.sinkhorn import sinkhorn_attention as torch_sinkhorn
 from attnlab.reference.sinkhorn import LOGIT_SPACING, check_logit_resolution, sinkhorn_attention
 from attnlab.theory import claims
@@ -66,3 +67,32 @@ def test_torch_float32_path_refuses_logits_its_dtype_cannot_resolve() -> None:
     sinkhorn_attention(q, k, v)  # float64 resolves them
     with pytest.raises(ValueError, match=r"float32 spacing"):
         torch_sinkhorn(*(torch.from_numpy(x).float() for x in (q, k, v)))
+
+
+def test_tolerance_stops_at_the_first_sweep_whose_column_gap_is_within_it(monkeypatch) -> None:
+    # the loop stops after the first sweep T with max_j |Σ_i P_ij − c_j| <= tol: T is well below the budget,
+    # the result is that of exactly T sweeps, and T − 1 sweeps still leave a larger gap
+    rng = np.random.default_rng(5)
+    logits = rng.standard_normal((6, 5)) * 2.0
+    log_r, log_c = np.full(6, -np.log(6)), np.full(5, -np.log(5))
+    sweeps = []
+    counted = sinkhorn_module.column_step
+
+    def counting(*args):
+        sweeps.append(1)
+        return counted(*args)
+
+    monkeypatch.setattr(sinkhorn_module, "column_step", counting)
+    f, g = sinkhorn_module.sinkhorn_potentials(logits, log_r, log_c, 5000, 1e-12)
+    monkeypatch.undo()
+    used = len(sweeps)
+    assert 1 < used < 1000, used
+    exact = sinkhorn_module.sinkhorn_potentials(logits, log_r, log_c, used, 0.0)
+    np.testing.assert_array_equal(f, exact[0])
+    np.testing.assert_array_equal(g, exact[1])
+
+    def gap(potentials):
+        fp, gp = potentials
+        return np.max(np.abs(np.exp(logits + fp[:, None] + gp[None, :]).sum(0) - np.exp(log_c)))
+
+    assert gap((f, g)) <= 1e-12 < gap(sinkhorn_module.sinkhorn_potentials(logits, log_r, log_c, used - 1, 0.0))
