@@ -196,9 +196,10 @@ def as_float_array(
 
 
 def as_complex_array(name: str, x: Any, *, min_ndim: int = 2, layout: str = "(..., n, d)") -> np.ndarray:
-    """Like :func:`as_float_array` for complex-valued forms: real or complex input, returned as complex128."""
+    """Like :func:`as_float_array` for complex-valued forms: real or complex input, returned as the complex
+    dtype of the compute dtype (complex128; complex64 inside ``reference_precision(float32)``)."""
     arr = as_numpy(ArraySpec(name, layout, min_ndim, complex_ok=True), x)
-    return arr.astype(np.complex128, copy=False)
+    return arr.astype(np.result_type(compute_dtype(), np.complex64), copy=False)
 
 
 def check_last_dim(name: str, x: Any, expected: int, what: str) -> None:

@@ -51,7 +51,7 @@ def hamming_scores(q: Any, k: Any, *, scale: float | None = None) -> np.ndarray:
     qa, ka, _ = expand_kv_heads(qa, ka, ka[..., :1], names=("q", "k", "k"))
     d = qa.shape[-1]
     sigma = check_hamming_scale(scale, d)
-    return sigma * (d - 2 * hamming_distance(sign_code(qa), sign_code(ka)))
+    return (sigma * (d - 2 * hamming_distance(sign_code(qa), sign_code(ka)))).astype(qa.dtype, copy=False)
 
 
 def _keep_top_n(scores: np.ndarray, allowed: np.ndarray, top_n: int) -> np.ndarray:

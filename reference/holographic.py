@@ -18,10 +18,10 @@ Per (batch, head), with complex ``q_i, k_j ∈ C^d`` and ``v_j ∈ C^{d_v}``::
     o_i    = Σ_j A_ij e^{iΔφ_ij} v_j
 
 Inputs may be complex or real (real arrays are read as complex with zero imaginary part); the output is
-always complex128. A real-valued caller takes ``.real`` of the output, or calls
-:func:`holographic_attention_real_view`, which returns ``[Re O | Im O]`` as one float64 array. (With real
-``q, k`` the phases are ``≈ 0`` or ``≈ π``, so real values give an output that is real up to the ε shift of
-the phases.)
+complex128 (complex64 inside ``reference_precision(float32)``). A real-valued caller takes ``.real`` of
+the output, or calls :func:`holographic_attention_real_view`, which returns ``[Re O | Im O]`` as one real
+array. (With real ``q, k`` the phases are ``≈ 0`` or ``≈ π``, so real values give an output that is real
+up to the ε shift of the phases.)
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from attnlab.validation import (
     check_last_dim,
     check_real,
     check_scale,
+    compute_dtype,
     expand_kv_heads,
     overflow_checked,
     type_name,
@@ -52,8 +53,9 @@ DEFAULT_ALPHA = math.log(2.0) + 1e-6
 
 
 def as_complex_array(name: str, x: Any, *, min_ndim: int = 2) -> np.ndarray:
-    """``x`` as complex128 after checking type (a NumPy array: tensors are rejected by name), dtype (float
-    or complex), rank and finiteness (:func:`attnlab.validation.as_complex_array`)."""
+    """``x`` as complex128 (complex64 in float32 reference precision) after checking type (a NumPy array:
+    tensors are rejected by name), dtype (float or complex), rank and finiteness
+    (:func:`attnlab.validation.as_complex_array`)."""
     return checked_complex_array(name, x, min_ndim=min_ndim)
 
 
@@ -86,14 +88,14 @@ def check_holographic_options(q: np.ndarray, alpha: Any, eps: Any, cosine: Any) 
     eps_value = check_real("eps", eps, minimum=0.0, what="a finite float >= 0")
     cosine = check_bool("cosine", cosine)
     if alpha is None:
-        decay = np.array(DEFAULT_ALPHA)
+        decay = np.array(DEFAULT_ALPHA, dtype=compute_dtype())
     elif isinstance(alpha, (bool, np.bool_, str)) or array_library(alpha) is not None or callable(alpha):
         raise TypeError(f"alpha: expected a float >= 0 or a NumPy array of one per head, got {type_name(alpha)}")
     else:
         decay = np.asarray(alpha)
         if decay.dtype.kind != "f":  # integer decays are refused like every integer array, not cast
             raise TypeError(f"alpha: expected a floating dtype (float16/float32/float64), got dtype {decay.dtype}")
-        decay = decay.astype(np.float64)
+        decay = decay.astype(compute_dtype())
         heads = q.shape[-3] if q.ndim >= 3 else None
         if decay.ndim == 1 and heads is None:
             raise ValueError(
@@ -140,7 +142,8 @@ def holographic_attention(
             (the released code fills padded logits with −1e9, which gives a uniform row when all are padded).
 
     Returns:
-        ``(..., H, n, d_v)`` complex128; a query with no visible key returns zeros.
+        ``(..., H, n, d_v)`` complex128 (complex64 in float32 reference precision); a query with no visible
+        key returns zeros.
     """
     qa = as_complex_array("q", q)
     ka = as_complex_array("k", k)

@@ -44,6 +44,7 @@ from attnlab.validation import (
     check_last_dim,
     check_same_length,
     check_scale,
+    overflow_checked,
 )
 
 __all__ = [
@@ -237,6 +238,7 @@ def tensor_poly_factors(q: Any, k1: Any, k2: Any, *, degree: int, scale: float |
     )
 
 
+@overflow_checked
 def tensor_attention_poly(
     q: Any,
     k1: Any,

@@ -267,6 +267,12 @@ def _bad_inputs() -> list[BadInput]:
         *sh.bad_options(base, ("scale", "causal")),
         BadInput("k2-head-dim", (q, k1, np.ones((1, 2, 3, 2)), v1, v2), {}, ValueError, r"\bk2\b"),
         BadInput("v1-length", (q, k1, k2, np.ones((1, 2, 9, 8)), v2), {}, ValueError, r"\bk1/v1\b"),
+        BadInput("k1-head-dim", (q, k1[..., :-1], k2, v1, v2), {}, ValueError, r"\bk1\b.*last axis of q"),
+        BadInput("v2-width", (q, k1, k2, v1, v2[..., :-1]), {}, ValueError, r"\bv2\b.*last axis of v1"),
+        BadInput("v2-length", (q, k1, k2, v1, v2[..., :-1, :]), {}, ValueError, r"\bk2/v2\b"),
+        BadInput(
+            "batch-mismatch", (q, k1, np.concatenate([k2, k2, k2], -3), v1, v2), {}, ValueError, r"\bq/k1/k2/v1/v2\b"
+        ),
         BadInput(
             "causal-cross-lengths",
             (q, k1, k2[..., :2, :], v1, v2[..., :2, :]),

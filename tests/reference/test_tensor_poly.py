@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from attnlab.forms import get_form
 from attnlab.reference import khatri_rao, tensor_attention
 from attnlab.reference.tensor_poly import (
     monomial_features,
@@ -206,3 +207,24 @@ def test_bound_helpers_validate():
         taylor_relative_error_bound(-1.0, 2)
     with pytest.raises(ValueError, match="d"):
         taylor_multi_indices(0, 2)
+
+
+def _exact_bad_inputs() -> list:
+    # the non-causal bad inputs of the exact operator the polynomial method approximates (no causal option)
+    bads = get_form("tensor").bad_inputs()
+    return [pytest.param(bad, id=bad.label) for bad in bads if bad.kwargs.get("causal", False) is False]
+
+
+@pytest.mark.parametrize("bad", _exact_bad_inputs())
+def test_refuses_every_bad_input_of_the_exact_operator(bad) -> None:
+    # the same message for the same mistake; inputs too large overflow in other intermediates (the monomials
+    # of q, the key summaries) and are refused as such instead of returning a non-finite output
+    kwargs = {key: value for key, value in bad.kwargs.items() if key != "causal"}
+    with pytest.raises(bad.error) as exact:
+        tensor_attention(*bad.args, **bad.kwargs)
+    with pytest.raises(bad.error) as poly:
+        tensor_attention_poly(*bad.args, **kwargs, degree=2)
+    if "overflow" in bad.label:
+        assert str(poly.value).startswith("q/k1/k2/v1/v2: the result is not finite in float64"), str(poly.value)
+    else:
+        assert str(poly.value) == str(exact.value)
