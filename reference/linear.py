@@ -65,7 +65,7 @@ def check_eps(eps: Any, feature_map: Any) -> float:
 
 
 def apply_feature_map(
-    phi: FeatureMap, x: np.ndarray, name: str, d_phi: int | None = None, *, positive: bool = False
+    phi: FeatureMap, x: np.ndarray, name: str, d_phi: int | None = None, *, positive: bool
 ) -> np.ndarray:
     """``φ(x)`` checked like an array argument: finite floats of shape ``(..., rows of x, d_φ)``, and
     strictly positive where ``positive`` (``eps = 0``: a zero normaliser would divide 0 by 0)."""
@@ -78,7 +78,8 @@ def apply_feature_map(
     if d_phi is not None and features.shape[-1] != d_phi:
         raise ValueError(f"{label}: expected last axis of size {d_phi} (d_φ of feature_map(q)), got {features.shape}")
     if positive and not np.all(features > 0):
-        raise InputOverflow((label,), features.dtype, "a zero feature with eps = 0: a zero normaliser divides 0 by 0")
+        # the checked operator's wrapper names the arguments of the call
+        raise InputOverflow((), features.dtype, "a zero feature with eps = 0: a zero normaliser divides 0 by 0")
     return features
 
 

@@ -18,6 +18,7 @@ from attnlab.reference.linear import (
 )
 from attnlab.testing import check_path
 from attnlab.testing.samples import qkv_sample
+from attnlab.validation import reference_precision
 
 torch.set_num_threads(1)
 rng = np.random.default_rng(4)
@@ -170,3 +171,56 @@ def test_an_initial_state_broadcasts_over_the_leading_dims() -> None:
         rtol=0,
         atol=1e-14,
     )
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0)
+
+
+def _user_map_inputs(seed: int = 21) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    return tuple(rng.uniform(0.5, 1.5, (1, 2, 6, 4)) for _ in range(3))
+
+
+@pytest.mark.parametrize("zero_in", ["q", "k"])
+def test_a_user_map_with_a_zero_feature_is_refused_at_eps_zero(zero_in) -> None:
+    # with eps = 0 a zero feature can make a normaliser 0 (0/0): refused whether it is a query's or a key's,
+    # and reported in the precision of the call; with eps > 0 the same call is fine
+    q, k, v = _user_map_inputs()
+    if zero_in == "q":
+        q = q.copy()
+        q[..., 2, :] = -1.0
+    else:
+        k = k.copy()
+        k[..., 3, :] = -1.0
+    linear_attention(q, k, v, feature_map=_relu, eps=1e-6)
+    for dtype in (np.float64, np.float32):
+        with reference_precision(dtype), pytest.raises(ValueError) as caught:
+            linear_attention(q, k, v, feature_map=_relu, eps=0.0)
+        assert str(caught.value).startswith(f"q/k/v/feature_map/eps: the result is not finite in {np.dtype(dtype)}")
+        assert "(a zero feature with eps = 0: a zero normaliser divides 0 by 0)" in str(caught.value)
+
+
+def test_a_user_map_must_keep_the_rows_and_one_width() -> None:
+    q, k, v = _user_map_inputs()
+    with pytest.raises(ValueError) as caught:
+        linear_attention(q, k, v, feature_map=lambda x: x[..., :-1, :])
+    assert str(caught.value) == ("feature_map(q): expected shape (1, 2, 6, 'd_φ') (the rows of q), got (1, 2, 5, 4)")
+    widths = iter([4, 5])
+
+    def growing(x: np.ndarray) -> np.ndarray:  # d_φ = 4 for the queries, 5 for the keys
+        return np.concatenate([x, x], -1)[..., : next(widths)]
+
+    with pytest.raises(ValueError) as caught:
+        linear_attention(q, k, v, feature_map=growing)
+    assert str(caught.value) == "feature_map(k): expected last axis of size 4 (d_φ of feature_map(q)), got (1, 2, 6, 5)"
+    with pytest.raises(TypeError, match=r"^feature_map\(q\): expected a float NumPy array of shape \(\.\.\., 6, d_φ\)"):
+        linear_attention(q, k, v, feature_map=lambda x: "features")
+
+
+def test_causal_length_mismatch_names_both_lengths_without_batch_axes() -> None:
+    rng = np.random.default_rng(22)
+    q, k, v = rng.standard_normal((2, 6, 4)), rng.standard_normal((2, 5, 4)), rng.standard_normal((2, 5, 3))
+    with pytest.raises(ValueError) as caught:
+        linear_attention(q, k, v, causal=True)
+    assert str(caught.value) == "q/k: causal linear attention needs equal query and key lengths, got n=6, m=5"
