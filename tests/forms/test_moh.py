@@ -10,7 +10,7 @@ from attnlab.core import Shape
 from attnlab.fastpath.torch.moh import moh_attention as torch_moh
 from attnlab.fastpath.torch.softmax import softmax_attention as torch_softmax
 from attnlab.forms.moh import sample
-from attnlab.reference.moh import moh_attention
+from attnlab.reference.moh import moh_attention, router_scores, top_k_mask
 
 torch.set_num_threads(1)
 
@@ -77,3 +77,27 @@ def test_gradients_reach_both_routers() -> None:
     grads = [a.grad for a in args]
     assert all(g is not None and bool(torch.isfinite(g).all()) for g in grads)
     assert all(bool(g.abs().sum() > 0) for g in grads[3:])
+
+
+def test_router_scores_are_a_softmax_per_token_at_any_logit_size() -> None:
+    # each token's scores are its own softmax: a token with logits near ±1000 next to one near 0 changes
+    # neither, and no score overflows or underflows to 0/0
+    rng = np.random.default_rng(14)
+    x, w = rng.standard_normal((3, 5)), rng.standard_normal((4, 5))
+    x[0] *= 1000.0 / np.abs(x[0] @ w.T).max()
+    scores = router_scores(x, w)
+    assert np.isfinite(scores).all()
+    for t in range(3):
+        z = x[t] @ w.T
+        np.testing.assert_allclose(scores[t], np.exp(z - z.max()) / np.exp(z - z.max()).sum(), rtol=1e-12)
+
+
+def test_top_k_keeps_the_lower_index_among_ties() -> None:
+    # ties are common in gate scores (equal routers): of equal scores the lower head index is kept
+    rng = np.random.default_rng(15)
+    scores = rng.integers(0, 3, (200, 8)).astype(float)
+    mask = top_k_mask(scores, 3)
+    assert mask.dtype == bool
+    for row, picked in zip(scores, mask):
+        expected = sorted(range(8), key=lambda e: (-row[e], e))[:3]
+        assert np.flatnonzero(picked).tolist() == sorted(expected)
