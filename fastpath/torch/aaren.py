@@ -46,7 +46,6 @@ def _scan(mu: torch.Tensor, ell: torch.Tensor, acc: torch.Tensor) -> State:
     return mu, ell, acc
 
 
-@torch_checked
 def _on_host(state: Any) -> Any:
     """A state's tensors as NumPy arrays (bfloat16 widened to float32), anything else unchanged."""
     if not isinstance(state, (tuple, list)):
@@ -61,6 +60,7 @@ def _on_host(state: Any) -> Any:
     return tuple(host(x) for x in state)
 
 
+@torch_checked
 def aaren_attention(
     q: Any,
     k: Any,
