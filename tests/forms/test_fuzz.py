@@ -609,7 +609,8 @@ def convert_value(value: Any, kind: str, dtype: str) -> Any:
         return value
     if kind == "numpy":
         if value.dtype == np.float64:
-            return value.astype(dtype)
+            with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: the path must refuse it
+                return value.astype(dtype)
         if value.dtype == np.complex128 and dtype == "float32":
             return value.astype(np.complex64)
         return value
