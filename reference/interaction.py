@@ -53,12 +53,12 @@ def check_value_maps_given(u: Any, w_v: Any, w_o: Any) -> None:
 def _value_maps(u: Any, w_v: Any, w_o: Any, d_model: int) -> tuple[np.ndarray | None, tuple]:
     check_value_maps_given(u, w_v, w_o)
     if u is not None:
-        u = as_float_array("u", u, ndim=3)
+        u = as_float_array("u", u, ndim=3, layout="(H, D, D)")
         if u.shape[1:] != (d_model, d_model):
             raise ValueError(f"u: expected shape (H, {d_model}, {d_model}), got {u.shape}")
         return u, ()
-    w_v = as_float_array("w_v", w_v, ndim=3)
-    w_o = as_float_array("w_o", w_o, ndim=3)
+    w_v = as_float_array("w_v", w_v, ndim=3, layout="(H, D, d_v)")
+    w_o = as_float_array("w_o", w_o, ndim=3, layout="(H, d_v, D)")
     if w_v.shape[1] != d_model:
         raise ValueError(f"w_v: expected shape (H, {d_model}, d_v), got {w_v.shape}")
     if w_o.shape != (w_v.shape[0], w_v.shape[2], d_model):

@@ -237,10 +237,54 @@ def _bad_inputs() -> list[BadInput]:
         # with factored maps D·d_v·max|W_v|·max|W_o| replaces D·max|U|: 2·4·1·1e306·3·2·1·1 = 4.8e307
         BadInput(
             "outputs-overflow-factored",
-            (np.full((1, 4, 3), 1e306), np.ones((1, 2, 4, 4))),
+            (np.full((1, 4, 3), 1e306), np.full((1, 2, 4, 4), 0.5)),
+            {"w_v": np.full((2, 3, 2), 2.0), "w_o": np.full((2, 2, 3), 3.0)},
+            ValueError,
+            r"\bx\b.*can reach 1.44e\+308",
+        ),
+        BadInput(
+            "u-and-factored-maps",
+            (np.ones((1, 4, 3)), np.ones((1, 2, 4, 4)), np.ones((2, 3, 3))),
             {"w_v": np.ones((2, 3, 2)), "w_o": np.ones((2, 2, 3))},
             ValueError,
-            r"\bx\b.*can reach 4.8e\+307",
+            r"\bu\b.*not both",
+        ),
+        BadInput(
+            "u-and-w_v",
+            (np.ones((1, 4, 3)), np.ones((1, 2, 4, 4)), np.ones((2, 3, 3))),
+            {"w_v": np.ones((2, 3, 2))},
+            ValueError,
+            r"\bu\b.*not both",
+        ),
+        BadInput(
+            "w_v-without-w_o",
+            (np.ones((1, 4, 3)), np.ones((1, 2, 4, 4))),
+            {"w_v": np.ones((2, 3, 2))},
+            ValueError,
+            r"\bw_v\b",
+        ),
+        *(
+            BadInput(
+                f"{name}-{label}",
+                (np.ones((1, 4, 3)), np.ones((1, 2, 4, 4))),
+                {"w_v": np.ones((2, 3, 2)), "w_o": np.ones((2, 2, 3)), name: value},
+                error,
+                rf"\b{name}\b",
+            )
+            for name, label, value, error in (
+                ("w_v", "2d", np.ones((3, 2)), ValueError),
+                ("w_o", "2d", np.ones((2, 3)), ValueError),
+                ("w_v", "string", "maps", TypeError),
+                ("w_o", "string", "maps", TypeError),
+                ("w_v", "wrong-width", np.ones((2, 4, 2)), ValueError),
+            )
+        ),
+        BadInput(
+            "x-alpha-batch-mismatch",
+            (np.ones((2, 4, 3)), np.ones((3, 2, 4, 4)), np.ones((2, 3, 3))),
+            {},
+            ValueError,
+            r"\bx/alpha\b",
         ),
     ]
 
