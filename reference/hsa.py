@@ -44,12 +44,17 @@ def tree_leaves(tree: Tree) -> list[int]:
     return [leaf for child in tree for leaf in tree_leaves(child)]
 
 
+#: Deepest nesting a tree may have: far beyond any chunk hierarchy, and well inside Python's recursion limit
+#: for the recursive walks over the tree (a list that contains itself is refused by name, not by a crash).
+MAX_TREE_DEPTH = 200
+
+
 def check_tree(tree: Any, m: int, name: str = "tree") -> Tree:
     """Validate that ``tree`` is nested sequences whose leaves are the tokens ``0 … m − 1``, each once."""
 
     def walk(node: Any, depth: int) -> None:
-        if depth > 10_000:
-            raise ValueError(f"{name}: nested too deeply")
+        if depth > MAX_TREE_DEPTH:
+            raise ValueError(f"{name}: nested more than {MAX_TREE_DEPTH} levels deep (or it contains itself)")
         if isinstance(node, (bool, np.bool_)):
             raise TypeError(f"{name}: expected token ints or nested sequences of them, got a bool")
         if isinstance(node, (int, np.integer)):
