@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+import attnlab.reference.lla as lla_module
 from attnlab.forms import get_form
+from attnlab.forms.lla import brute_force as lla_brute_force
 from attnlab.reference._core import masked_logsumexp
 from attnlab.reference.lla import lla_attention, lla_attention_blocked
 from attnlab.testing.parity import Implementation, assert_forward
@@ -94,3 +97,28 @@ def test_a_bad_block_size_is_named() -> None:
             assert str(caught).startswith("block_size: ")
         else:
             raise AssertionError(f"block_size={size!r} was accepted")
+
+
+@pytest.mark.parametrize("lam", [3.0, 30.0])
+def test_a_ridge_above_the_local_spread_matches_the_normal_equations(lam) -> None:
+    # keys of spread ~0.1 make tr Σ far below d·λ: the ridge dominates each system, and the correction must
+    # still be the ridge solution of the normal equations, not dropped
+    rng = np.random.default_rng(17)
+    q, k, v = (
+        rng.standard_normal((1, 2, 5, 3)),
+        0.1 * rng.standard_normal((1, 2, 7, 3)),
+        rng.standard_normal((1, 2, 7, 2)),
+    )
+    np.testing.assert_allclose(
+        lla_attention(q, k, v, lam=lam), lla_brute_force(q, k, v, lam=lam), rtol=1e-10, atol=1e-12
+    )
+
+
+def test_query_chunks_do_not_change_the_moments(monkeypatch) -> None:
+    # the local moments are computed a few query rows at a time: chunks of one row give the same output
+    rng = np.random.default_rng(18)
+    q = rng.standard_normal((1, 2, 9, 3))
+    k, v = rng.standard_normal((1, 2, 11, 3)), rng.standard_normal((1, 2, 11, 2))
+    whole = lla_attention(q, k, v)
+    monkeypatch.setattr(lla_module, "CHUNK_ELEMENTS", 2 * 11 * 3 * 2)  # two query rows per chunk
+    np.testing.assert_array_equal(lla_attention(q, k, v), whole)
