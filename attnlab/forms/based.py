@@ -523,6 +523,14 @@ def _bad_inputs() -> list[BadInput]:
         ),
         BadInput("chunk-size-zero", s.args, {**kw, "form": "chunked", "chunk_size": 0}, ValueError, r"\bchunk_size\b"),
         BadInput("linear-causal-string", s.args, {**kw, "causal": "yes"}, TypeError, r"\bcausal\b"),
+        BadInput("scale-on-linear", s.args, {**kw, "scale": 0.5}, ValueError, r"\bscale\b.*layer='window'"),
+        BadInput(
+            "mask-on-linear", s.args, {**kw, "mask": np.ones((6, 6), bool)}, ValueError, r"\bmask\b.*layer='window'"
+        ),
+        BadInput("eps-on-window", w.args, {**w.kwargs, "eps": 1e-3}, ValueError, r"\beps\b.*layer='linear'"),
+        BadInput(
+            "chunk-size-on-window", w.args, {**w.kwargs, "chunk_size": 8}, ValueError, r"\bchunk_size\b.*layer='linear'"
+        ),
         BadInput(
             "return-state-string",
             s.args,

@@ -105,3 +105,11 @@ def test_recurrent_state_lives_in_the_layouts_feature_space(layout, features) ->
         q[..., 4:, :], k[..., 4:, :], v[..., 4:, :], layout=layout, form="recurrent", initial_state=state
     )
     np.testing.assert_allclose(np.concatenate([head, tail], -2), full, rtol=1e-12, atol=1e-13)
+
+
+def test_the_window_layer_accepts_the_linear_layers_defaults_passed_explicitly() -> None:
+    # an option of the other layer is refused only when it differs from its default (equal, not identical)
+    q, k, v = _qkv(5)
+    expected = based_attention(q, k, v, layer="window", window=3)
+    got = based_attention(q, k, v, layer="window", window=3, eps=float("1e-12"), chunk_size=int("64"), layout="full")
+    np.testing.assert_array_equal(got, expected)
