@@ -44,11 +44,12 @@ def _diff(name: str) -> str:
     return "\n".join(changed)
 
 
-def _equivalents() -> dict[str, str]:
+def _equivalents() -> dict[str, dict[str, str]]:
+    """Listed equivalent mutants: name -> {"diff": the mutant's -/+ lines when listed, "reason": why}."""
     if not EQUIVALENTS.exists():
         return {}
     data = tomllib.loads(EQUIVALENTS.read_text())
-    return {entry["mutant"]: entry["reason"] for entry in data.get("equivalent", [])}
+    return {entry["mutant"]: entry for entry in data.get("equivalent", [])}
 
 
 def main() -> int:
@@ -56,9 +57,16 @@ def main() -> int:
     equivalents = _equivalents()
     counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     not_killed = []
+    # an entry is stale when its mutant is gone, was killed, or is now another mutation (an edit above it
+    # renumbers a function's mutants): it then counts as what it is, and the report fails until it is fixed
+    stale = [
+        name
+        for name, entry in equivalents.items()
+        if results.get(name, "missing") in ("killed", "missing") or _diff(name) != entry["diff"]
+    ]
     for name, status in results.items():
         module = name.split(".x_")[0].split(".xǁ")[0]
-        if status != "killed" and name in equivalents:
+        if status != "killed" and name in equivalents and name not in stale:
             status = "equivalent"
         counts[module][status] += 1
         if status not in ("killed", "equivalent"):
@@ -66,7 +74,6 @@ def main() -> int:
     timeouts = [entry for entry in not_killed if entry["status"] == "timeout"]
     for entry in timeouts:
         print(f"timeout (counted as detected): {entry['mutant']}\n{entry['diff']}")
-    stale = [name for name in equivalents if results.get(name, "missing") in ("killed", "missing")]
     total = len(results)
     equivalent = sum(c["equivalent"] for c in counts.values())
     killed = sum(c["killed"] for c in counts.values())
@@ -79,7 +86,7 @@ def main() -> int:
         f"({killed} killed, {len(timeouts)} timed out; {equivalent} equivalent listed)"
     )
     for name in stale:
-        print(f"stale equivalent (killed or gone; remove it from {EQUIVALENTS.name}): {name}")
+        print(f"stale equivalent (killed, gone or renumbered; fix it in {EQUIVALENTS.name}): {name}")
     with open("mutation-report.json", "w") as fh:
         report = {
             "killed": killed,
