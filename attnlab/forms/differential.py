@@ -199,6 +199,49 @@ def _bad_inputs() -> list[BadInput]:
         BadInput("lam-enlarges-output", base.args, {"lam": np.ones((5, 1, 1, 1, 1))}, ValueError, r"^lam\b"),
         BadInput("k1-length", (q1, k1[..., :-1, :], q2, k2, v), base.kwargs, ValueError, r"^k1/.*length"),
         BadInput("q2-queries", (q1, k1, q2[..., :-1, :], k2, v), base.kwargs, ValueError, r"^q1/q2: .*length"),
+        *(
+            BadInput(f"{name}-head-dim", args, base.kwargs, ValueError, rf"^{name}: expected last axis of size 8\b")
+            for name, args in (
+                ("k1", (q1, k1[..., :-1], q2, k2, v)),
+                ("q2", (q1, k1, q2[..., :-1], k2, v)),
+                ("k2", (q1, k1, q2, k2[..., :-1], v)),
+            )
+        ),
+        # K1, K2 and V share 3 KV heads: 2 query heads of q1 do not divide into them, nor 4 of q2 next to 6 of q1
+        BadInput(
+            "q1-kv-heads-not-dividing",
+            (
+                q1,
+                np.concatenate([k1[:, :1]] * 3, -3),
+                q2,
+                np.concatenate([k2[:, :1]] * 3, -3),
+                np.concatenate([v[:, :1]] * 3, -3),
+            ),
+            base.kwargs,
+            ValueError,
+            r"^k1: .*2 query heads of q1",
+        ),
+        BadInput(
+            "q2-kv-heads-not-dividing",
+            (
+                np.concatenate([q1] * 3, -3),
+                np.concatenate([k1[:, :1]] * 3, -3),
+                np.concatenate([q2] * 2, -3),
+                np.concatenate([k2[:, :1]] * 3, -3),
+                np.concatenate([v[:, :1]] * 3, -3),
+            ),
+            base.kwargs,
+            ValueError,
+            r"^k2: .*4 query heads of q2",
+        ),
+        BadInput(
+            "q1-q2-batch-mismatch",
+            (np.concatenate([q1, q1]), k1, np.concatenate([q2, q2, q2]), k2, v),
+            base.kwargs,
+            ValueError,
+            r"^q1/q2: .*broadcast",
+        ),
+        BadInput("lam-string", base.args, {**base.kwargs, "lam": "half"}, TypeError, r"^lam: "),
     ]
 
 

@@ -15,7 +15,6 @@ import torch
 
 from attnlab.fastpath.torch._common import (
     allowed_mask,
-    check_bool,
     check_positive_int,
     check_scale,
     expand_kv_heads,

@@ -59,11 +59,12 @@ def differential_attention(
         ``(..., H, n, d_v)``. Differentiable (also in ``lam`` when it is a tensor).
     """
     q1, k1, v = check_qkv(q1, k1, v, ("q1", "k1", "v"))
-    q2, k2, _ = check_qkv(q2, k2, v, ("q2", "k2", "v"))
-    if q2.shape[-1] != q1.shape[-1]:
+    # q2's width is q1's (as in the reference): checked before k2 is compared with q2, which would blame k2
+    if torch.is_tensor(q2) and q2.ndim >= 2 and q2.shape[-1] != q1.shape[-1]:
         raise ValueError(
             f"q2: expected last axis of size {q1.shape[-1]} (d, the last axis of q1), got shape {tuple(q2.shape)}"
         )
+    q2, k2, _ = check_qkv(q2, k2, v, ("q2", "k2", "v"))
     if q2.dtype != q1.dtype or q2.device != q1.device:
         raise TypeError(
             f"q1/q2: expected one dtype and one device, got {q1.dtype} on {q1.device} and {q2.dtype} on {q2.device}"

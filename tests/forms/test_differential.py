@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from attnlab.core import SampleInput
+from attnlab.core import SampleInput, Shape
 from attnlab.fastpath.numba.backward.differential import differential_vjp
 from attnlab.fastpath.torch.differential import differential_attention as torch_differential
+from attnlab.forms.differential import sample
+from attnlab.reference.differential import differential_attention
 from attnlab.testing import check_path
 
 torch.set_num_threads(1)
@@ -91,3 +93,12 @@ def test_bad_lambda_and_lengths_name_the_argument() -> None:
         differential_vjp(np.ones((1, 2, 5, 3)), *s.args, lam=np.ones((3, 5, 1)))
     with pytest.raises(TypeError, match=r"\blam\b"):
         differential_vjp(np.ones((1, 2, 5, 3)), *s.args, lam=None)
+
+
+def test_a_zero_dimensional_lambda_array_is_the_scalar() -> None:
+    s = sample(0, Shape())
+    kwargs = {key: value for key, value in s.kwargs.items() if key != "lam"}
+    np.testing.assert_array_equal(
+        differential_attention(*s.args, lam=np.array(0.25), **kwargs),
+        differential_attention(*s.args, lam=0.25, **kwargs),
+    )
