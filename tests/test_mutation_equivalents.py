@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import difflib
 import os
-import tomllib
 from collections import defaultdict
 from pathlib import Path
 
 import libcst as cst
 import pytest
 from mutmut.mutation.file_mutation import create_mutations, deep_replace, group_by_top_level_node
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRIES = tomllib.loads((ROOT / "tests" / "mutation_equivalents.toml").read_text())["equivalent"]
