@@ -449,6 +449,11 @@ def _bad_inputs() -> list[BadInput]:
         BadInput("iterations-negative", s.args, {**kw, "iterations": -1}, ValueError, r"\biterations\b.*non-negative"),
         BadInput("iterations-float", s.args, {**kw, "iterations": 2.5}, TypeError, r"\biterations\b"),
         BadInput("tol-negative", s.args, {**kw, "tol": -1e-3}, ValueError, r"\btol\b"),
+        BadInput("tol-string", s.args, {**kw, "tol": "tight"}, TypeError, r"^tol: .*got str"),
+        BadInput("tol-bool", s.args, {**kw, "tol": True}, TypeError, r"^tol: .*got bool"),
+        BadInput(
+            "iterations-above-limit", s.args, {**kw, "iterations": 10**6 + 1}, ValueError, r"^iterations: .*at most"
+        ),
         BadInput(
             "row-marginal-zero", s.args, {**kw, "row_marginal": np.zeros(8)}, ValueError, r"\brow_marginal\b.*positive"
         ),

@@ -11,7 +11,7 @@ import torch
 
 import attnlab.reference.sinkhorn as sinkhorn_module
 from attnlab.fastpath.torch.sinkhorn import sinkhorn_attention as torch_sinkhorn
-from attnlab.reference.sinkhorn import LOGIT_SPACING, check_logit_resolution, sinkhorn_attention
+from attnlab.reference.sinkhorn import LOGIT_SPACING, MAX_ITERATIONS, check_logit_resolution, sinkhorn_attention
 from attnlab.theory import claims
 
 
@@ -96,3 +96,50 @@ def test_tolerance_stops_at_the_first_sweep_whose_column_gap_is_within_it(monkey
         return np.max(np.abs(np.exp(logits + fp[:, None] + gp[None, :]).sum(0) - np.exp(log_c)))
 
     assert gap((f, g)) <= 1e-12 < gap(sinkhorn_module.sinkhorn_potentials(logits, log_r, log_c, used - 1, 0.0))
+
+
+def _sweeps(monkeypatch, *args, **kwargs) -> tuple[np.ndarray, int]:
+    calls = []
+    counted = sinkhorn_module.column_step
+
+    def counting(*step_args):
+        calls.append(1)
+        return counted(*step_args)
+
+    monkeypatch.setattr(sinkhorn_module, "column_step", counting)
+    try:
+        return sinkhorn_attention(*args, **kwargs), len(calls)
+    finally:
+        monkeypatch.undo()
+
+
+@pytest.mark.parametrize("marginals", ["uniform", "unnormalised", "batched-unnormalised", "masked-column"])
+def test_the_tolerance_stops_early_whatever_the_marginals(monkeypatch, marginals) -> None:
+    # the stop compares column sums with the normalised column marginal, over supported columns only: given
+    # uniform or unnormalised (×7) marginals a converging call stops long before its budget; with a key no
+    # query sees the marginals cannot both be met (its mass has nowhere to go), and a loose tol (0.15, below
+    # the unseen key's share 0.2) must still stop, judging only the columns that have support
+    rng = np.random.default_rng(6)
+    q, k, v = rng.standard_normal((6, 4)), rng.standard_normal((5, 4)), rng.standard_normal((5, 2))
+    options: dict = {}
+    if marginals == "unnormalised":
+        options = {"row_marginal": 7.0 * rng.uniform(0.5, 2.0, 6), "col_marginal": 7.0 * rng.uniform(0.5, 2.0, 5)}
+    if marginals == "batched-unnormalised":  # each batch row normalised on its own (×7 and ×0.1)
+        q, k, v = (np.stack([x, 2.0 * x]) for x in (q, k, v))
+        scales = np.array([[7.0], [0.1]])
+        options = {
+            "row_marginal": scales * rng.uniform(0.5, 2.0, (2, 6)),
+            "col_marginal": scales * rng.uniform(0.5, 2.0, (2, 5)),
+        }
+    if marginals == "masked-column":
+        mask = np.ones((6, 5), dtype=bool)
+        mask[:, 2] = False
+        options = {"mask": mask}
+    tol = 0.15 if marginals == "masked-column" else 1e-12
+    out, used = _sweeps(monkeypatch, q, k, v, iterations=5000, tol=tol, **options)
+    assert used < 1000, used
+    np.testing.assert_allclose(out, sinkhorn_attention(q, k, v, iterations=used, **options), rtol=0, atol=0)
+
+
+def test_the_iteration_budget_is_inclusive() -> None:
+    assert sinkhorn_module._check_count("iterations", MAX_ITERATIONS) == MAX_ITERATIONS
