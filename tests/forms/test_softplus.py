@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from attnlab.reference.softmax import softmax_attention
-from attnlab.reference.softplus import softplus_attention
+from attnlab.reference.softplus import log_softplus, softplus_attention
 
 
 def test_rows_of_very_negative_logits_keep_their_weights() -> None:
@@ -31,3 +31,10 @@ def test_threshold_reweighting_drops_weights_below_uniform() -> None:
     np.testing.assert_allclose(sharp.sum(-1), 1.0, atol=1e-12)
     excess = np.where(below, 0.0, 9 * base - 1) ** 2
     np.testing.assert_allclose(sharp, excess / excess.sum(-1, keepdims=True), atol=1e-12)
+
+
+def test_log_softplus_is_accurate_where_e_to_the_x_underflows() -> None:
+    # log(log(1 + e^x)) = x + log(log1p(e^x)/e^x) -> x as x -> -inf: at x = -800 (e^x = 0 in float64) it is x
+    np.testing.assert_allclose(
+        log_softplus(np.array([-800.0, -40.0, 0.0])), [-800.0, -40.0, np.log(np.log(2.0))], rtol=1e-15
+    )

@@ -95,3 +95,49 @@ def test_merging_with_an_empty_side_is_the_identity() -> None:
     both, both_lse = merge_partial_attention(junk, empty, junk, empty)
     np.testing.assert_array_equal(both, np.zeros_like(junk))
     assert np.all(both_lse == -np.inf)
+
+
+_Q, _K = np.ones((1, 3, 4, 4)), np.ones((1, 3, 5, 4))
+
+
+@pytest.mark.parametrize(
+    ("q", "k", "error", "message"),
+    [
+        ("q", _K, TypeError, "q: expected a float NumPy array of shape (..., n, d), got str"),
+        (_Q, "k", TypeError, "k: expected a float NumPy array of shape (..., n, d), got str"),
+        (
+            _Q,
+            _K[..., :3],
+            ValueError,
+            "k: expected last axis of size 4 (d_k, the last axis of q), got shape (1, 3, 5, 3)",
+        ),
+        (
+            _Q,
+            _K[:, :2],
+            ValueError,
+            "k: expected a KV head count that divides the 3 query heads of q on axis -3 (GQA/MQA), got 2 heads in "
+            "shape (1, 2, 5, 4)",
+        ),
+    ],
+)
+def test_attention_weights_name_the_bad_argument(q, k, error, message) -> None:
+    with pytest.raises(error) as caught:
+        attention_weights(q, k)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("weights_only", [False, True])
+def test_a_per_head_mask_on_inputs_without_a_batch_axis(weights_only) -> None:
+    # q (H, n, d) with a mask (H, n, m): head h uses mask[h], as a call on that head alone does (H != n)
+    q, k, v = rng.standard_normal((3, 5, 4)), rng.standard_normal((3, 6, 4)), rng.standard_normal((3, 6, 2))
+    mask = rng.random((3, 5, 6)) < 0.7
+    mask[..., 0] = True
+    for h in range(3):
+        if weights_only:
+            np.testing.assert_allclose(
+                attention_weights(q, k, mask=mask)[h], attention_weights(q[h], k[h], mask=mask[h]), rtol=1e-14
+            )
+        else:
+            np.testing.assert_allclose(
+                softmax_attention(q, k, v, mask=mask)[h], softmax_attention(q[h], k[h], v[h], mask=mask[h]), rtol=1e-14
+            )
