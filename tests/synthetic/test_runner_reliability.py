@@ -70,6 +70,13 @@ def _cli_env(log: Path, configs: str, delays: dict[str, float] | None = None) ->
     return env
 
 
+def _as_from_a_terminal() -> None:
+    # A sweep started from a terminal gets Ctrl-C. When the suite itself runs as a background job (`cmd &`
+    # in a script), the shell has set SIGINT to ignored, the children inherit that and, by the Unix
+    # convention for background jobs, keep ignoring it: restore the default so the test sees a terminal's.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def spawn_cli() -> Iterator[Callable[..., subprocess.Popen[str]]]:
     """Start ``attnlab reproduce`` (fake task registered) in its own session; the session is killed at
@@ -84,6 +91,7 @@ def spawn_cli() -> Iterator[Callable[..., subprocess.Popen[str]]]:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=_as_from_a_terminal,
             **kwargs,
         )
         started.append(process)
