@@ -84,6 +84,13 @@ def spawn_cli() -> Iterator[Callable[..., subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
 
     def start(args: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.Popen[str]:
+        also = kwargs.pop("preexec_fn", None)
+
+        def preexec() -> None:
+            _as_from_a_terminal()
+            if also is not None:
+                also()
+
         process = subprocess.Popen(
             [sys.executable, "-c", HELPER_SCRIPT, *args],
             env=env,
@@ -91,7 +98,7 @@ def spawn_cli() -> Iterator[Callable[..., subprocess.Popen[str]]]:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_as_from_a_terminal,
+            preexec_fn=preexec,
             **kwargs,
         )
         started.append(process)
