@@ -69,23 +69,29 @@ def test_torch_float32_path_refuses_logits_its_dtype_cannot_resolve() -> None:
         torch_sinkhorn(*(torch.from_numpy(x).float() for x in (q, k, v)))
 
 
+def _sweeps(monkeypatch, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` and the number of Sinkhorn sweeps (column steps) it ran."""
+    calls = []
+    counted = sinkhorn_module.column_step
+
+    def counting(*step_args):
+        calls.append(1)
+        return counted(*step_args)
+
+    monkeypatch.setattr(sinkhorn_module, "column_step", counting)
+    try:
+        return fn(*args, **kwargs), len(calls)
+    finally:
+        monkeypatch.undo()
+
+
 def test_tolerance_stops_at_the_first_sweep_whose_column_gap_is_within_it(monkeypatch) -> None:
     # the loop stops after the first sweep T with max_j |Σ_i P_ij − c_j| <= tol: T is well below the budget,
     # the result is that of exactly T sweeps, and T − 1 sweeps still leave a larger gap
     rng = np.random.default_rng(5)
     logits = rng.standard_normal((6, 5)) * 2.0
     log_r, log_c = np.full(6, -np.log(6)), np.full(5, -np.log(5))
-    sweeps = []
-    counted = sinkhorn_module.column_step
-
-    def counting(*args):
-        sweeps.append(1)
-        return counted(*args)
-
-    monkeypatch.setattr(sinkhorn_module, "column_step", counting)
-    f, g = sinkhorn_module.sinkhorn_potentials(logits, log_r, log_c, 5000, 1e-12)
-    monkeypatch.undo()
-    used = len(sweeps)
+    (f, g), used = _sweeps(monkeypatch, sinkhorn_module.sinkhorn_potentials, logits, log_r, log_c, 5000, 1e-12)
     assert 1 < used < 1000, used
     exact = sinkhorn_module.sinkhorn_potentials(logits, log_r, log_c, used, 0.0)
     np.testing.assert_array_equal(f, exact[0])
@@ -96,21 +102,6 @@ def test_tolerance_stops_at_the_first_sweep_whose_column_gap_is_within_it(monkey
         return np.max(np.abs(np.exp(logits + fp[:, None] + gp[None, :]).sum(0) - np.exp(log_c)))
 
     assert gap((f, g)) <= 1e-12 < gap(sinkhorn_module.sinkhorn_potentials(logits, log_r, log_c, used - 1, 0.0))
-
-
-def _sweeps(monkeypatch, *args, **kwargs) -> tuple[np.ndarray, int]:
-    calls = []
-    counted = sinkhorn_module.column_step
-
-    def counting(*step_args):
-        calls.append(1)
-        return counted(*step_args)
-
-    monkeypatch.setattr(sinkhorn_module, "column_step", counting)
-    try:
-        return sinkhorn_attention(*args, **kwargs), len(calls)
-    finally:
-        monkeypatch.undo()
 
 
 @pytest.mark.parametrize("marginals", ["uniform", "unnormalised", "batched-unnormalised", "masked-column"])
@@ -136,7 +127,7 @@ def test_the_tolerance_stops_early_whatever_the_marginals(monkeypatch, marginals
         mask[:, 2] = False
         options = {"mask": mask}
     tol = 0.15 if marginals == "masked-column" else 1e-12
-    out, used = _sweeps(monkeypatch, q, k, v, iterations=5000, tol=tol, **options)
+    out, used = _sweeps(monkeypatch, sinkhorn_attention, q, k, v, iterations=5000, tol=tol, **options)
     assert used < 1000, used
     np.testing.assert_allclose(out, sinkhorn_attention(q, k, v, iterations=used, **options), rtol=0, atol=0)
 
