@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from attnlab.reference._core import masked_softmax
-from attnlab.reference.linear import linear_attention_chunked, linear_attention_recurrent
+from attnlab.reference.linear import check_chunked_is_causal, linear_attention_chunked, linear_attention_recurrent
 from attnlab.reference.softmax import _prepare_qk
 from attnlab.validation import (
     as_float_array,
@@ -73,12 +73,6 @@ def _check_eps(eps: Any) -> float:
     if not np.isfinite(eps) or eps < 0:
         raise ValueError(f"eps: expected a non-negative finite float, got {eps!r}")
     return float(eps)
-
-
-def check_chunked_is_causal(form: str, causal: bool) -> None:
-    """The chunked evaluation is a causal prefix scan: a non-causal call names another form (every path)."""
-    if not causal and form == "chunked":
-        raise ValueError("form: the 'chunked' evaluation is causal; a non-causal call uses 'quadratic' or 'recurrent'")
 
 
 def _linear(

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from attnlab.reference.linear import linear_attention_chunked, linear_attention_recurrent
+from attnlab.reference.linear import check_chunked_is_causal, linear_attention_chunked, linear_attention_recurrent
 from attnlab.validation import (
     InputOverflow,
     as_float_array,
@@ -126,8 +126,7 @@ def check_options(*, variant: Any, form: Any, causal: Any, eps: Any, chunk_size:
         or not (np.isfinite(eps) and eps >= 0)
     ):
         raise ValueError(f"eps: expected a non-negative finite float, got {eps!r}")
-    if form == "chunked" and not causal:
-        raise ValueError("form: the 'chunked' evaluation is causal; a non-causal call uses 'quadratic' or 'recurrent'")
+    check_chunked_is_causal(form, causal)
     check_positive_int("chunk_size", chunk_size)
     return causal, float(eps)
 

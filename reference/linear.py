@@ -43,6 +43,13 @@ def relu_feature(x: np.ndarray) -> np.ndarray:
 FEATURE_MAPS: dict[str, FeatureMap] = {"elu1": elu_plus_one, "relu": relu_feature}
 
 
+def check_chunked_is_causal(form: str, causal: bool) -> None:
+    """The chunked evaluation is a causal prefix scan: a non-causal call names another form (every path of
+    the linear-attention families that offer the chunked form)."""
+    if not causal and form == "chunked":
+        raise ValueError("form: the 'chunked' evaluation is causal; a non-causal call uses 'quadratic' or 'recurrent'")
+
+
 def resolve_feature_map(feature_map: Any) -> FeatureMap:
     if callable(feature_map):
         return feature_map
